@@ -1,0 +1,218 @@
+"""Typed, frozen configuration built from ``params.yaml``.
+
+Only this module opens ``params.yaml``. Every section is a frozen dataclass, so a stage cannot
+mutate what another stage reads, and every key is checked: an unknown or mistyped key stops the
+run with one line that names it (``params.yaml: unknown key 'data.sourc' (did you mean
+'data.source'?)``) instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "BaseConfig",
+    "ConfigError",
+    "DataConfig",
+    "EdaConfig",
+    "FacesConfig",
+    "KaggleSourceConfig",
+    "Params",
+    "SampleConfig",
+    "load_params",
+    "params_from_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A problem in ``params.yaml``; its message is one line that names the key."""
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    seed: int = 42
+    # "auto" takes CUDA when present; the CPU path is what the tests and the sample use.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """The generated offline dataset: small, deterministic, in the exact DFDC layout."""
+
+    seed: int = 2020
+    parts: int = 4
+    reals_per_part: int = 2
+    test_reals: int = 4
+    test_fakes: int = 4
+    width: int = 640
+    height: int = 360
+    # Parts whose videos are stored portrait (height > width), as some DFDC clips are.
+    portrait_parts: tuple[int, ...] = (3,)
+    frames: int = 60
+    fps: int = 30
+    crf: int = 23
+    noise_sigma: float = 2.5
+
+
+@dataclass(frozen=True)
+class KaggleSourceConfig:
+    competition: str = "deepfake-detection-challenge"
+    # Competition files to fetch; the full training set (470 GB) is not offered by the API.
+    files: tuple[str, ...] = ("train_sample_videos", "test_videos", "sample_submission.csv")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["sample", "kaggle", "local"] = "sample"
+    raw_dir: str = "data/raw"
+    # For source "local": a folder in DFDC layout (part folders, each with metadata.json).
+    local_path: str = "../shared/data/dfdc"
+    index_path: str = "data/interim/videos.parquet"
+    probe_workers: int = 2
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    kaggle: KaggleSourceConfig = field(default_factory=KaggleSourceConfig)
+
+
+@dataclass(frozen=True)
+class EdaConfig:
+    sample_frames: int = 6
+    max_grid_videos: int = 12
+
+
+@dataclass(frozen=True)
+class FacesConfig:
+    """Face extraction: frame sampling, MTCNN, tracking and crop storage."""
+
+    out_dir: str = "data/interim/faces"
+    table_path: str = "data/interim/faces.parquet"
+    status_path: str = "data/interim/faces_status.parquet"
+    # Frames sampled evenly over each video.
+    frames: int = 32
+    # MTCNN runs on every k-th sampled frame; boxes in between come from the tracks.
+    detect_every: int = 4
+    # The frame is shrunk so its longer side is at most this before detection.
+    detect_max_side: int = 640
+    min_face_size: int = 40
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
+    min_prob: float = 0.9
+    # Tracking: IoU to link a detection to a track, and how short a track may be.
+    track_iou: float = 0.3
+    max_gap: int = 2
+    min_track_fraction: float = 0.3
+    max_tracks: int = 2
+    # Fakes take the boxes of their original when it was extracted (DFDC fakes are aligned).
+    reuse_original_boxes: bool = True
+    # Crops: margin around the box on each side, as a fraction of the box size.
+    margin: float = 0.3
+    crop_size: int = 224
+    crop_format: Literal["jpg", "png"] = "jpg"
+    jpeg_quality: int = 95
+    workers: int = 2
+    # Which splits to extract in the pipeline (test faces are made on the fly at inference).
+    splits: tuple[str, ...] = ("train",)
+
+
+@dataclass(frozen=True)
+class Params:
+    base: BaseConfig = field(default_factory=BaseConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eda: EdaConfig = field(default_factory=EdaConfig)
+    faces: FacesConfig = field(default_factory=FacesConfig)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and check ``params.yaml``; raise :class:`ConfigError` with a one-line message."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return params_from_dict(raw or {}, source=str(path))
+
+
+def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    return _build(Params, raw, prefix="", source=source)
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key '{prefix.rstrip('.')}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            kwargs[name] = _coerce(hints[name], raw[name], f"{prefix}{name}", source)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, prefix=key + ".", source=source)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: key '{key}' must be one of {choices}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key, source)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: key '{key}' must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, key, source) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: key '{key}' must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(a, v, key, source) for a, v in zip(args, value, strict=True))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: key '{key}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{source}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain, YAML/JSON-safe dict of a config (tuples become lists) for saving beside outputs."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))

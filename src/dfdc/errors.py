@@ -1,0 +1,18 @@
+"""The failures a user can cause and fix; the CLI turns these into one line, not a traceback."""
+
+from __future__ import annotations
+
+from dfdc.config import ConfigError
+from dfdc.index import MetadataError
+from dfdc.notebooks import NotebookError
+from dfdc.sources import CredentialsError
+from dfdc.video import VideoError
+
+EXPECTED: tuple[type[Exception], ...] = (
+    ConfigError,
+    CredentialsError,
+    FileNotFoundError,
+    MetadataError,
+    NotebookError,
+    VideoError,
+)

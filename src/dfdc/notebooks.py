@@ -1,0 +1,66 @@
+"""Run a jupytext ``.py`` notebook with papermill and keep the executed ``.ipynb`` and HTML.
+
+Stages call this instead of ``papermill`` on the command line so that a failing cell becomes one
+line naming the notebook, the cell and the error, and so tests can run every notebook.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NotebookError", "run_notebook"]
+
+
+class NotebookError(RuntimeError):
+    """A notebook cell raised; the message is one line."""
+
+
+def run_notebook(
+    src: str | Path,
+    dst: str | Path,
+    parameters: dict[str, Any] | None = None,
+    cwd: str | Path | None = None,
+    html: bool = True,
+) -> Path:
+    """Execute ``src`` (jupytext percent ``.py`` or ``.ipynb``) into ``dst`` (``.ipynb``)."""
+    import jupytext
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    with tempfile.TemporaryDirectory() as tmp:
+        src_nb = Path(tmp) / (src.stem + ".ipynb")
+        out_nb = Path(tmp) / ("out-" + src.stem + ".ipynb")
+        nbformat.write(nb, src_nb)
+        try:
+            pm.execute_notebook(
+                str(src_nb),
+                str(out_nb),
+                parameters=parameters or {},
+                kernel_name="python3",
+                cwd=str(cwd) if cwd else None,
+                progress_bar=False,
+                log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            # Keep the failed notebook: it shows where it broke.
+            out_nb.replace(dst)
+            raise NotebookError(
+                f"{src}: cell {exc.exec_count} raised {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
+                f" (executed notebook: {dst})"
+            ) from None
+        out_nb.replace(dst)
+    if html:
+        body, _ = HTMLExporter().from_filename(str(dst))
+        dst.with_suffix(".html").write_text(body)
+    log.info("executed %s -> %s", src, dst)
+    return dst

@@ -1,0 +1,119 @@
+"""Where the raw videos come from: the generated sample, Kaggle, or a local DFDC folder.
+
+Each source ends in the same layout, so every later stage reads one thing:
+``<raw>/train/<part>/`` with ``metadata.json``, ``<raw>/test_videos/`` and
+``<raw>/sample_submission.csv``. A ``local`` source is read in place (the full training set is
+470 GB); only a small ``SOURCE.json`` under ``<raw>`` records which folder was used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dfdc.config import DataConfig, to_dict
+from dfdc.io import write_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CredentialsError", "RawLayout", "kaggle_credentials", "prepare_raw"]
+
+
+class CredentialsError(RuntimeError):
+    """No Kaggle credentials; the message says how to set them."""
+
+
+@dataclass(frozen=True)
+class RawLayout:
+    train_root: Path | None
+    test_dir: Path | None
+    sample_submission: Path | None
+
+
+def kaggle_credentials() -> str:
+    """Where the Kaggle credentials come from (never their value); raise if there are none."""
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN"
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME/KAGGLE_KEY"
+    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
+    for name in ("kaggle.json", "access_token"):
+        path = config_dir / name
+        if path.exists():
+            if path.stat().st_mode & 0o077:
+                log.warning("%s is readable by other users; run: chmod 600 %s", path, path)
+            return str(path)
+    raise CredentialsError(
+        "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or save "
+        f"kaggle.json from kaggle.com/settings to {config_dir}/kaggle.json (chmod 600)"
+    )
+
+
+def _layout(raw_dir: Path) -> RawLayout:
+    test_dir = raw_dir / "test_videos"
+    sub = raw_dir / "sample_submission.csv"
+    return RawLayout(raw_dir / "train", test_dir if test_dir.is_dir() else None, sub if sub.exists() else None)
+
+
+def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
+    kaggle_credentials()
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    api = KaggleApi()
+    api.authenticate()
+    tmp = raw_dir.with_name(raw_dir.name + ".download")
+    tmp.mkdir(parents=True, exist_ok=True)
+    api.competition_download_files(cfg.kaggle.competition, path=str(tmp), quiet=False)
+    archive = tmp / f"{cfg.kaggle.competition}.zip"
+    if not archive.exists():
+        raise FileNotFoundError(f"{archive}: the Kaggle download did not produce the archive")
+    staged = tmp / "unzipped"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(staged)
+    out = raw_dir.with_name(raw_dir.name + ".partial")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "train").mkdir(parents=True)
+    for item in sorted(staged.iterdir()):
+        if item.name not in cfg.kaggle.files:
+            continue
+        if item.name == "test_videos" or item.is_file():
+            item.rename(out / item.name)
+        else:  # a training folder such as train_sample_videos
+            item.rename(out / "train" / item.name)
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)
+    out.rename(raw_dir)
+    shutil.rmtree(tmp)
+
+
+def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
+    """Materialise the configured source under ``cfg.raw_dir`` and say where its parts are."""
+    raw_dir = Path(cfg.raw_dir)
+    if cfg.source == "sample":
+        from dfdc.sample import build_sample
+
+        build_sample(cfg.sample, raw_dir, workers=sample_workers)
+        write_json({"source": "sample", "sample": to_dict(cfg.sample)}, raw_dir / "SOURCE.json")
+        return _layout(raw_dir)
+    if cfg.source == "kaggle":
+        _download_kaggle(cfg, raw_dir)
+        write_json({"source": "kaggle", "competition": cfg.kaggle.competition}, raw_dir / "SOURCE.json")
+        return _layout(raw_dir)
+    local = Path(cfg.local_path).expanduser()
+    if not local.exists():
+        raise FileNotFoundError(f"{local}: data.local_path does not exist")
+    if raw_dir.exists():
+        shutil.rmtree(raw_dir)
+    raw_dir.mkdir(parents=True)
+    (raw_dir / "SOURCE.json").write_text(
+        json.dumps({"source": "local", "local_path": str(local.resolve())}, indent=1) + "\n"
+    )
+    test_dirs = [p for p in local.rglob("test_videos") if p.is_dir()] if local.is_dir() else []
+    subs = list(local.rglob("sample_submission.csv")) if local.is_dir() else []
+    return RawLayout(local, test_dirs[0] if test_dirs else None, subs[0] if subs else None)

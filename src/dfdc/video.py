@@ -1,0 +1,256 @@
+"""Video probing and frame reading with PyAV.
+
+DFDC clips are long-GOP H.264: seeking to a frame decodes from the previous keyframe, which
+costs hundreds of milliseconds a frame. Frames are therefore always read by decoding forward
+once, converting only the frames that are wanted (conversion, not decoding, is the part that
+can be skipped). Decoding uses FFmpeg's frame threads, which is where most of the time goes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Frame",
+    "VideoError",
+    "VideoInfo",
+    "even_indices",
+    "iter_frames",
+    "probe",
+    "read_frames",
+]
+
+
+class VideoError(RuntimeError):
+    """A video that cannot be opened or decoded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int | None = None
+    height: int | None = None
+    # Degrees the stored picture must be turned counter-clockwise to display upright.
+    rotation: int = 0
+    fps: float | None = None
+    frame_count: int | None = None
+    duration: float | None = None
+    codec: str | None = None
+    has_audio: bool = False
+    bytes: int = 0
+    readable: bool = False
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Frame:
+    index: int
+    # RGB, uint8, upright (rotation applied).
+    image: np.ndarray
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(f"{path}: not a readable video ({_short(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream")
+    return container
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # FFmpeg messages end with the file name; the caller already names the file.
+    return text.split(": '")[0][:160]
+
+
+def _rotation(stream: av.video.stream.VideoStream, first: av.VideoFrame | None) -> int:
+    """Display rotation in degrees, counter-clockwise, normalised to 0/90/180/270."""
+    angle = 0.0
+    if first is not None:
+        angle = float(getattr(first, "rotation", 0) or 0)
+    if not angle:
+        tag = stream.metadata.get("rotate")
+        if tag:
+            # The legacy tag is clockwise.
+            angle = -float(tag)
+    return int(round(angle / 90.0)) * 90 % 360
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Container properties plus whether the first frame decodes; never raises for bad files."""
+    path = Path(path)
+    size = path.stat().st_size if path.exists() else 0
+    try:
+        container = _open(path)
+    except VideoError as exc:
+        return VideoInfo(bytes=size, readable=False, reason=str(exc).split(": ", 1)[1])
+    with container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else None
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        frame_count = stream.frames or (round(duration * fps) if duration and fps else None)
+        first = None
+        reason = None
+        try:
+            first = next(container.decode(stream), None)
+            if first is None:
+                reason = "no decodable frame"
+        except (av.error.FFmpegError, ValueError) as exc:
+            reason = f"decode failed ({_short(exc)})"
+        rotation = _rotation(stream, first)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            width=width or None,
+            height=height or None,
+            rotation=rotation,
+            fps=fps,
+            frame_count=frame_count,
+            duration=duration,
+            codec=stream.codec_context.name,
+            has_audio=bool(container.streams.audio),
+            bytes=size,
+            readable=reason is None,
+            reason=reason,
+        )
+
+
+def even_indices(frame_count: int, n: int) -> np.ndarray:
+    """``n`` frame indices spread evenly over the video, first and last frame included."""
+    if frame_count <= 0 or n <= 0:
+        return np.zeros(0, dtype=int)
+    if n >= frame_count:
+        return np.arange(frame_count)
+    return np.unique(np.linspace(0, frame_count - 1, n).round().astype(int))
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+
+
+def iter_frames(
+    path: str | Path,
+    indices: Sequence[int] | None = None,
+    threads: bool = True,
+) -> Iterator[Frame]:
+    """Decode forward once and yield the wanted frames (all of them when ``indices`` is None).
+
+    A video that ends early yields what it had; a video that cannot be opened, or breaks
+    before the first wanted frame, raises :class:`VideoError`.
+    """
+    path = Path(path)
+    container = _open(path)
+    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    last = wanted[-1] if wanted else None
+    yielded = 0
+    with container:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        rotation = None
+        pos = set(wanted) if wanted is not None else None
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                if rotation is None:
+                    rotation = _rotation(stream, frame)
+                if pos is None or i in pos:
+                    image = _upright(frame.to_ndarray(format="rgb24"), rotation)
+                    yielded += 1
+                    yield Frame(i, image)
+                if last is not None and i >= last:
+                    break
+        except (av.error.FFmpegError, ValueError) as exc:
+            if yielded == 0:
+                raise VideoError(f"{path}: decode failed ({_short(exc)})") from None
+            log.warning("%s: decoding stopped early after %d frames (%s)", path, yielded, exc)
+
+
+def frame_count(path: str | Path) -> int:
+    """Frames in the video: the header's count, else the number of video packets."""
+    container = _open(Path(path))
+    with container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        return sum(1 for p in container.demux(stream) if p.size)
+
+
+def read_frames(path: str | Path, n: int) -> list[Frame]:
+    """``n`` frames evenly spaced over the video, decoded forward."""
+    return list(iter_frames(path, even_indices(frame_count(path), n)))
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterator[np.ndarray],
+    fps: int = 30,
+    crf: int = 23,
+    audio_seconds: float | None = None,
+) -> None:
+    """Encode RGB frames as H.264 (yuv420p) in MP4, as DFDC clips are; optionally a quiet AAC
+    track, since DFDC clips carry audio. Single-threaded x264, so the bytes are reproducible."""
+    path = Path(path)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"{path}: no frames to write")
+    container = av.open(str(path), mode="w", format="mp4")
+    try:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = first.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        audio = _add_audio(container) if audio_seconds else None
+        for image in itertools.chain([first], frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+        if audio is not None:
+            _write_tone(container, audio, audio_seconds)
+    finally:
+        container.close()
+
+
+def _add_audio(container: av.container.OutputContainer, rate: int = 16000) -> av.audio.stream.AudioStream:
+    audio = container.add_stream("aac", rate=rate)
+    audio.layout = "mono"
+    return audio
+
+
+def _write_tone(container: av.container.OutputContainer, audio: av.audio.stream.AudioStream, seconds: float) -> None:
+    rate = audio.codec_context.sample_rate
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    step = audio.codec_context.frame_size or 1024
+    for start in range(0, len(samples), step):
+        frame = av.AudioFrame.from_ndarray(samples[None, start : start + step], format="flt", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        container.mux(audio.encode(frame))
+    container.mux(audio.encode())
