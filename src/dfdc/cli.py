@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
     p.set_defaults(func=_cmd_notebook)
 
+    from dfdc.faces.cli import add_faces_command
+
+    add_faces_command(sub)
     return parser
 
 

@@ -100,9 +100,11 @@ class FacesConfig:
     detect_every: int = 4
     # The frame is shrunk so its longer side is at most this before detection.
     detect_max_side: int = 640
-    min_face_size: int = 40
+    min_face_size: int = 90
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
     min_prob: float = 0.9
+    # Detection copies darker than this mean level are brightened (gamma) before MTCNN.
+    dark_level: float = 60.0
     # Tracking: IoU to link a detection to a track, and how short a track may be.
     track_iou: float = 0.3
     max_gap: int = 2

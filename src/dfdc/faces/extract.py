@@ -1,0 +1,260 @@
+"""The face extraction stage: one video -> tracked face crops, and the batch job over the index.
+
+The per-video function is the one inference path too: ``dfdc predict`` and the kernel call
+:func:`extract_video` with the same params, so training and test crops cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dfdc.config import FacesConfig, to_dict
+from dfdc.faces.detect import Detection, Detector
+from dfdc.faces.frames import crop_square, decode_sampled
+from dfdc.faces.store import VideoFaces, encode_crop, load_video_faces, read_params_hash, save_video_faces
+from dfdc.faces.track import build_tracks
+from dfdc.io import write_parquet
+from dfdc.video import VideoError, even_indices, frame_count
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FaceJob", "extract_video", "faces_params_hash", "run_faces", "video_faces_path"]
+
+# Keys that change what is stored for a video; workers and paths do not.
+_HASH_EXCLUDE = {"out_dir", "table_path", "status_path", "workers", "splits"}
+
+
+def faces_params_hash(cfg: FacesConfig) -> str:
+    d = {k: v for k, v in to_dict(cfg).items() if k not in _HASH_EXCLUDE}
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class FaceJob:
+    video: str
+    path: str
+    out: str
+    original_out: str | None = None  # the original's file, when its boxes may be reused
+
+
+def _detect_positions(n: int, every: int) -> list[int]:
+    pos = list(range(0, n, max(1, every)))
+    if n and pos[-1] != n - 1:
+        pos.append(n - 1)  # the last frame too, so tracks end on a detection, not a guess
+    return pos
+
+
+def extract_video(
+    path: str | Path,
+    cfg: FacesConfig,
+    detector: Detector | None,
+    reuse: VideoFaces | None = None,
+    threads: int = 0,
+) -> VideoFaces:
+    """Sample, detect, track and crop one video. Never raises for a bad video: the returned
+    status says what happened (``ok``, ``no_face``, ``unreadable``)."""
+    path = Path(path)
+    t0 = time.perf_counter()
+    name = path.name
+    status: dict = {"status": "ok", "reason": None, "frames_tried": 0, "reused_original": False}
+    empty = VideoFaces(
+        name, status, np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32), [],
+        faces_params_hash(cfg),
+    )  # fmt: skip
+    try:
+        n_frames = frame_count(path)
+        if reuse is not None and len(reuse.frame):
+            indices = np.unique(reuse.frame)
+            indices = indices[indices < n_frames]
+        else:
+            reuse = None
+            indices = even_indices(n_frames, cfg.frames)
+        det_pos = [] if reuse is not None else _detect_positions(len(indices), cfg.detect_every)
+        frames = decode_sampled(path, indices, {int(indices[p]) for p in det_pos}, cfg.detect_max_side, threads)
+    except VideoError as exc:
+        status.update(status="unreadable", reason=str(exc).split(": ", 1)[-1])
+        status["seconds"] = time.perf_counter() - t0
+        return empty
+    status["frames_tried"] = len(frames)
+    by_index = {f.index: f for f in frames}
+    rows: list[tuple[int, int, np.ndarray, float, bool, np.ndarray]] = []
+    if reuse is not None:
+        status["reused_original"] = True
+        for i in range(len(reuse.frame)):
+            if int(reuse.frame[i]) in by_index:
+                rows.append((int(reuse.frame[i]), int(reuse.track[i]), reuse.box[i], float(reuse.prob[i]),
+                             bool(reuse.detected[i]), reuse.landmarks[i]))  # fmt: skip
+    else:
+        assert detector is not None
+        det_frames = [frames[p] for p in det_pos if p < len(frames)]
+        found = detector.detect([f.small for f in det_frames], [(f.width, f.height) for f in det_frames])
+        pos_of = {f.index: p for p, f in enumerate(frames)}
+        detections: dict[int, list[Detection]] = {pos_of[f.index]: d for f, d in zip(det_frames, found, strict=True)}
+        tracks = build_tracks(
+            detections,
+            n_positions=len(frames),
+            iou_threshold=cfg.track_iou,
+            max_gap=cfg.max_gap,
+            min_fraction=cfg.min_track_fraction,
+            max_tracks=cfg.max_tracks,
+            carry=max(0, cfg.detect_every - 1),
+        )
+        for tid, track in enumerate(tracks):
+            for pos, tb in sorted(track.boxes.items()):
+                rows.append((frames[pos].index, tid, tb.box, tb.prob, tb.detected, tb.landmarks))
+    if not rows:
+        status.update(status="no_face", reason="no face track found")
+        status["seconds"] = time.perf_counter() - t0
+        return empty
+    rows.sort(key=lambda r: (r[1], r[0]))
+    crops = []
+    for frame_idx, _, box, _, _, _ in rows:
+        f = by_index[frame_idx]
+        square = crop_square(box, cfg.margin, f.width, f.height)
+        crops.append(encode_crop(f.crop(square, cfg.crop_size), cfg.crop_format, cfg.jpeg_quality))
+    status["frames_with_face"] = len({r[0] for r in rows})
+    status["tracks"] = len({r[1] for r in rows})
+    status["seconds"] = time.perf_counter() - t0
+    return VideoFaces(
+        video=name,
+        status=status,
+        frame=np.array([r[0] for r in rows], np.int32),
+        track=np.array([r[1] for r in rows], np.int16),
+        box=np.stack([np.asarray(r[2], np.float32) for r in rows]),
+        prob=np.array([r[3] for r in rows], np.float32),
+        detected=np.array([r[4] for r in rows], bool),
+        landmarks=np.stack([np.asarray(r[5], np.float32) for r in rows]),
+        crops=crops,
+        params_hash=faces_params_hash(cfg),
+    )
+
+
+def video_faces_path(out_dir: str | Path, part: str, video: str) -> Path:
+    return Path(out_dir) / part / (Path(video).stem + ".npz")
+
+
+# --- the batch job -------------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(cfg: FacesConfig, device: str, torch_threads: int) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(1)
+    _worker["cfg"] = cfg
+    _worker["detector"] = Detector(cfg, device)
+    _worker["threads"] = torch_threads
+
+
+def _run_job(job: FaceJob) -> dict:
+    cfg: FacesConfig = _worker["cfg"]
+    reuse = None
+    if job.original_out and Path(job.original_out).exists():
+        original = load_video_faces(job.original_out, crops=False)
+        if original.status.get("status") == "ok":
+            reuse = original
+    try:
+        vf = extract_video(job.path, cfg, _worker["detector"], reuse=reuse, threads=_worker["threads"])
+    except Exception as exc:  # one broken video must never end a 120k-video run
+        log.exception("%s: extraction failed", job.path)
+        status = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:300], "frames_tried": 0}
+        return {"video": job.video, **status}
+    save_video_faces(vf, job.out)
+    return {"video": job.video, **vf.status}
+
+
+def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], list[FaceJob]]:
+    """Jobs for the configured splits: first the videos to detect on, then the fakes whose
+    original is in the set (they reuse its boxes once it is done)."""
+    rows = index[index["split"].isin(cfg.splits)]
+    out_of = {r.name: str(video_faces_path(cfg.out_dir, r.part, r.name)) for r in rows.itertuples()}
+    first, second = [], []
+    for r in rows.itertuples():
+        orig = r.original if isinstance(r.original, str) else None
+        if cfg.reuse_original_boxes and orig in out_of:
+            second.append(FaceJob(r.name, r.path, out_of[r.name], out_of[orig]))
+        else:
+            first.append(FaceJob(r.name, r.path, out_of[r.name]))
+    return first, second
+
+
+def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu") -> pd.DataFrame:
+    """Extract every video not already done with the same params; write the table and status.
+
+    Resumable: a finished video is a complete ``.npz`` with the current params hash, so a
+    rerun (after an interruption, or with more videos) does only what is missing.
+    """
+    first, second = plan_jobs(index, cfg)
+    want = faces_params_hash(cfg)
+    todo = [[j for j in jobs if read_params_hash(j.out) != want] for jobs in (first, second)]
+    done_before = len(first) + len(second) - sum(len(t) for t in todo)
+    if done_before:
+        log.info("faces: %d videos already extracted with these params; skipping them", done_before)
+    workers = max(1, cfg.workers)
+    torch_threads = max(1, (os.cpu_count() or 1) // workers)
+    results: list[dict] = []
+    total = sum(len(t) for t in todo)
+    with tqdm(total=total, desc="faces", unit="video") as bar:
+        if workers == 1:
+            _init_worker(cfg, device, torch_threads)
+            for jobs in todo:
+                for job in jobs:
+                    results.append(_run_job(job))
+                    bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(cfg, device, torch_threads)) as pool:  # fmt: skip
+                for jobs in todo:
+                    for res in pool.map(_run_job, jobs, chunksize=1):
+                        results.append(res)
+                        bar.update()
+    return collect(index, cfg, fresh=results)
+
+
+def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -> pd.DataFrame:
+    """Gather every video's file into ``faces.parquet`` and ``faces_status.parquet``."""
+    fresh_by_video = {r["video"]: r for r in fresh}
+    rows = index[index["split"].isin(cfg.splits)]
+    tables, statuses = [], []
+    for r in rows.itertuples():
+        path = video_faces_path(cfg.out_dir, r.part, r.name)
+        if r.name in fresh_by_video and fresh_by_video[r.name].get("status") == "error":
+            statuses.append({**fresh_by_video[r.name], "part": r.part})
+            continue
+        if not path.exists():
+            statuses.append({"video": r.name, "part": r.part, "status": "missing", "reason": "not extracted"})
+            continue
+        vf = load_video_faces(path, crops=False)
+        t = vf.rows()
+        t.insert(1, "part", r.part)
+        t["file"] = str(path)
+        tables.append(t)
+        statuses.append({"video": r.name, "part": r.part, **vf.status})
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    status = pd.DataFrame(statuses)
+    write_parquet(table, cfg.table_path)
+    write_parquet(status, cfg.status_path)
+    counts = status["status"].value_counts().to_dict() if len(status) else {}
+    bad = {k: v for k, v in counts.items() if k != "ok"}
+    if bad:
+        log.warning("faces: %d of %d videos without crops: %s", sum(bad.values()), len(status), bad)
+    log.info("faces: %d crops from %d videos -> %s", len(table), len(status), cfg.table_path)
+    return table
