@@ -92,7 +92,7 @@ def self_blend(clean: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
     z = np.float32([[zoom, 0, (1 - zoom) * centre[0]], [0, zoom, (1 - zoom) * centre[1]]])
     m = (np.vstack([z, [0, 0, 1]]) @ np.vstack([m, [0, 0, 1]]))[:2]
     copy = cv2.warpAffine(clean, m, (w, h), flags=cv2.INTER_LINEAR)
-    gain = 1 + rng.normal(0, 0.04, size=3) * strength + np.array([0.05, -0.02, -0.04])
+    gain = 1 + rng.normal(0, 0.02, size=3) * strength + np.array([0.05, -0.02, -0.04])
     copy = copy * gain.astype(np.float32) + rng.normal(0, 3) * strength
     # Lose a little detail, as generated faces do.
     copy = cv2.GaussianBlur(copy, (0, 0), 0.8)

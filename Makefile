@@ -1,0 +1,39 @@
+# make repro | make test | make lab  (see README.md)
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+# Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
+export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
+
+.PHONY: install repro test lab lint bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name dfdc --display-name "Python (dfdc)" >/dev/null
+	@touch $(STAMP)
+
+repro: install
+	dvc repro
+
+test: install
+	python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	ruff check src tests benchmarks notebooks
+	ruff format --check src tests benchmarks notebooks
+
+lab: install
+	jupyter lab
+
+bench: install
+	python benchmarks/faces.py
+
+clean-venv:
+	rm -rf $(VENV)

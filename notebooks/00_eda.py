@@ -1,0 +1,71 @@
+# %% [markdown]
+# # 00 · Exploratory data analysis
+# What the video index says about the data: labels per part, fakes per original, probed
+# properties, sample frames, where a fake differs from its original, and what is broken.
+
+# %% tags=["parameters"]
+params_path = "params.yaml"
+index_path = ""  # empty: the index the data stage wrote (params.yaml: data.index_path)
+smoke = False
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from dfdc import eda
+from dfdc.config import load_params
+
+params = load_params(params_path)
+index = eda.load_index(index_path or params.data.index_path)
+n_frames = 3 if smoke else params.eda.sample_frames
+max_videos = 4 if smoke else params.eda.max_grid_videos
+print(f"{len(index)} videos, {int(index['readable'].sum())} readable")
+index.groupby(["split", "label"], dropna=False)["name"].count().to_frame("videos")
+
+# %% [markdown]
+# ## Labels per part
+
+# %%
+display(eda.label_balance(index))
+eda.plot_label_balance(index);
+
+# %% [markdown]
+# ## Fakes per original
+
+# %%
+fpo = eda.fakes_per_original(index)
+display(fpo.head(20))
+print(f"{len(fpo)} originals; {int(fpo['original_present'].sum())} of them present as files")
+
+# %% [markdown]
+# ## Probed properties
+
+# %%
+display(index[eda.PROPERTIES + ["codec", "has_audio", "rotation"]].describe(include="all").T)
+eda.plot_properties(index);
+
+# %% [markdown]
+# ## Sample frames
+
+# %%
+fig = eda.plot_frame_grid(index, n_frames=n_frames, max_videos=max_videos, seed=params.base.seed)
+if fig is None:
+    print("no readable video to show")
+
+# %% [markdown]
+# ## Fake versus original
+# DFDC fakes are pixel-aligned with their original, so the difference shows the edited region.
+
+# %%
+fig = eda.plot_difference(index, max_pairs=1 if smoke else 3)
+if fig is None:
+    print("no fake whose original is present")
+
+# %% [markdown]
+# ## Unreadable or missing files
+
+# %%
+bad = eda.problems(index)
+print(f"{len(bad)} unreadable or missing")
+display(bad.head(50))

@@ -1,0 +1,66 @@
+# %% [markdown]
+# # 10 · Face extraction
+# Sampled frames -> MTCNN on every k-th frame -> IoU tracks -> square crops with a margin, one
+# `.npz` per video. Fakes reuse their original's boxes. Reruns skip finished videos.
+
+# %% tags=["parameters"]
+params_path = "params.yaml"
+smoke = False
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from dfdc.config import load_params
+from dfdc.faces import plots
+from dfdc.faces.cli import faces_stage
+
+params = load_params(params_path)
+cfg = params.faces
+
+# %% [markdown]
+# ## Run
+
+# %%
+table = faces_stage(params_path)
+status = pd.read_parquet(cfg.status_path)
+print(f"{len(table)} crops from {len(status)} videos")
+status["status"].value_counts().to_frame("videos")
+
+# %% [markdown]
+# ## Detection rate per video
+
+# %%
+summary = plots.detection_summary(status, cfg.frames)
+plots.plot_detection_rate(summary);
+
+# %% [markdown]
+# ## Videos with no track, or with several
+
+# %%
+display(summary[summary["status"] != "ok"])
+display(summary[summary.get("tracks", 0).fillna(0) > 1])
+
+# %% [markdown]
+# ## Crops
+
+# %%
+fig = plots.plot_crop_grid(table, n_videos=4 if smoke else 8)
+if fig is None:
+    print("no crops")
+
+# %% [markdown]
+# ## Boxes and landmarks on frames
+
+# %%
+index = pd.read_parquet(params.data.index_path).set_index("name")
+shown = table["video"].drop_duplicates().head(1 if smoke else 3)
+for video in shown:
+    plots.plot_boxes_on_frames(table, index.loc[video, "path"], video)
+
+# %% [markdown]
+# ## Time per video
+
+# %%
+plots.plot_seconds(summary);
+summary["seconds"].describe().to_frame()
