@@ -51,34 +51,63 @@ class Detector:
             device=self.device,
         )
 
-    def detect(self, images: list[np.ndarray], full_sizes: list[tuple[int, int]]) -> list[list[Detection]]:
-        """Detect on small RGB images; boxes come back in each frame's full-size pixels."""
+    def _run(self, images: list[np.ndarray], min_face: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """MTCNN on same-sized RGB images in one batch: (boxes, probs, landmarks) per image,
+        in the images' own pixels, filtered by ``min_prob``."""
         if not images:
             return []
+        self.mtcnn.min_face_size = min_face
         images = [_brighten(im, self.cfg.dark_level) for im in images]
-        # MTCNN's min_face_size is in the pixels it sees; the param is in source pixels.
-        scale = images[0].shape[1] / full_sizes[0][0]
-        self.mtcnn.min_face_size = max(12, int(round(self.cfg.min_face_size * scale)))
-        same = all(im.shape == images[0].shape for im in images)
-        if same:
-            batches = [np.stack(images)]
-        else:  # pragma: no cover - frames of one video share a size
-            batches = [im[None] for im in images]
-        results: list[list[Detection]] = []
-        for batch in batches:
-            boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
-            for b, p, lm, im, (fw, fh) in zip(boxes, probs, points, batch, full_sizes, strict=False):
-                s = fw / im.shape[1]
-                found = []
-                if b is not None:
-                    b = np.asarray(b, dtype=np.float32) * s
-                    p = np.asarray(p, dtype=np.float32)
-                    lm = np.asarray(lm, dtype=np.float32) * s
-                    for k in range(len(b)):
-                        if p[k] >= self.cfg.min_prob:
-                            box = b[k].copy()
-                            box[[0, 2]] = box[[0, 2]].clip(0, fw)
-                            box[[1, 3]] = box[[1, 3]].clip(0, fh)
-                            found.append(Detection(box, float(p[k]), lm[k]))
-                results.append(found)
+        if all(im.shape == images[0].shape for im in images):
+            groups = [list(range(len(images)))]
+        else:
+            groups = [[i] for i in range(len(images))]
+        out: list = [None] * len(images)
+        for group in groups:
+            boxes, probs, points = self.mtcnn.detect(np.stack([images[i] for i in group]), landmarks=True)
+            for i, b, p, lm in zip(group, boxes, probs, points, strict=True):
+                if b is None:
+                    out[i] = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+                    continue
+                b, p, lm = (np.asarray(x, dtype=np.float32) for x in (b, p, lm))
+                keep = p >= self.cfg.min_prob
+                out[i] = (b[keep], p[keep], lm[keep])
+        return out
+
+    def detect(self, images: list[np.ndarray], full_sizes: list[tuple[int, int]]) -> list[list[Detection]]:
+        """Detect on shrunken whole frames; boxes come back in full-size pixels."""
+        results = []
+        for (b, p, lm), im, (fw, fh) in zip(self._run(images, self.cfg.min_face_size), images, full_sizes, strict=True):
+            s = fw / im.shape[1]
+            found = []
+            for k in range(len(b)):
+                box = b[k] * s
+                box[[0, 2]] = box[[0, 2]].clip(0, fw)
+                box[[1, 3]] = box[[1, 3]].clip(0, fh)
+                found.append(Detection(box, float(p[k]), lm[k] * s))
+            results.append(found)
         return results
+
+    def refine(self, crops: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """MTCNN's last network (O-Net) on 48x48 crops of square boxes near a face.
+
+        This is the tracker between whole-frame detections: given where a face should be, O-Net
+        says whether it is there (probability), where exactly (box regression) and its 5
+        landmarks, for about a millisecond a crop. Returns (probs, boxes, landmarks) in the
+        crops' frame pixels.
+        """
+        import torch
+
+        if len(crops) == 0:
+            return np.zeros(0, np.float32), np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+        x = ((x - 127.5) * 0.0078125).to(self.device)
+        with torch.inference_mode():
+            reg, points, prob = self.mtcnn.onet(x)
+        reg, points, prob = reg.cpu().numpy(), points.cpu().numpy(), prob.cpu().numpy()
+        sq = squares.astype(np.float32)
+        w = (sq[:, 2] - sq[:, 0])[:, None]
+        h = (sq[:, 3] - sq[:, 1])[:, None]
+        boxes = sq + reg * np.concatenate([w, h, w, h], axis=1)
+        lm = np.stack([w * points[:, :5] + sq[:, :1], h * points[:, 5:] + sq[:, 1:2]], axis=2)
+        return prob[:, 1].astype(np.float32), boxes.astype(np.float32), lm.astype(np.float32)

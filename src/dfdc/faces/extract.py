@@ -23,9 +23,9 @@ from tqdm.auto import tqdm
 
 from dfdc.config import FacesConfig, to_dict
 from dfdc.faces.detect import Detection, Detector
-from dfdc.faces.frames import crop_square, decode_sampled
+from dfdc.faces.frames import SampledFrame, crop_square, decode_sampled
 from dfdc.faces.store import VideoFaces, encode_crop, load_video_faces, read_params_hash, save_video_faces
-from dfdc.faces.track import build_tracks
+from dfdc.faces.track import Track, TrackBox, build_tracks, iou
 from dfdc.io import write_parquet
 from dfdc.video import VideoError, even_indices, frame_count
 
@@ -113,6 +113,7 @@ def extract_video(
             max_tracks=cfg.max_tracks,
             carry=max(0, cfg.detect_every - 1),
         )
+        _refine_between(tracks, frames, detector, cfg)
         for tid, track in enumerate(tracks):
             for pos, tb in sorted(track.boxes.items()):
                 rows.append((frames[pos].index, tid, tb.box, tb.prob, tb.detected, tb.landmarks))
@@ -141,6 +142,38 @@ def extract_video(
         crops=crops,
         params_hash=faces_params_hash(cfg),
     )
+
+
+def _rerec(box: np.ndarray) -> np.ndarray:
+    """The square with the same centre and the longer side (MTCNN's own squaring)."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+
+
+def _refine_between(tracks: list[Track], frames: list[SampledFrame], detector: Detector, cfg: FacesConfig) -> None:
+    """Turn interpolated or carried boxes into detections with O-Net, batched per video.
+
+    A box O-Net rejects keeps its interpolated position (marked not detected), so a brief
+    occlusion does not break the track.
+    """
+    todo = [(t, pos) for t in tracks for pos, tb in t.boxes.items() if not tb.detected]
+    if not todo or cfg.refine_steps <= 0:
+        return
+    boxes = np.stack([t.boxes[pos].box for t, pos in todo]).astype(np.float32)
+    for _ in range(cfg.refine_steps):
+        squares = []
+        for (_, pos), box in zip(todo, boxes, strict=True):
+            f = frames[pos]
+            squares.append(crop_square(_rerec(box), 0.0, f.width, f.height))
+        squares = np.stack(squares)
+        crops = np.stack([frames[pos].crop(sq, 48) for (_, pos), sq in zip(todo, squares, strict=True)])
+        probs, boxes, landmarks = detector.refine(crops, squares)
+    for (t, pos), p, box, lm in zip(todo, probs, boxes, landmarks, strict=True):
+        # O-Net only sees its crop, so it cannot jump to another face; the overlap check only
+        # guards against a box that drifted off into the background.
+        if p >= cfg.min_prob and iou(box, t.boxes[pos].box) > 0.1:
+            t.boxes[pos] = TrackBox(box, lm, float(p), True)
 
 
 def video_faces_path(out_dir: str | Path, part: str, video: str) -> Path:
@@ -195,7 +228,12 @@ def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], lis
     return first, second
 
 
-def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu") -> pd.DataFrame:
+def _ready(_: int) -> bool:
+    time.sleep(0.2)  # long enough that every worker takes one, so all of them start
+    return "detector" in _worker
+
+
+def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu", timing: dict | None = None) -> pd.DataFrame:
     """Extract every video not already done with the same params; write the table and status.
 
     Resumable: a finished video is a complete ``.npz`` with the current params hash, so a
@@ -211,9 +249,13 @@ def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu") -> pd.
     torch_threads = max(1, (os.cpu_count() or 1) // workers)
     results: list[dict] = []
     total = sum(len(t) for t in todo)
+    timing = {} if timing is None else timing
+    t0 = time.perf_counter()
     with tqdm(total=total, desc="faces", unit="video") as bar:
-        if workers == 1:
+        if workers == 1 or total <= 1:
             _init_worker(cfg, device, torch_threads)
+            timing["start_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
             for jobs in todo:
                 for job in jobs:
                     results.append(_run_job(job))
@@ -222,10 +264,14 @@ def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu") -> pd.
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(cfg, device, torch_threads)) as pool:  # fmt: skip
+                list(pool.map(_ready, range(workers)))
+                timing["start_s"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
                 for jobs in todo:
                     for res in pool.map(_run_job, jobs, chunksize=1):
                         results.append(res)
                         bar.update()
+    timing["extract_s"] = time.perf_counter() - t1
     return collect(index, cfg, fresh=results)
 
 

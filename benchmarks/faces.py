@@ -1,0 +1,182 @@
+"""Face extraction speed and recall against the decode floor and a naive MTCNN, in one run.
+
+    python benchmarks/faces.py [FOLDER] [--frames 32] [--params params.yaml] [--limit N]
+
+FOLDER defaults to ../shared/data/dfdc (every .mp4 below it). Three measurements:
+
+- decode floor: every frame decoded and thrown away (PyAV, FFmpeg frame threads), one video at
+  a time, and with one process per core; the floor is the faster of the two.
+- naive: facenet-pytorch MTCNN with its default settings at full resolution on the same N
+  evenly spaced frames, one video at a time (all cores to torch).
+- stage: ``run_faces`` with the params file's ``faces`` section (its worker pool included), on
+  an index of these videos, fresh output directory, boxes never reused.
+
+Recall: the naive detections (probability >= 0.9) are linked across frames by IoU; the main
+face of a video is the largest (mean area x probability) of the tracks seen in at least half
+the frames, so neither a one-frame false positive nor a photo on the wall is the reference. In each frame where that track has a box, the stage finds
+the main face if one of its crops' boxes overlaps it with IoU >= 0.5. Times exclude starting
+the worker pools (a few seconds, once per run), for the decode floor and the stage alike.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+from dfdc.config import load_params
+from dfdc.faces.extract import run_faces
+from dfdc.faces.detect import Detection
+from dfdc.faces.track import build_tracks, iou
+from dfdc.video import even_indices, frame_count, iter_frames
+
+
+def decode_all(path: str) -> int:
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        return sum(1 for _ in c.decode(s))
+
+
+def _warm(_: int) -> None:
+    time.sleep(0.5)
+
+
+def decode_floor(paths: list[str]) -> tuple[float, float, list[float]]:
+    per_video = []
+    t0 = time.perf_counter()
+    for p in paths:
+        t = time.perf_counter()
+        decode_all(p)
+        per_video.append(time.perf_counter() - t)
+    serial = (time.perf_counter() - t0) / len(paths)
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_warm, range(workers)))  # start the workers before timing
+        t0 = time.perf_counter()
+        list(pool.map(decode_all, paths))
+        pooled = (time.perf_counter() - t0) / len(paths)
+    return serial, pooled, per_video
+
+
+def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], np.ndarray]]:
+    import torch
+    from facenet_pytorch import MTCNN
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    seconds, main_faces = [], {}
+    for p in paths:
+        t = time.perf_counter()
+        frames = list(iter_frames(p, even_indices(frame_count(p), n)))
+        found: dict[int, list[Detection]] = {}
+        for pos, f in enumerate(frames):
+            boxes, probs, points = mtcnn.detect(f.image, landmarks=True)
+            found[pos] = []
+            if boxes is not None:
+                for b, pr, lm in zip(boxes, probs, points, strict=True):
+                    if float(pr) >= 0.9:
+                        found[pos].append(Detection(np.asarray(b, np.float32), float(pr), np.asarray(lm, np.float32)))
+        seconds.append(time.perf_counter() - t)
+        tracks = build_tracks(found, len(frames), iou_threshold=0.3, max_gap=len(frames), min_fraction=0, max_tracks=99)
+        # The main face: the largest face among those seen in at least half the frames.
+        steady = [tr for tr in tracks if len(tr.hits) >= 0.5 * len(frames)] or tracks
+        if steady:
+            main = max(steady, key=lambda tr: tr.score())
+            for pos, d in main.hits.items():
+                main_faces[(Path(p).name, frames[pos].index)] = d.box
+    return seconds, main_faces
+
+
+def stage(paths: list[str], params_path: str, n: int) -> tuple[float, pd.DataFrame, pd.DataFrame]:
+    params = load_params(params_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(
+            params.faces,
+            frames=n,
+            out_dir=f"{tmp}/faces",
+            table_path=f"{tmp}/faces.parquet",
+            status_path=f"{tmp}/status.parquet",
+            reuse_original_boxes=False,
+        )
+        index = pd.DataFrame(
+            {"name": [Path(p).name for p in paths], "path": paths, "part": "bench", "split": "train",
+             "original": None, "label": None}  # fmt: skip
+        )
+        timing: dict = {}
+        table = run_faces(index, cfg, device="cpu", timing=timing)
+        status = pd.read_parquet(cfg.status_path)
+    return timing["extract_s"] / len(paths), table, status
+
+
+def recall(main_faces: dict, table: pd.DataFrame) -> float:
+    if not main_faces:
+        return float("nan")
+    boxes = {}
+    for r in table.itertuples():
+        boxes.setdefault((r.video, int(r.frame)), []).append(np.array([r.x1, r.y1, r.x2, r.y2]))
+    found = sum(1 for key, ref in main_faces.items() if any(iou(ref, b) >= 0.5 for b in boxes.get(key, [])))
+    return found / len(main_faces)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", default="../shared/data/dfdc")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--limit", type=int, default=0)
+    args = ap.parse_args(argv)
+    paths = sorted(str(p) for p in Path(args.folder).rglob("*.mp4"))
+    if args.limit:
+        paths = paths[: args.limit]
+    if not paths:
+        print(f"{args.folder}: no .mp4 files", file=sys.stderr)
+        return 2
+    print(f"{len(paths)} videos from {args.folder}, N={args.frames}, {os.cpu_count()} cores", flush=True)
+
+    serial, pooled, per_video_decode = decode_floor(paths)
+    floor = min(serial, pooled)
+    print(f"decode floor: {serial:.3f} s/video one at a time, {pooled:.3f} s/video pooled", flush=True)
+    stage_s, table, status = stage(paths, args.params, args.frames)
+    print(f"stage: {stage_s:.3f} s/video", flush=True)
+    naive_s, main_faces = naive(paths, args.frames)
+    print(f"naive: {np.mean(naive_s):.3f} s/video", flush=True)
+
+    status = status.set_index("video")
+    print(f"{'video':<18}{'decode_s':>9}{'naive_s':>9}{'stage_s*':>9}{'tracks':>7}{'recall':>8}")
+    for p, d, nv in zip(paths, per_video_decode, naive_s, strict=True):
+        name = Path(p).name
+        mine = {k: v for k, v in main_faces.items() if k[0] == name}
+        r = recall(mine, table[table["video"] == name]) if len(table) else float("nan")
+        st = status.loc[name]
+        print(f"{name:<18}{d:9.3f}{nv:9.3f}{st.get('seconds', float('nan')):9.3f}{st.get('tracks', 0):7.0f}{r:8.3f}")
+    print("(* stage_s: one worker's time on that video, decode included, while the pool runs)")
+    result = {
+        "videos": len(paths),
+        "frames": args.frames,
+        "s_per_video": round(stage_s, 4),
+        "decode_floor_s_per_video": round(floor, 4),
+        "naive_s_per_video": round(float(np.mean(naive_s)), 4),
+        "speedup_vs_naive": round(float(np.mean(naive_s)) / stage_s, 2),
+        "ratio_to_decode_floor": round(stage_s / floor, 3),
+        "faces_found_ratio_vs_naive": round(recall(main_faces, table), 4),
+        "naive_frames_with_face": len(main_faces),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
