@@ -8,13 +8,13 @@ export PATH := $(BIN):$(PATH)
 # Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
 export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
-.PHONY: install repro test lab lint bench clean-venv
+.PHONY: install repro test lab lint lock bench clean-venv
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name dfdc --display-name "Python (dfdc)" >/dev/null
 	@touch $(STAMP)
@@ -22,12 +22,20 @@ $(STAMP): requirements.txt pyproject.toml
 repro: install
 	dvc repro
 
-test: install
+test: install lint
 	python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	ruff check src tests benchmarks notebooks
 	ruff format --check src tests benchmarks notebooks
+
+# Re-resolve requirements.txt from scratch and pin the result in constraints.txt.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q -r requirements.txt
+	{ echo "# The whole resolved environment, pinned (pip freeze of a 'make install' venv); 'make lock' renews it."; \
+	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 lab: install
 	jupyter lab

@@ -13,7 +13,8 @@ FOLDER defaults to ../shared/data/dfdc (every .mp4 below it). Three measurements
 
 Recall: the naive detections (probability >= 0.9) are linked across frames by IoU; the main
 face of a video is the largest (mean area x probability) of the tracks seen in at least half
-the frames, so neither a one-frame false positive nor a photo on the wall is the reference. In each frame where that track has a box, the stage finds
+the frames, so neither a one-frame false positive nor a photo on the wall is the reference.
+In each frame where that track has a box, the stage finds
 the main face if one of its crops' boxes overlaps it with IoU >= 0.5. Times exclude starting
 the worker pools (a few seconds, once per run), for the decode floor and the stage alike.
 The last line printed is one JSON object.
@@ -37,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from dfdc.config import load_params
-from dfdc.faces.extract import run_faces
 from dfdc.faces.detect import Detection
+from dfdc.faces.extract import run_faces
 from dfdc.faces.track import build_tracks, iou
 from dfdc.video import even_indices, frame_count, iter_frames
 
@@ -88,9 +89,20 @@ def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], 
             if boxes is not None:
                 for b, pr, lm in zip(boxes, probs, points, strict=True):
                     if float(pr) >= 0.9:
-                        found[pos].append(Detection(np.asarray(b, np.float32), float(pr), np.asarray(lm, np.float32)))
+                        found[pos].append(
+                            Detection(
+                                np.asarray(b, np.float32), float(pr), np.asarray(lm, np.float32)
+                            )
+                        )
         seconds.append(time.perf_counter() - t)
-        tracks = build_tracks(found, len(frames), iou_threshold=0.3, max_gap=len(frames), min_fraction=0, max_tracks=99)
+        tracks = build_tracks(
+            found,
+            len(frames),
+            iou_threshold=0.3,
+            max_gap=len(frames),
+            min_fraction=0,
+            max_tracks=99,
+        )
         # The main face: the largest face among those seen in at least half the frames.
         steady = [tr for tr in tracks if len(tr.hits) >= 0.5 * len(frames)] or tracks
         if steady:
@@ -112,8 +124,14 @@ def stage(paths: list[str], params_path: str, n: int) -> tuple[float, pd.DataFra
             reuse_original_boxes=False,
         )
         index = pd.DataFrame(
-            {"name": [Path(p).name for p in paths], "path": paths, "part": "bench", "split": "train",
-             "original": None, "label": None}  # fmt: skip
+            {
+                "name": [Path(p).name for p in paths],
+                "path": paths,
+                "part": "bench",
+                "split": "train",
+                "original": None,
+                "label": None,
+            }
         )
         timing: dict = {}
         table = run_faces(index, cfg, device="cpu", timing=timing)
@@ -127,7 +145,9 @@ def recall(main_faces: dict, table: pd.DataFrame) -> float:
     boxes = {}
     for r in table.itertuples():
         boxes.setdefault((r.video, int(r.frame)), []).append(np.array([r.x1, r.y1, r.x2, r.y2]))
-    found = sum(1 for key, ref in main_faces.items() if any(iou(ref, b) >= 0.5 for b in boxes.get(key, [])))
+    found = sum(
+        1 for key, ref in main_faces.items() if any(iou(ref, b) >= 0.5 for b in boxes.get(key, []))
+    )
     return found / len(main_faces)
 
 
@@ -144,11 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"{args.folder}: no .mp4 files", file=sys.stderr)
         return 2
-    print(f"{len(paths)} videos from {args.folder}, N={args.frames}, {os.cpu_count()} cores", flush=True)
+    print(
+        f"{len(paths)} videos from {args.folder}, N={args.frames}, {os.cpu_count()} cores",
+        flush=True,
+    )
 
     serial, pooled, per_video_decode = decode_floor(paths)
     floor = min(serial, pooled)
-    print(f"decode floor: {serial:.3f} s/video one at a time, {pooled:.3f} s/video pooled", flush=True)
+    print(
+        f"decode floor: {serial:.3f} s/video one at a time, {pooled:.3f} s/video pooled", flush=True
+    )
     stage_s, table, status = stage(paths, args.params, args.frames)
     print(f"stage: {stage_s:.3f} s/video", flush=True)
     naive_s, main_faces = naive(paths, args.frames)
@@ -161,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         mine = {k: v for k, v in main_faces.items() if k[0] == name}
         r = recall(mine, table[table["video"] == name]) if len(table) else float("nan")
         st = status.loc[name]
-        print(f"{name:<18}{d:9.3f}{nv:9.3f}{st.get('seconds', float('nan')):9.3f}{st.get('tracks', 0):7.0f}{r:8.3f}")
+        print(
+            f"{name:<18}{d:9.3f}{nv:9.3f}{st.get('seconds', float('nan')):9.3f}"
+            f"{st.get('tracks', 0):7.0f}{r:8.3f}"
+        )
     print("(* stage_s: one worker's time on that video, decode included, while the pool runs)")
     result = {
         "videos": len(paths),

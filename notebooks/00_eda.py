@@ -9,8 +9,6 @@ index_path = ""  # empty: the index the data stage wrote (params.yaml: data.inde
 smoke = False
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
 from dfdc import eda
@@ -28,8 +26,7 @@ index.groupby(["split", "label"], dropna=False)["name"].count().to_frame("videos
 
 # %%
 display(eda.label_balance(index))
-eda.plot_label_balance(index);
-
+eda.plot_label_balance(index)
 # %% [markdown]
 # ## Fakes per original
 
@@ -42,9 +39,8 @@ print(f"{len(fpo)} originals; {int(fpo['original_present'].sum())} of them prese
 # ## Probed properties
 
 # %%
-display(index[eda.PROPERTIES + ["codec", "has_audio", "rotation"]].describe(include="all").T)
-eda.plot_properties(index);
-
+display(index[[*eda.PROPERTIES, "codec", "has_audio", "rotation"]].describe(include="all").T)
+eda.plot_properties(index)
 # %% [markdown]
 # ## Sample frames
 

@@ -32,8 +32,7 @@ status["status"].value_counts().to_frame("videos")
 
 # %%
 summary = plots.detection_summary(status, cfg.frames)
-plots.plot_detection_rate(summary);
-
+plots.plot_detection_rate(summary)
 # %% [markdown]
 # ## Videos with no track, or with several
 
@@ -62,5 +61,5 @@ for video in shown:
 # ## Time per video
 
 # %%
-plots.plot_seconds(summary);
+plots.plot_seconds(summary)
 summary["seconds"].describe().to_frame()

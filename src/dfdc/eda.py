@@ -34,7 +34,9 @@ PROPERTIES = ["width", "height", "fps", "frame_count", "duration", "bytes"]
 def label_balance(index: pd.DataFrame) -> pd.DataFrame:
     """Videos per part and label, with the fake share (DFDC is about 5 fakes to 1 real)."""
     train = index[index["label"].notna()]
-    table = train.pivot_table(index="part", columns="label", values="name", aggfunc="count", fill_value=0)
+    table = train.pivot_table(
+        index="part", columns="label", values="name", aggfunc="count", fill_value=0
+    )
     for col in ("REAL", "FAKE"):
         if col not in table:
             table[col] = 0
@@ -54,7 +56,9 @@ def fakes_per_original(index: pd.DataFrame) -> pd.DataFrame:
 
 def problems(index: pd.DataFrame) -> pd.DataFrame:
     """Every unreadable or missing file, with its reason."""
-    return index.loc[~index["readable"], ["name", "part", "label", "bytes", "reason"]].reset_index(drop=True)
+    return index.loc[~index["readable"], ["name", "part", "label", "bytes", "reason"]].reset_index(
+        drop=True
+    )
 
 
 def plot_label_balance(index: pd.DataFrame) -> plt.Figure:
@@ -88,7 +92,9 @@ def _frames(path: str, n: int) -> list[np.ndarray]:
         return []
 
 
-def plot_frame_grid(index: pd.DataFrame, n_frames: int = 6, max_videos: int = 12, seed: int = 0) -> plt.Figure | None:
+def plot_frame_grid(
+    index: pd.DataFrame, n_frames: int = 6, max_videos: int = 12, seed: int = 0
+) -> plt.Figure | None:
     """A row of evenly spaced frames for each of a few readable videos, reals and fakes mixed."""
     ok = index[index["readable"]]
     if ok.empty:
@@ -97,7 +103,9 @@ def plot_frame_grid(index: pd.DataFrame, n_frames: int = 6, max_videos: int = 12
         lambda g: g.sample(min(len(g), max(1, max_videos // 2)), random_state=seed)
     )
     pick = pick.head(max_videos)
-    fig, axes = plt.subplots(len(pick), n_frames, figsize=(2.2 * n_frames, 1.5 * len(pick)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(pick), n_frames, figsize=(2.2 * n_frames, 1.5 * len(pick)), squeeze=False
+    )
     for row, r in zip(axes, pick.itertuples(), strict=True):
         frames = _frames(r.path, n_frames)
         for ax, img in zip(row, frames + [None] * (n_frames - len(frames)), strict=True):
@@ -130,7 +138,9 @@ def plot_difference(index: pd.DataFrame, max_pairs: int = 3) -> plt.Figure | Non
         if not orig or not fake or orig[0].shape != fake[0].shape:
             continue
         diff = np.abs(orig[0].astype(np.int16) - fake[0].astype(np.int16)).sum(axis=2)
-        for ax, img, title in zip(row, (orig[0], fake[0], diff), (p.original, p.fake, "|difference|"), strict=True):
+        for ax, img, title in zip(
+            row, (orig[0], fake[0], diff), (p.original, p.fake, "|difference|"), strict=True
+        ):
             ax.imshow(img, cmap="magma" if img.ndim == 2 else None)
             ax.set_title(title, fontsize=8)
             ax.axis("off")

@@ -78,7 +78,9 @@ def read_metadata(meta_path: str | Path) -> list[VideoEntry]:
             raise MetadataError(f"{meta_path}: entry {name!r} is not an object")
         label = entry.get("label")
         if label not in ("REAL", "FAKE"):
-            raise MetadataError(f"{meta_path}: entry {name!r} has label {label!r}, not REAL or FAKE")
+            raise MetadataError(
+                f"{meta_path}: entry {name!r} has label {label!r}, not REAL or FAKE"
+            )
         original = entry.get("original") or None
         if label == "REAL":
             original = None
@@ -113,12 +115,16 @@ def _test_entries(test_dir: Path) -> list[VideoEntry]:
     ]
 
 
-def collect_entries(train_root: str | Path | None, test_dir: str | Path | None = None) -> list[VideoEntry]:
+def collect_entries(
+    train_root: str | Path | None, test_dir: str | Path | None = None
+) -> list[VideoEntry]:
     entries: list[VideoEntry] = []
     if train_root is not None:
         metas = find_metadata(train_root)
         if not metas:
-            raise MetadataError(f"{train_root}: no metadata.json found (expected DFDC part folders)")
+            raise MetadataError(
+                f"{train_root}: no metadata.json found (expected DFDC part folders)"
+            )
         for meta in metas:
             entries.extend(read_metadata(meta))
     if test_dir is not None and Path(test_dir).is_dir():
@@ -127,7 +133,8 @@ def collect_entries(train_root: str | Path | None, test_dir: str | Path | None =
     for e in entries:
         if e.name in seen:
             raise MetadataError(
-                f"{e.path.parent}: video {e.name!r} is listed again (also in {seen[e.name].path.parent});"
+                f"{e.path.parent}: video {e.name!r} is listed again"
+                f" (also in {seen[e.name].path.parent});"
                 " DFDC file names are unique"
             )
         seen[e.name] = e
@@ -153,7 +160,9 @@ def build_index(
     rel = Path(relative_to) if relative_to is not None else None
 
     def one(e: VideoEntry) -> dict:
-        info = probe(e.path) if e.path.exists() else VideoInfo(readable=False, reason="missing file")
+        info = (
+            probe(e.path) if e.path.exists() else VideoInfo(readable=False, reason="missing file")
+        )
         row = {
             "name": e.name,
             "path": _display_path(e.path, rel),
@@ -169,7 +178,9 @@ def build_index(
     with ThreadPoolExecutor(max(1, workers)) as pool:
         rows = list(tqdm(pool.map(one, entries), total=len(entries), desc="probe", unit="video"))
     df = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    df = df.astype({"rotation": "Int64", "frame_count": "Int64", "width": "Int64", "height": "Int64"})
+    df = df.astype(
+        {"rotation": "Int64", "frame_count": "Int64", "width": "Int64", "height": "Int64"}
+    )
     bad = df[~df["readable"]]
     if len(bad):
         reasons = bad["reason"].value_counts().to_dict()

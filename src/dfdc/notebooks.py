@@ -36,7 +36,11 @@ def run_notebook(
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         src_nb = Path(tmp) / (src.stem + ".ipynb")
         out_nb = Path(tmp) / ("out-" + src.stem + ".ipynb")
@@ -54,8 +58,9 @@ def run_notebook(
         except pm.PapermillExecutionError as exc:
             # Keep the failed notebook: it shows where it broke.
             out_nb.replace(dst)
+            first_line = str(exc.evalue).splitlines()[0] if exc.evalue else ""
             raise NotebookError(
-                f"{src}: cell {exc.exec_count} raised {exc.ename}: {str(exc.evalue).splitlines()[0] if exc.evalue else ''}"
+                f"{src}: cell {exc.exec_count} raised {exc.ename}: {first_line}"
                 f" (executed notebook: {dst})"
             ) from None
         out_nb.replace(dst)

@@ -57,7 +57,9 @@ def kaggle_credentials() -> str:
 def _layout(raw_dir: Path) -> RawLayout:
     test_dir = raw_dir / "test_videos"
     sub = raw_dir / "sample_submission.csv"
-    return RawLayout(raw_dir / "train", test_dir if test_dir.is_dir() else None, sub if sub.exists() else None)
+    return RawLayout(
+        raw_dir / "train", test_dir if test_dir.is_dir() else None, sub if sub.exists() else None
+    )
 
 
 def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
@@ -103,7 +105,9 @@ def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
         return _layout(raw_dir)
     if cfg.source == "kaggle":
         _download_kaggle(cfg, raw_dir)
-        write_json({"source": "kaggle", "competition": cfg.kaggle.competition}, raw_dir / "SOURCE.json")
+        write_json(
+            {"source": "kaggle", "competition": cfg.kaggle.competition}, raw_dir / "SOURCE.json"
+        )
         return _layout(raw_dir)
     local = Path(cfg.local_path).expanduser()
     if not local.exists():

@@ -119,6 +119,12 @@ def probe(path: str | Path) -> VideoInfo:
                 reason = "no decodable frame"
         except (av.error.FFmpegError, ValueError) as exc:
             reason = f"decode failed ({_short(exc)})"
+        if reason is None and stream.frames:
+            # A file cut short keeps its header (with faststart, the frame table too): count
+            # the packets that are really there, which reads the file without decoding it.
+            present = _count_packets(container, stream)
+            if present < 0.98 * stream.frames:
+                reason = f"truncated: {present} of {stream.frames} frames present"
         rotation = _rotation(stream, first)
         width, height = stream.codec_context.width, stream.codec_context.height
         if rotation in (90, 270):
@@ -136,6 +142,20 @@ def probe(path: str | Path) -> VideoInfo:
             readable=reason is None,
             reason=reason,
         )
+
+
+def _count_packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> int:
+    container.seek(0)
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+    except (av.error.FFmpegError, ValueError):
+        pass
+    return count
 
 
 def even_indices(frame_count: int, n: int) -> np.ndarray:
@@ -211,6 +231,7 @@ def write_video(
     fps: int = 30,
     crf: int = 23,
     audio_seconds: float | None = None,
+    faststart: bool = False,
 ) -> None:
     """Encode RGB frames as H.264 (yuv420p) in MP4, as DFDC clips are; optionally a quiet AAC
     track, since DFDC clips carry audio. Single-threaded x264, so the bytes are reproducible."""
@@ -219,7 +240,8 @@ def write_video(
     first = next(frames, None)
     if first is None:
         raise ValueError(f"{path}: no frames to write")
-    container = av.open(str(path), mode="w", format="mp4")
+    options = {"movflags": "+faststart"} if faststart else {}
+    container = av.open(str(path), mode="w", format="mp4", options=options)
     try:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = first.shape[:2]
@@ -237,19 +259,25 @@ def write_video(
         container.close()
 
 
-def _add_audio(container: av.container.OutputContainer, rate: int = 16000) -> av.audio.stream.AudioStream:
+def _add_audio(
+    container: av.container.OutputContainer, rate: int = 16000
+) -> av.audio.stream.AudioStream:
     audio = container.add_stream("aac", rate=rate)
     audio.layout = "mono"
     return audio
 
 
-def _write_tone(container: av.container.OutputContainer, audio: av.audio.stream.AudioStream, seconds: float) -> None:
+def _write_tone(
+    container: av.container.OutputContainer, audio: av.audio.stream.AudioStream, seconds: float
+) -> None:
     rate = audio.codec_context.sample_rate
     t = np.arange(int(seconds * rate)) / rate
     samples = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     step = audio.codec_context.frame_size or 1024
     for start in range(0, len(samples), step):
-        frame = av.AudioFrame.from_ndarray(samples[None, start : start + step], format="flt", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            samples[None, start : start + step], format="flt", layout="mono"
+        )
         frame.sample_rate = rate
         frame.pts = start
         container.mux(audio.encode(frame))

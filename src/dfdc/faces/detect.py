@@ -51,7 +51,9 @@ class Detector:
             device=self.device,
         )
 
-    def _run(self, images: list[np.ndarray], min_face: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _run(
+        self, images: list[np.ndarray], min_face: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """MTCNN on same-sized RGB images in one batch: (boxes, probs, landmarks) per image,
         in the images' own pixels, filtered by ``min_prob``."""
         if not images:
@@ -64,20 +66,30 @@ class Detector:
             groups = [[i] for i in range(len(images))]
         out: list = [None] * len(images)
         for group in groups:
-            boxes, probs, points = self.mtcnn.detect(np.stack([images[i] for i in group]), landmarks=True)
+            boxes, probs, points = self.mtcnn.detect(
+                np.stack([images[i] for i in group]), landmarks=True
+            )
             for i, b, p, lm in zip(group, boxes, probs, points, strict=True):
                 if b is None:
-                    out[i] = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+                    out[i] = (
+                        np.zeros((0, 4), np.float32),
+                        np.zeros(0, np.float32),
+                        np.zeros((0, 5, 2), np.float32),
+                    )
                     continue
                 b, p, lm = (np.asarray(x, dtype=np.float32) for x in (b, p, lm))
                 keep = p >= self.cfg.min_prob
                 out[i] = (b[keep], p[keep], lm[keep])
         return out
 
-    def detect(self, images: list[np.ndarray], full_sizes: list[tuple[int, int]]) -> list[list[Detection]]:
+    def detect(
+        self, images: list[np.ndarray], full_sizes: list[tuple[int, int]]
+    ) -> list[list[Detection]]:
         """Detect on shrunken whole frames; boxes come back in full-size pixels."""
         results = []
-        for (b, p, lm), im, (fw, fh) in zip(self._run(images, self.cfg.min_face_size), images, full_sizes, strict=True):
+        for (b, p, lm), im, (fw, fh) in zip(
+            self._run(images, self.cfg.min_face_size), images, full_sizes, strict=True
+        ):
             s = fw / im.shape[1]
             found = []
             for k in range(len(b)):
@@ -88,7 +100,9 @@ class Detector:
             results.append(found)
         return results
 
-    def refine(self, crops: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def refine(
+        self, crops: np.ndarray, squares: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """MTCNN's last network (O-Net) on 48x48 crops of square boxes near a face.
 
         This is the tracker between whole-frame detections: given where a face should be, O-Net
@@ -99,7 +113,11 @@ class Detector:
         import torch
 
         if len(crops) == 0:
-            return np.zeros(0, np.float32), np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32)
+            return (
+                np.zeros(0, np.float32),
+                np.zeros((0, 4), np.float32),
+                np.zeros((0, 5, 2), np.float32),
+            )
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
         x = ((x - 127.5) * 0.0078125).to(self.device)
         with torch.inference_mode():

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 from dfdc.config import FacesConfig, to_dict
 from dfdc.faces.detect import Detection, Detector
 from dfdc.faces.frames import SampledFrame, crop_square, decode_sampled
-from dfdc.faces.store import VideoFaces, encode_crop, load_video_faces, read_params_hash, save_video_faces
+from dfdc.faces.store import (
+    VideoFaces,
+    encode_crop,
+    load_video_faces,
+    read_params_hash,
+    save_video_faces,
+)
 from dfdc.faces.track import Track, TrackBox, build_tracks, iou
 from dfdc.io import write_parquet
 from dfdc.video import VideoError, even_indices, frame_count
@@ -63,12 +69,13 @@ def extract_video(
     detector: Detector | None,
     reuse: VideoFaces | None = None,
     threads: int = 0,
+    name: str | None = None,
 ) -> VideoFaces:
     """Sample, detect, track and crop one video. Never raises for a bad video: the returned
     status says what happened (``ok``, ``no_face``, ``unreadable``)."""
     path = Path(path)
     t0 = time.perf_counter()
-    name = path.name
+    name = name or path.name
     status: dict = {"status": "ok", "reason": None, "frames_tried": 0, "reused_original": False}
     empty = VideoFaces(
         name, status, np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros((0, 4), np.float32),
@@ -84,7 +91,9 @@ def extract_video(
             reuse = None
             indices = even_indices(n_frames, cfg.frames)
         det_pos = [] if reuse is not None else _detect_positions(len(indices), cfg.detect_every)
-        frames = decode_sampled(path, indices, {int(indices[p]) for p in det_pos}, cfg.detect_max_side, threads)
+        frames = decode_sampled(
+            path, indices, {int(indices[p]) for p in det_pos}, cfg.detect_max_side, threads
+        )
     except VideoError as exc:
         status.update(status="unreadable", reason=str(exc).split(": ", 1)[-1])
         status["seconds"] = time.perf_counter() - t0
@@ -94,16 +103,27 @@ def extract_video(
     rows: list[tuple[int, int, np.ndarray, float, bool, np.ndarray]] = []
     if reuse is not None:
         status["reused_original"] = True
-        for i in range(len(reuse.frame)):
-            if int(reuse.frame[i]) in by_index:
-                rows.append((int(reuse.frame[i]), int(reuse.track[i]), reuse.box[i], float(reuse.prob[i]),
-                             bool(reuse.detected[i]), reuse.landmarks[i]))  # fmt: skip
+        r = reuse
+        for i in range(len(r.frame)):
+            if int(r.frame[i]) in by_index:
+                row = (
+                    int(r.frame[i]),
+                    int(r.track[i]),
+                    r.box[i],
+                    float(r.prob[i]),
+                    bool(r.detected[i]),
+                )
+                rows.append((*row, r.landmarks[i]))
     else:
         assert detector is not None
         det_frames = [frames[p] for p in det_pos if p < len(frames)]
-        found = detector.detect([f.small for f in det_frames], [(f.width, f.height) for f in det_frames])
+        found = detector.detect(
+            [f.small for f in det_frames], [(f.width, f.height) for f in det_frames]
+        )
         pos_of = {f.index: p for p, f in enumerate(frames)}
-        detections: dict[int, list[Detection]] = {pos_of[f.index]: d for f, d in zip(det_frames, found, strict=True)}
+        detections: dict[int, list[Detection]] = {
+            pos_of[f.index]: d for f, d in zip(det_frames, found, strict=True)
+        }
         tracks = build_tracks(
             detections,
             n_positions=len(frames),
@@ -151,7 +171,9 @@ def _rerec(box: np.ndarray) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
 
 
-def _refine_between(tracks: list[Track], frames: list[SampledFrame], detector: Detector, cfg: FacesConfig) -> None:
+def _refine_between(
+    tracks: list[Track], frames: list[SampledFrame], detector: Detector, cfg: FacesConfig
+) -> None:
     """Turn interpolated or carried boxes into detections with O-Net, batched per video.
 
     A box O-Net rejects keeps its interpolated position (marked not detected), so a brief
@@ -167,7 +189,9 @@ def _refine_between(tracks: list[Track], frames: list[SampledFrame], detector: D
             f = frames[pos]
             squares.append(crop_square(_rerec(box), 0.0, f.width, f.height))
         squares = np.stack(squares)
-        crops = np.stack([frames[pos].crop(sq, 48) for (_, pos), sq in zip(todo, squares, strict=True)])
+        crops = np.stack(
+            [frames[pos].crop(sq, 48) for (_, pos), sq in zip(todo, squares, strict=True)]
+        )
         probs, boxes, landmarks = detector.refine(crops, squares)
     for (t, pos), p, box, lm in zip(todo, probs, boxes, landmarks, strict=True):
         # O-Net only sees its crop, so it cannot jump to another face; the overlap check only
@@ -204,10 +228,21 @@ def _run_job(job: FaceJob) -> dict:
         if original.status.get("status") == "ok":
             reuse = original
     try:
-        vf = extract_video(job.path, cfg, _worker["detector"], reuse=reuse, threads=_worker["threads"])
+        vf = extract_video(
+            job.path,
+            cfg,
+            _worker["detector"],
+            reuse=reuse,
+            threads=_worker["threads"],
+            name=job.video,
+        )
     except Exception as exc:  # one broken video must never end a 120k-video run
         log.exception("%s: extraction failed", job.path)
-        status = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:300], "frames_tried": 0}
+        status = {
+            "status": "error",
+            "reason": f"{type(exc).__name__}: {exc}"[:300],
+            "frames_tried": 0,
+        }
         return {"video": job.video, **status}
     save_video_faces(vf, job.out)
     return {"video": job.video, **vf.status}
@@ -233,7 +268,9 @@ def _ready(_: int) -> bool:
     return "detector" in _worker
 
 
-def run_faces(index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu", timing: dict | None = None) -> pd.DataFrame:
+def run_faces(
+    index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu", timing: dict | None = None
+) -> pd.DataFrame:
     """Extract every video not already done with the same params; write the table and status.
 
     Resumable: a finished video is a complete ``.npz`` with the current params hash, so a
@@ -286,7 +323,9 @@ def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -
             statuses.append({**fresh_by_video[r.name], "part": r.part})
             continue
         if not path.exists():
-            statuses.append({"video": r.name, "part": r.part, "status": "missing", "reason": "not extracted"})
+            statuses.append(
+                {"video": r.name, "part": r.part, "status": "missing", "reason": "not extracted"}
+            )
             continue
         vf = load_video_faces(path, crops=False)
         t = vf.rows()

@@ -45,8 +45,12 @@ class SampledFrame:
         cx1, cy1, cx2, cy2 = x1 // 2, y1 // 2, (x2 + 1) // 2, (y2 + 1) // 2
         interp = cv2.INTER_AREA if (x2 - x1) > size else cv2.INTER_LINEAR
         yy = cv2.resize(y[y1:y2, x1:x2], (size, size), interpolation=interp).astype(np.float32)
-        uu = cv2.resize(u[cy1:cy2, cx1:cx2], (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        vv = cv2.resize(v[cy1:cy2, cx1:cx2], (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        uu = cv2.resize(u[cy1:cy2, cx1:cx2], (size, size), interpolation=cv2.INTER_LINEAR).astype(
+            np.float32
+        )
+        vv = cv2.resize(v[cy1:cy2, cx1:cx2], (size, size), interpolation=cv2.INTER_LINEAR).astype(
+            np.float32
+        )
         return _yuv_to_rgb(yy, uu, vv)
 
 
@@ -106,7 +110,9 @@ def decode_sampled(
         except (av.error.FFmpegError, ValueError) as exc:
             if not out:
                 raise VideoError(f"{path}: decode failed ({_short(exc)})") from None
-            log.warning("%s: decoding stopped early after frame %d (%s)", path, out[-1].index, _short(exc))
+            log.warning(
+                "%s: decoding stopped early after frame %d (%s)", path, out[-1].index, _short(exc)
+            )
     if not out:
         raise VideoError(f"{path}: no decodable frame")
     return out
@@ -126,5 +132,7 @@ def _keep(frame: av.VideoFrame, i: int, rotation: int, detect: bool, max_side: i
         if kept.rgb is not None:
             kept.small = cv2.resize(kept.rgb, (tw, th), interpolation=cv2.INTER_AREA)
         else:
-            kept.small = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA").to_ndarray()
+            kept.small = frame.reformat(
+                width=tw, height=th, format="rgb24", interpolation="AREA"
+            ).to_ndarray()
     return kept

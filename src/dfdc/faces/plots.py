@@ -9,7 +9,13 @@ import pandas as pd
 from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.video import iter_frames
 
-__all__ = ["detection_summary", "plot_boxes_on_frames", "plot_crop_grid", "plot_detection_rate", "plot_seconds"]
+__all__ = [
+    "detection_summary",
+    "plot_boxes_on_frames",
+    "plot_crop_grid",
+    "plot_detection_rate",
+    "plot_seconds",
+]
 
 _COLOURS = ["#00e676", "#ff9100", "#2979ff", "#ff1744"]
 
@@ -18,7 +24,20 @@ def detection_summary(status: pd.DataFrame, frames: int) -> pd.DataFrame:
     """Per video: share of sampled frames with a face, tracks, and whether boxes were reused."""
     s = status.copy()
     s["face_rate"] = (s.get("frames_with_face", 0).fillna(0) / frames).round(3)
-    cols = [c for c in ["video", "part", "status", "reason", "tracks", "face_rate", "reused_original", "seconds"] if c in s]
+    cols = [
+        c
+        for c in [
+            "video",
+            "part",
+            "status",
+            "reason",
+            "tracks",
+            "face_rate",
+            "reused_original",
+            "seconds",
+        ]
+        if c in s
+    ]
     return s[cols].sort_values(["face_rate", "video"])
 
 
@@ -36,7 +55,11 @@ def plot_detection_rate(summary: pd.DataFrame) -> plt.Figure:
 
 def plot_seconds(summary: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 3))
-    reused = summary.get("reused_original", pd.Series(False, index=summary.index)).fillna(False).astype(bool)
+    reused = (
+        summary.get("reused_original", pd.Series(False, index=summary.index))
+        .fillna(False)
+        .astype(bool)
+    )
     for flag, label in ((False, "detected"), (True, "reused original's boxes")):
         vals = summary.loc[reused == flag, "seconds"].dropna()
         if len(vals):
@@ -51,7 +74,9 @@ def plot_crop_grid(table: pd.DataFrame, n_videos: int = 8, per_video: int = 6) -
     if table.empty:
         return None
     videos = table["video"].drop_duplicates().head(n_videos).tolist()
-    fig, axes = plt.subplots(len(videos), per_video, figsize=(1.6 * per_video, 1.7 * len(videos)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(videos), per_video, figsize=(1.6 * per_video, 1.7 * len(videos)), squeeze=False
+    )
     for row, video in zip(axes, videos, strict=True):
         rows = table[table["video"] == video]
         vf = load_video_faces(rows["file"].iloc[0])
@@ -62,25 +87,40 @@ def plot_crop_grid(table: pd.DataFrame, n_videos: int = 8, per_video: int = 6) -
             ax.imshow(decode_crop(vf.crops[i]))
             tag = "det" if vf.detected[i] else "trk"
             ax.set_title(f"f{vf.frame[i]} t{vf.track[i]} {tag}", fontsize=6)
-        row[0].text(-0.1, 0.5, video, transform=row[0].transAxes, rotation=90, va="center", ha="right", fontsize=6)
+        row[0].text(
+            -0.1,
+            0.5,
+            video,
+            transform=row[0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=6,
+        )
     fig.tight_layout()
     return fig
 
 
-def plot_boxes_on_frames(table: pd.DataFrame, video_path: str, video: str, n: int = 3) -> plt.Figure | None:
+def plot_boxes_on_frames(
+    table: pd.DataFrame, video_path: str, video: str, n: int = 3
+) -> plt.Figure | None:
     """Frames of one video with every track's box and 5 landmarks drawn."""
     rows = table[table["video"] == video]
     if rows.empty:
         return None
     frames_wanted = np.unique(rows["frame"])
-    pick = frames_wanted[np.linspace(0, len(frames_wanted) - 1, min(n, len(frames_wanted))).round().astype(int)]
+    pick = frames_wanted[
+        np.linspace(0, len(frames_wanted) - 1, min(n, len(frames_wanted))).round().astype(int)
+    ]
     frames = list(iter_frames(video_path, pick))
     fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3), squeeze=False)
     for ax, fr in zip(axes[0], frames, strict=True):
         ax.imshow(fr.image)
         for r in rows[rows["frame"] == fr.index].itertuples():
             c = _COLOURS[int(r.track) % len(_COLOURS)]
-            ax.add_patch(plt.Rectangle((r.x1, r.y1), r.x2 - r.x1, r.y2 - r.y1, fill=False, color=c, lw=1.5))
+            ax.add_patch(
+                plt.Rectangle((r.x1, r.y1), r.x2 - r.x1, r.y2 - r.y1, fill=False, color=c, lw=1.5)
+            )
             xs = [getattr(r, f"lm{k}_x") for k in range(5)]
             ys = [getattr(r, f"lm{k}_y") for k in range(5)]
             ax.scatter(xs, ys, s=6, color=c)

@@ -8,6 +8,7 @@ confidence are kept, so a clip with two speakers keeps both.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,7 +71,11 @@ def build_tracks(
     for step, pos in enumerate(runs):
         found = list(detections[pos])
         pairs = sorted(
-            ((iou(t.hits[t.last].box, d.box), ti, di) for ti, t in enumerate(active) for di, d in enumerate(found)),
+            (
+                (iou(t.hits[t.last].box, d.box), ti, di)
+                for ti, t in enumerate(active)
+                for di, d in enumerate(found)
+            ),
             reverse=True,
         )
         used_t, used_d = set(), set()
@@ -102,7 +107,7 @@ def _fill(track: Track, n_positions: int, carry: int, max_gap: int, runs: list[i
     for pos in hits:
         d = track.hits[pos]
         track.boxes[pos] = TrackBox(d.box, d.landmarks, d.prob, True)
-    for a, b in zip(hits, hits[1:], strict=False):
+    for a, b in itertools.pairwise(hits):
         # Interpolate across the gap unless too many detection runs were missed inside it.
         missed = sum(1 for r in runs if a < r < b)
         if missed > max_gap:
@@ -111,7 +116,10 @@ def _fill(track: Track, n_positions: int, carry: int, max_gap: int, runs: list[i
         for pos in range(a + 1, b):
             w = (pos - a) / (b - a)
             track.boxes[pos] = TrackBox(
-                (1 - w) * da.box + w * db.box, (1 - w) * da.landmarks + w * db.landmarks, float("nan"), False
+                (1 - w) * da.box + w * db.box,
+                (1 - w) * da.landmarks + w * db.landmarks,
+                float("nan"),
+                False,
             )
     first, last = hits[0], hits[-1]
     for pos in range(max(0, first - carry), first):

@@ -64,7 +64,9 @@ def plan_sample(cfg: SampleConfig) -> list[VideoPlan]:
     actors = _actors()
     plans: list[VideoPlan] = []
 
-    def family(folder: str, split: str, k: int, portrait: bool, keep_real: bool, fakes: tuple[str, ...]) -> None:
+    def family(
+        folder: str, split: str, k: int, portrait: bool, keep_real: bool, fakes: tuple[str, ...]
+    ) -> None:
         actor = k % len(actors)
         seed = int(rng.integers(2**31))
         real = _name(rng, taken)
@@ -75,9 +77,22 @@ def plan_sample(cfg: SampleConfig) -> list[VideoPlan]:
             if method == "faceswap":
                 # Another person, so the swap really changes identity.
                 photo = actors[actor][0]
-                other = next(i for i, a in enumerate(actors) if a[0] != photo and a[1] == (k % 2 == 1))
+                other = next(
+                    i for i, a in enumerate(actors) if a[0] != photo and a[1] == (k % 2 == 1)
+                )
             plans.append(
-                VideoPlan(_name(rng, taken), folder, split, "FAKE", real, method, seed, actor, portrait, other)
+                VideoPlan(
+                    _name(rng, taken),
+                    folder,
+                    split,
+                    "FAKE",
+                    real,
+                    method,
+                    seed,
+                    actor,
+                    portrait,
+                    other,
+                )
             )
 
     k = 0
@@ -103,7 +118,9 @@ def render_video(plan: VideoPlan, cfg: SampleConfig, path: Path) -> None:
     actor = Actor(photos[photo_idx], flip=flip, face_frac=face_frac)
     scene = Scene((actor,), w, h, seed=plan.scene_seed, noise_sigma=cfg.noise_sigma)
     # Manipulation jitter has its own stream, so a fake's frames never disturb the scene's.
-    rng = np.random.default_rng([plan.scene_seed, 1 + METHODS.index(plan.method) if plan.method else 0])
+    rng = np.random.default_rng(
+        [plan.scene_seed, 1 + METHODS.index(plan.method) if plan.method else 0]
+    )
 
     def frames():
         for t in range(cfg.frames):
@@ -158,7 +175,9 @@ def build_sample(cfg: SampleConfig, raw_dir: str | Path, workers: int = 1) -> li
     )
     (tmp / "test_labels.csv").write_text(
         "filename,label\n"
-        + "".join(f"{p.name},{int(p.label == 'FAKE')}\n" for p in sorted(tests, key=lambda p: p.name))
+        + "".join(
+            f"{p.name},{int(p.label == 'FAKE')}\n" for p in sorted(tests, key=lambda p: p.name)
+        )
     )
     if raw_dir.exists():
         shutil.rmtree(raw_dir)

@@ -16,7 +16,9 @@ from dfdc.sample.photos import Photo
 __all__ = ["face_mask", "self_blend", "swap_face"]
 
 
-def face_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def face_mask(
+    landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
     """Feathered inner-face ellipse (float32 in [0, 1]) with per-frame jitter."""
     left_eye, right_eye = landmarks[0], landmarks[1]
     eye_dist = float(np.linalg.norm(right_eye - left_eye))
@@ -37,8 +39,12 @@ def _colour_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -
     weights = mask > 0.5
     if weights.sum() < 16:
         return source
-    src = cv2.cvtColor(np.clip(source, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
-    tgt = cv2.cvtColor(np.clip(target, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    src = cv2.cvtColor(np.clip(source, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(
+        np.float32
+    )
+    tgt = cv2.cvtColor(np.clip(target, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(
+        np.float32
+    )
     s_mean, s_std = src[weights].mean(0), src[weights].std(0) + 1e-3
     t_mean, t_std = tgt[weights].mean(0), tgt[weights].std(0) + 1e-3
     out = (src - s_mean) * (t_std / s_std) + t_mean
@@ -50,11 +56,15 @@ def _blend(base: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return base * (1 - m) + face * m
 
 
-def _jitter(m: np.ndarray, centre: np.ndarray, rng: np.random.Generator, shift: float, zoom: float) -> np.ndarray:
+def _jitter(
+    m: np.ndarray, centre: np.ndarray, rng: np.random.Generator, shift: float, zoom: float
+) -> np.ndarray:
     """Compose a small random shift and zoom about ``centre`` onto the 2x3 transform ``m``."""
     s = 1 + rng.normal(0, zoom)
     d = rng.normal(0, shift, size=2)
-    j = np.array([[s, 0, (1 - s) * centre[0] + d[0]], [0, s, (1 - s) * centre[1] + d[1]]], np.float32)
+    j = np.array(
+        [[s, 0, (1 - s) * centre[0] + d[0]], [0, s, (1 - s) * centre[1] + d[1]]], np.float32
+    )
     return (np.vstack([j, [0, 0, 1]]) @ np.vstack([m, [0, 0, 1]]))[:2].astype(np.float32)
 
 
@@ -81,7 +91,9 @@ def swap_face(
     return _blend(clean, warped, mask)
 
 
-def self_blend(clean: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+def self_blend(
+    clean: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, strength: float = 1.0
+) -> np.ndarray:
     """Blend the face with a colour- and scale-jittered copy of itself (self-blended image)."""
     h, w = clean.shape[:2]
     identity = np.float32([[1, 0, 0], [0, 1, 0]])

@@ -47,8 +47,12 @@ def _person_alpha(shape: tuple[int, int], box: np.ndarray) -> np.ndarray:
     alpha = np.zeros((h, w), np.float32)
     bw, bh = box[2] - box[0], box[3] - box[1]
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    cv2.ellipse(alpha, (int(cx), int(cy + 0.1 * bh)), (int(0.85 * bw), int(1.0 * bh)), 0, 0, 360, 1, -1)
-    cv2.ellipse(alpha, (int(cx), int(cy + 1.6 * bh)), (int(1.6 * bw), int(1.0 * bh)), 0, 0, 360, 1, -1)
+    cv2.ellipse(
+        alpha, (int(cx), int(cy + 0.1 * bh)), (int(0.85 * bw), int(1.0 * bh)), 0, 0, 360, 1, -1
+    )
+    cv2.ellipse(
+        alpha, (int(cx), int(cy + 1.6 * bh)), (int(1.6 * bw), int(1.0 * bh)), 0, 0, 360, 1, -1
+    )
     sigma = 0.12 * bw
     return cv2.GaussianBlur(alpha, (0, 0), sigma)
 
@@ -116,7 +120,9 @@ class Scene:
         out = []
         for i, (_, _, _, box) in enumerate(self._prepared):
             m = self.transform(i, t)
-            corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]])
+            corners = np.array(
+                [[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]]
+            )
             pts = corners @ m[:, :2].T + m[:, 2]
             out.append(np.concatenate([pts.min(0), pts.max(0)]).astype(np.float32))
         return out

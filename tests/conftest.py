@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny generated sample (built once per session) and the real clips.
+
+Real clips live in ../shared/data next to the project; tests that need them skip cleanly in a
+clone that has no such folder, and read them in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dfdc.config import FacesConfig, SampleConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+TINY_SAMPLE = SampleConfig(
+    seed=7, parts=2, reals_per_part=1, test_reals=1, test_fakes=1,
+    width=480, height=270, portrait_parts=(1,), frames=16,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def shared_dfdc() -> Path:
+    path = SHARED / "dfdc"
+    if not path.is_dir():
+        pytest.skip("../shared/data/dfdc is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_metadata() -> Path:
+    path = SHARED / "metadata"
+    if not path.is_dir():
+        pytest.skip("../shared/data/metadata is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated sample in DFDC layout: 2 parts x (1 real + 2 fakes), 2 test videos."""
+    from dfdc.sample import build_sample
+
+    raw = tmp_path_factory.mktemp("sample") / "raw"
+    build_sample(TINY_SAMPLE, raw, workers=1)
+    return raw
+
+
+def faces_cfg(tmp: Path, **overrides) -> FacesConfig:
+    base = FacesConfig(
+        out_dir=str(tmp / "faces"),
+        table_path=str(tmp / "faces.parquet"),
+        status_path=str(tmp / "faces_status.parquet"),
+        frames=8,
+        detect_every=4,
+        workers=1,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def write_params(path: Path, tmp: Path, **sections) -> Path:
+    """A params.yaml whose outputs all land in ``tmp``, with the tiny sample."""
+    params = {
+        "data": {
+            "source": "sample",
+            "raw_dir": str(tmp / "raw"),
+            "index_path": str(tmp / "videos.parquet"),
+            "probe_workers": 1,
+            "sample": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(TINY_SAMPLE).items()
+            },
+        },
+        "faces": {
+            "out_dir": str(tmp / "faces"),
+            "table_path": str(tmp / "faces.parquet"),
+            "status_path": str(tmp / "faces_status.parquet"),
+            "frames": 8,
+            "workers": 1,
+        },
+    }
+    for name, values in sections.items():
+        params.setdefault(name, {}).update(values)
+    path.write_text(yaml.safe_dump(params))
+    return path

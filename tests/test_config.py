@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from dfdc.cli import main
+from dfdc.config import ConfigError, Params, load_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_load_and_match_defaults_types():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.data.source == "sample"
+    assert params.faces.thresholds == (0.6, 0.7, 0.8)
+    assert isinstance(params.faces.margin, float)
+
+
+def test_unknown_key_names_it_with_a_suggestion():
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"data": {"sourc": "sample"}})
+    msg = str(err.value)
+    assert "unknown key 'data.sourc'" in msg
+    assert "did you mean 'data.source'" in msg
+    assert "\n" not in msg
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match="unknown key 'facez'"):
+        params_from_dict({"facez": {}})
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"faces": {"frames": "32"}}, "'faces.frames' must be an integer"),
+        ({"faces": {"frames": True}}, "'faces.frames' must be an integer"),
+        ({"faces": {"margin": "wide"}}, "'faces.margin' must be a number"),
+        ({"data": {"source": "s3"}}, "'data.source' must be one of"),
+        ({"faces": {"thresholds": [0.6, 0.7]}}, "'faces.thresholds' must have 3 items"),
+        ({"faces": {"reuse_original_boxes": "yes"}}, "must be true or false"),
+        ({"data": {"sample": 3}}, "'data.sample' must be a mapping"),
+    ],
+)
+def test_mistyped_values(raw, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        params_from_dict(raw)
+
+
+def test_int_accepted_where_float_expected():
+    assert params_from_dict({"faces": {"margin": 1}}).faces.margin == 1.0
+
+
+def test_config_is_frozen():
+    params = params_from_dict({})
+    with pytest.raises(AttributeError):
+        params.faces.margin = 0.5  # type: ignore[misc]
+
+
+def test_cli_reports_bad_key_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data:\n  sorce: sample\n")
+    assert main(["data", "--params", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown key 'data.sorce'" in err
+
+
+def test_cli_reports_invalid_yaml(tmp_path, capsys):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("data: [unclosed\n")
+    assert main(["data", "--params", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err

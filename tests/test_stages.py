@@ -1,0 +1,111 @@
+"""The stages end to end on the tiny generated sample: the CLI, the notebooks, the errors."""
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from dfdc.cli import main
+from dfdc.notebooks import run_notebook
+from tests.conftest import ROOT, write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """``dfdc data`` then ``dfdc faces`` on the tiny sample, in a scratch folder."""
+    tmp = tmp_path_factory.mktemp("stage")
+    params = write_params(tmp / "params.yaml", tmp)
+    assert main(["data", "--params", str(params)]) == 0
+    return tmp, params
+
+
+def _errors(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    return [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def _images(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_data_stage_writes_layout_and_index(staged):
+    tmp, _ = staged
+    raw = tmp / "raw"
+    assert json.loads((raw / "SOURCE.json").read_text())["source"] == "sample"
+    assert (raw / "sample_submission.csv").exists() and (raw / "test_labels.csv").exists()
+    index = pd.read_parquet(tmp / "videos.parquet")
+    assert len(index) == 8
+    assert index["readable"].all()
+    contract = ["name", "path", "label", "original", "part", "split", "width", "height", "rotation"]
+    contract += [
+        "fps",
+        "frame_count",
+        "duration",
+        "codec",
+        "has_audio",
+        "bytes",
+        "readable",
+        "reason",
+    ]
+    assert set(contract) <= set(index.columns)
+    train = index[index["split"] == "train"]
+    assert sorted(train["part"].unique()) == ["dfdc_train_part_0", "dfdc_train_part_1"]
+    portrait = train[train["part"] == "dfdc_train_part_1"]
+    assert (portrait["height"] > portrait["width"]).all()
+
+
+def test_eda_notebook_runs_in_smoke_mode(staged):
+    tmp, params = staged
+    out = tmp / "00_eda.ipynb"
+    run_notebook(ROOT / "notebooks/00_eda.py", out, {"params_path": str(params), "smoke": True})
+    assert not _errors(out)
+    assert _images(out) >= 4  # balance, properties, frame grid, difference image
+    assert out.with_suffix(".html").stat().st_size > 10_000
+
+
+def test_faces_notebook_runs_in_smoke_mode(staged):
+    tmp, params = staged
+    out = tmp / "10_extract_faces.ipynb"
+    run_notebook(
+        ROOT / "notebooks/10_extract_faces.py", out, {"params_path": str(params), "smoke": True}
+    )
+    assert not _errors(out)
+    assert _images(out) >= 4
+    status = pd.read_parquet(tmp / "faces_status.parquet")
+    assert len(status) == 6 and (status["status"] == "ok").all()
+
+
+def test_failing_notebook_is_one_line(tmp_path, staged):
+    _, params = staged
+    nb = tmp_path / "broken.py"
+    nb.write_text(
+        '# %% tags=["parameters"]\nparams_path = ""\n\n# %%\nraise ValueError("bad thing")\n'
+    )
+    with pytest.raises(Exception) as err:
+        run_notebook(nb, tmp_path / "broken.ipynb", {"params_path": str(params)}, html=False)
+    assert "ValueError: bad thing" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_local_source_missing_path_is_one_line(tmp_path, capsys):
+    params = write_params(
+        tmp_path / "params.yaml",
+        tmp_path,
+        data={"source": "local", "local_path": str(tmp_path / "nope")},
+    )
+    assert main(["data", "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.local_path does not exist" in err and "\n" not in err
+
+
+def test_kaggle_source_without_credentials_says_how_to_set_them(tmp_path, capsys, monkeypatch):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    params = write_params(tmp_path / "params.yaml", tmp_path, data={"source": "kaggle"})
+    assert main(["data", "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no Kaggle credentials" in err and "KAGGLE_USERNAME" in err and "\n" not in err

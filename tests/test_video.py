@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from dfdc.video import (
+    VideoError,
+    _upright,
+    even_indices,
+    frame_count,
+    iter_frames,
+    probe,
+    read_frames,
+    write_video,
+)
+
+
+def _ramp(n, h=64, w=96):
+    for t in range(n):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[..., 0] = (np.arange(w) * 2 + t * 8) % 256
+        img[..., 1] = 128
+        img[..., 2] = (t * 10) % 250
+        yield img
+
+
+def test_even_indices_cover_first_and_last():
+    idx = even_indices(300, 32)
+    assert idx[0] == 0 and idx[-1] == 299 and len(idx) == 32
+    assert np.all(np.diff(idx) > 0)
+    assert list(even_indices(5, 10)) == [0, 1, 2, 3, 4]
+    assert len(even_indices(0, 10)) == 0
+
+
+def test_write_probe_and_read_roundtrip(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path, _ramp(20), fps=25, crf=18, audio_seconds=0.8)  # blue = 10 x frame
+    info = probe(path)
+    assert info.readable and info.codec == "h264" and info.has_audio
+    assert (info.width, info.height, info.frame_count) == (96, 64, 20)
+    assert info.fps == pytest.approx(25)
+    frames = read_frames(path, 5)
+    assert [f.index for f in frames] == [0, 5, 10, 14, 19]
+    # Decoding forward returns the right frames: the blue channel encodes the frame number.
+    for f in frames:
+        assert abs(float(f.image[..., 2].mean()) - f.index * 10) < 6
+
+
+def test_iter_frames_stops_after_last_wanted(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path, _ramp(30))
+    assert [f.index for f in iter_frames(path, [3, 7])] == [3, 7]
+    assert frame_count(path) == 30
+
+
+def test_upright_rotation():
+    img = np.arange(6).reshape(2, 3)
+    assert _upright(img, 0) is img
+    assert _upright(img, 90).shape == (3, 2)
+    assert np.array_equal(_upright(img, 180), img[::-1, ::-1])
+
+
+def test_bad_files_raise_one_line_errors(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00garbage" * 100)
+    for path, fragment in [
+        (empty, "0 bytes"),
+        (junk, "not a readable video"),
+        (tmp_path / "nope.mp4", "not found"),
+    ]:
+        with pytest.raises(VideoError) as err:
+            list(iter_frames(path))
+        assert str(path) in str(err.value) and fragment in str(err.value)
+        assert "\n" not in str(err.value)
+
+
+def test_truncated_faststart_file_is_flagged(tmp_path):
+    path = tmp_path / "v.mp4"
+    write_video(path, _ramp(60, 128, 160), faststart=True)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    info = probe(cut)
+    assert not info.readable
+    assert "truncated" in info.reason
