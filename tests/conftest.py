@@ -68,7 +68,7 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
             "source": "sample",
             "raw_dir": str(tmp / "raw"),
             "index_path": str(tmp / "videos.parquet"),
-            "probe_workers": 1,
+            "workers": 1,
             "sample": {
                 k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(TINY_SAMPLE).items()

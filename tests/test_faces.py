@@ -224,12 +224,17 @@ def test_rerun_resumes_without_redoing_finished_videos(tmp_path, tiny_index):
     # An interrupted run: one video never finished, one left a broken file behind.
     files[0].unlink()
     files[1].write_bytes(b"partial")
+    # A video that left the index (the source changed): its file must not linger in the output.
+    stale = tmp_path / "faces" / "old_part" / "gone.npz"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x")
     time.sleep(0.01)
     timing: dict = {}
     run_faces(tiny_index, cfg, timing=timing)
     after = {f: f.stat().st_mtime_ns for f in files}
     redone = {f for f in files if after[f] != before[f]}
     assert redone == {files[0], files[1]}
+    assert not stale.exists()
     assert load_video_faces(files[1], crops=False).params_hash == faces_params_hash(cfg)
     # Changing a param that alters the crops redoes everything.
     bigger = dataclasses.replace(cfg, crop_size=96)

@@ -43,9 +43,9 @@ def data_stage(params: Params) -> Path:
     from dfdc.sources import prepare_raw
 
     cfg = params.data
-    layout = prepare_raw(cfg, sample_workers=cfg.probe_workers)
+    layout = prepare_raw(cfg, sample_workers=cfg.workers)
     entries = collect_entries(layout.train_root, layout.test_dir)
-    index = build_index(entries, workers=cfg.probe_workers, relative_to=Path.cwd())
+    index = build_index(entries, workers=cfg.workers, relative_to=Path.cwd())
     write_parquet(index, cfg.index_path)
     counts = index.groupby("split")["name"].count().to_dict()
     log.info("index: %d videos %s -> %s", len(index), counts, cfg.index_path)

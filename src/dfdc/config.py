@@ -76,7 +76,8 @@ class DataConfig:
     # For source "local": a folder in DFDC layout (part folders, each with metadata.json).
     local_path: str = "../shared/data/dfdc"
     index_path: str = "data/interim/videos.parquet"
-    probe_workers: int = 2
+    # Processes that generate the sample and threads that probe videos.
+    workers: int = 2
     sample: SampleConfig = field(default_factory=SampleConfig)
     kaggle: KaggleSourceConfig = field(default_factory=KaggleSourceConfig)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dfdc.config import ConfigError
 from dfdc.index import MetadataError
 from dfdc.notebooks import NotebookError
-from dfdc.sources import CredentialsError
+from dfdc.sources import CredentialsError, KaggleError
 from dfdc.video import VideoError
 
 EXPECTED: tuple[type[Exception], ...] = (
     ConfigError,
     CredentialsError,
     FileNotFoundError,
+    KaggleError,
     MetadataError,
     NotebookError,
     VideoError,

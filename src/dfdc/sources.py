@@ -21,11 +21,15 @@ from dfdc.io import write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CredentialsError", "RawLayout", "kaggle_credentials", "prepare_raw"]
+__all__ = ["CredentialsError", "KaggleError", "RawLayout", "kaggle_credentials", "prepare_raw"]
 
 
 class CredentialsError(RuntimeError):
     """No Kaggle credentials; the message says how to set them."""
+
+
+class KaggleError(RuntimeError):
+    """A Kaggle API call failed; the message is one line (never the credentials)."""
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,20 @@ def _layout(raw_dir: Path) -> RawLayout:
 
 def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
     kaggle_credentials()
+    import requests
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     api = KaggleApi()
-    api.authenticate()
     tmp = raw_dir.with_name(raw_dir.name + ".download")
     tmp.mkdir(parents=True, exist_ok=True)
-    api.competition_download_files(cfg.kaggle.competition, path=str(tmp), quiet=False)
+    try:
+        api.authenticate()
+        api.competition_download_files(cfg.kaggle.competition, path=str(tmp), quiet=False)
+    except (requests.exceptions.RequestException, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KaggleError(
+            f"Kaggle download of '{cfg.kaggle.competition}' failed: {message}"
+        ) from None
     archive = tmp / f"{cfg.kaggle.competition}.zip"
     if not archive.exists():
         raise FileNotFoundError(f"{archive}: the Kaggle download did not produce the archive")

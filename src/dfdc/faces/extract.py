@@ -263,6 +263,17 @@ def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], lis
     return first, second
 
 
+def _prune(out_dir: str, keep: set[str]) -> None:
+    """Remove files of videos no longer in the index (the output folder persists between
+    DVC runs, so a changed source would otherwise leave them in the tracked output)."""
+    keep_resolved = {str(Path(k).resolve()) for k in keep}
+    stale = [p for p in Path(out_dir).rglob("*.npz") if str(p.resolve()) not in keep_resolved]
+    for p in stale:
+        p.unlink()
+    if stale:
+        log.info("faces: removed %d files of videos no longer in the index", len(stale))
+
+
 def _ready(_: int) -> bool:
     time.sleep(0.2)  # long enough that every worker takes one, so all of them start
     return "detector" in _worker
@@ -277,6 +288,7 @@ def run_faces(
     rerun (after an interruption, or with more videos) does only what is missing.
     """
     first, second = plan_jobs(index, cfg)
+    _prune(cfg.out_dir, {j.out for j in first + second})
     want = faces_params_hash(cfg)
     todo = [[j for j in jobs if read_params_hash(j.out) != want] for jobs in (first, second)]
     done_before = len(first) + len(second) - sum(len(t) for t in todo)
