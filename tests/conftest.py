@@ -82,6 +82,14 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
             "workers": 1,
         },
     }
+    params["cv"] = {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]}
+    params["train"] = {
+        "models_dir": str(tmp / "models"),
+        "epochs": 1,
+        "batch_size": 8,
+        "frames_per_video": 4,
+        "model": {"backbone": "resnet10t", "input_size": 64},
+    }
     for name, values in sections.items():
         params.setdefault(name, {}).update(values)
     path.write_text(yaml.safe_dump(params))

@@ -56,6 +56,23 @@ def _cmd_data(args: argparse.Namespace) -> None:
     data_stage(load_params(args.params))
 
 
+def _cmd_folds(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from dfdc.folds import make_folds
+    from dfdc.io import write_parquet
+
+    params = load_params(args.params)
+    folds = make_folds(pd.read_parquet(params.data.index_path), params.cv)
+    write_parquet(folds, params.cv.path)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from dfdc.engine import fit
+
+    fit(load_params(args.params), args.fold)
+
+
 def _cmd_notebook(args: argparse.Namespace) -> None:
     from dfdc.notebooks import run_notebook
 
@@ -87,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="materialise data/raw and write the video index")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser("folds", help="split the labelled videos into group k-folds")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=_cmd_folds)
+
+    p = sub.add_parser("train", help="train one fold (under torchrun: DistributedDataParallel)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--fold", type=int, required=True)
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")

@@ -19,14 +19,18 @@ from typing import Any, Literal
 import yaml
 
 __all__ = [
+    "AugConfig",
     "BaseConfig",
     "ConfigError",
+    "CvConfig",
     "DataConfig",
     "EdaConfig",
     "FacesConfig",
     "KaggleSourceConfig",
+    "ModelConfig",
     "Params",
     "SampleConfig",
+    "TrainConfig",
     "load_params",
     "params_from_dict",
 ]
@@ -128,11 +132,86 @@ class FacesConfig:
 
 
 @dataclass(frozen=True)
+class CvConfig:
+    """Group k-fold: an original and all its fakes always share a fold."""
+
+    n_folds: int = 4
+    # part: DFDC folder (as the winners split, e.g. 40 parts train / 10 validation);
+    # original: clusters of an original and its fakes; auto: part when there are enough parts.
+    group_by: Literal["auto", "part", "original"] = "auto"
+    seed: int = 42
+    path: str = "data/interim/folds.parquet"
+    # The folds the train stage runs (DVC foreach); kept apart so adding one reruns only it.
+    folds: tuple[int, ...] = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet10t"
+    # true: timm's own loader (needs internet once); a file path: local weights, offline.
+    pretrained: bool = False
+    pretrained_file: str = ""
+    drop_rate: float = 0.2
+    drop_path_rate: float = 0.0
+    input_size: int = 96
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Train-time augmentation; each has a probability (0 turns it off)."""
+
+    jpeg_p: float = 0.3
+    jpeg_quality: tuple[int, int] = (50, 100)
+    noise_p: float = 0.1
+    blur_p: float = 0.1
+    flip_p: float = 0.5
+    downscale_p: float = 0.2
+    downscale_range: tuple[float, float] = (0.4, 0.9)
+    color_p: float = 0.4
+    gray_p: float = 0.05
+    affine_p: float = 0.3
+    rotate_limit: float = 10.0
+    # Blank out one face part (eyes, nose or mouth), located by the landmarks.
+    part_dropout_p: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    run: str = "baseline"
+    models_dir: str = "models"
+    epochs: int = 10
+    batch_size: int = 32
+    # Crops drawn from each video in each epoch.
+    frames_per_video: int = 16
+    # sample: all reals + as many freshly drawn fakes each epoch; loss: every video, with the
+    # loss averaged over the real and the fake halves of a batch; none: every video as is.
+    balance: Literal["sample", "loss", "none"] = "sample"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: Literal["cosine", "poly"] = "cosine"
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.05
+    grad_clip: float = 1.0
+    # Mixed precision and channels-last apply on CUDA only.
+    amp: bool = True
+    channels_last: bool = True
+    num_workers: int = 0
+    # Only the largest face track is used for training (a fake video may have a real face).
+    train_tracks: int = 1
+    model: ModelConfig = field(default_factory=ModelConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseConfig = field(default_factory=BaseConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eda: EdaConfig = field(default_factory=EdaConfig)
     faces: FacesConfig = field(default_factory=FacesConfig)
+    cv: CvConfig = field(default_factory=CvConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dfdc.config import ConfigError
+from dfdc.folds import FoldError
 from dfdc.index import MetadataError
 from dfdc.notebooks import NotebookError
 from dfdc.sources import CredentialsError, KaggleError
@@ -12,6 +13,7 @@ EXPECTED: tuple[type[Exception], ...] = (
     ConfigError,
     CredentialsError,
     FileNotFoundError,
+    FoldError,
     KaggleError,
     MetadataError,
     NotebookError,

@@ -43,8 +43,13 @@ __all__ = ["FaceJob", "extract_video", "faces_params_hash", "run_faces", "video_
 _HASH_EXCLUDE = {"out_dir", "table_path", "status_path", "workers", "splits"}
 
 
+# Bumped when what a video's file holds changes, so old files are redone, not misread.
+STORE_VERSION = 2
+
+
 def faces_params_hash(cfg: FacesConfig) -> str:
     d = {k: v for k, v in to_dict(cfg).items() if k not in _HASH_EXCLUDE}
+    d["store_version"] = STORE_VERSION
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -79,7 +84,8 @@ def extract_video(
     status: dict = {"status": "ok", "reason": None, "frames_tried": 0, "reused_original": False}
     empty = VideoFaces(
         name, status, np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros((0, 4), np.float32),
-        np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32), [],
+        np.zeros(0, np.float32), np.zeros(0, bool), np.zeros((0, 5, 2), np.float32),
+        np.zeros((0, 4), np.float32), [],
         faces_params_hash(cfg),
     )  # fmt: skip
     try:
@@ -142,10 +148,11 @@ def extract_video(
         status["seconds"] = time.perf_counter() - t0
         return empty
     rows.sort(key=lambda r: (r[1], r[0]))
-    crops = []
+    crops, squares = [], []
     for frame_idx, _, box, _, _, _ in rows:
         f = by_index[frame_idx]
         square = crop_square(box, cfg.margin, f.width, f.height)
+        squares.append(square)
         crops.append(encode_crop(f.crop(square, cfg.crop_size), cfg.crop_format, cfg.jpeg_quality))
     status["frames_with_face"] = len({r[0] for r in rows})
     status["tracks"] = len({r[1] for r in rows})
@@ -159,6 +166,7 @@ def extract_video(
         prob=np.array([r[3] for r in rows], np.float32),
         detected=np.array([r[4] for r in rows], bool),
         landmarks=np.stack([np.asarray(r[5], np.float32) for r in rows]),
+        crop_box=np.stack(squares).astype(np.float32),
         crops=crops,
         params_hash=faces_params_hash(cfg),
     )

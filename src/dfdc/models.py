@@ -1,0 +1,51 @@
+"""Frame classifiers: any timm backbone by name with a single-logit head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+
+from dfdc.config import ModelConfig
+
+__all__ = ["build_model", "model_norm"]
+
+
+def build_model(cfg: ModelConfig) -> torch.nn.Module:
+    """``pretrained`` uses timm's own loader (ImageNet weights, for users with internet);
+    ``pretrained_file`` loads local weights offline through timm's ``pretrained_cfg_overlay``,
+    the classifier dropped since its shape differs; neither trains from scratch."""
+    kwargs: dict = {
+        "num_classes": 1,
+        "drop_rate": cfg.drop_rate,
+        "drop_path_rate": cfg.drop_path_rate or None,
+    }
+    pretrained = cfg.pretrained
+    if cfg.pretrained_file:
+        path = Path(cfg.pretrained_file)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: train.model.pretrained_file does not exist")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        pretrained = True
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        return timm.create_model(cfg.backbone, pretrained=pretrained, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise ValueError(f"train.model.backbone: timm has no model {cfg.backbone!r}") from None
+        raise
+    except TypeError as exc:
+        if "drop_path_rate" in str(exc):
+            raise ValueError(
+                f"train.model.drop_path_rate: {cfg.backbone} has no drop path; set it to 0"
+            ) from None
+        raise
+
+
+def model_norm(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std the backbone was (or would be) pretrained with."""
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(
+        cfg.get("std", (0.229, 0.224, 0.225))
+    )

@@ -1,0 +1,61 @@
+"""Training and validation pictures shared by the notebooks: curves, ROC, reliability."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_curves", "plot_roc_reliability"]
+
+
+def plot_curves(history: list[dict]) -> plt.Figure:
+    h = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    axes[0].plot(h["epoch"], h["train_loss"], label="train loss")
+    axes[0].plot(h["epoch"], h["frame_logloss"], label="val frame log loss")
+    axes[0].plot(h["epoch"], h["video_logloss"], label="val video log loss")
+    axes[0].axhline(np.log(2), color="grey", ls=":", label="constant 0.5")
+    axes[0].legend(fontsize=7)
+    axes[0].set_xlabel("epoch")
+    axes[1].plot(h["epoch"], h["video_auc"], label="val video AUC")
+    axes[1].plot(h["epoch"], h["video_accuracy"], label="val video accuracy")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].legend(fontsize=7)
+    axes[1].set_xlabel("epoch")
+    axes[2].plot(h["epoch"], h["lr"])
+    axes[2].set_title("learning rate (end of epoch)", fontsize=8)
+    axes[2].set_xlabel("epoch")
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_reliability(y: np.ndarray, p: np.ndarray, bins: int = 8) -> plt.Figure:
+    from sklearn.metrics import roc_curve
+
+    y, p = np.asarray(y), np.asarray(p)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    if len(np.unique(y)) == 2:
+        fpr, tpr, _ = roc_curve(y, p)
+        axes[0].plot(fpr, tpr)
+    axes[0].plot([0, 1], [0, 1], color="grey", ls=":")
+    axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    centres, rates = [], []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            centres.append(p[m].mean())
+            rates.append(y[m].mean())
+    axes[1].plot(centres, rates, "o-")
+    axes[1].plot([0, 1], [0, 1], color="grey", ls=":")
+    axes[1].set(xlabel="predicted P(fake)", ylabel="observed fake rate", title="Reliability")
+    for label, colour in ((0, "#4c9f70"), (1, "#d1495b")):
+        axes[2].hist(
+            p[y == label], bins=edges, alpha=0.6, color=colour, label="FAKE" if label else "REAL"
+        )
+    axes[2].legend(fontsize=7)
+    axes[2].set(xlabel="predicted P(fake)", title="Scores by label")
+    fig.tight_layout()
+    return fig

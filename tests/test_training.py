@@ -1,0 +1,309 @@
+"""Folds, model, augmentation, the training loop, resume and DistributedDataParallel."""
+
+import dataclasses
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc.config import AugConfig, CvConfig, ModelConfig, TrainConfig, params_from_dict
+from dfdc.data import CropItem, epoch_plan
+from dfdc.engine import smoothed_bce
+from dfdc.folds import FoldError, check_folds, make_folds
+from dfdc.models import build_model
+from dfdc.transforms import FacePartDropout, eval_transform, train_transform
+
+
+@pytest.mark.parametrize(
+    ("backbone", "drop_path"),
+    [("resnet18", 0.1), ("efficientnet_b0", 0.1), ("resnext26ts", 0.1), ("densenet121", 0.0)],
+)
+def test_model_forward_backward(backbone, drop_path):
+    model = build_model(ModelConfig(backbone=backbone, input_size=64, drop_path_rate=drop_path))
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    assert out.shape == (2, 1)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())
+    ]
+    assert not missing
+
+
+def test_pretrained_file_loads_offline(tmp_path):
+    import timm
+
+    donor = timm.create_model("resnet18", num_classes=1000)
+    path = tmp_path / "resnet18_imagenet.pth"
+    torch.save(donor.state_dict(), path)
+    model = build_model(ModelConfig(backbone="resnet18", pretrained_file=str(path)))
+    assert torch.equal(model.conv1.weight, donor.conv1.weight)
+    assert torch.equal(model.layer4[1].conv2.weight, donor.layer4[1].conv2.weight)
+    assert model.fc.out_features == 1  # the 1000-class head was not loaded
+    scratch = build_model(ModelConfig(backbone="resnet18"))
+    assert not torch.equal(scratch.conv1.weight, donor.conv1.weight)
+
+
+def test_missing_pretrained_file_and_unknown_backbone_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pretrained_file does not exist"):
+        build_model(ModelConfig(pretrained_file=str(tmp_path / "nope.pth")))
+    with pytest.raises(ValueError, match="timm has no model 'resnet9000'"):
+        build_model(ModelConfig(backbone="resnet9000"))
+    with pytest.raises(ValueError, match="densenet121 has no drop path"):
+        build_model(ModelConfig(backbone="densenet121", drop_path_rate=0.1))
+
+
+def _index(parts: dict[str, list[tuple[str, str, str | None]]]) -> pd.DataFrame:
+    rows = [
+        {"name": n, "label": label, "original": o, "part": p}
+        for p, vids in parts.items()
+        for n, label, o in vids
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_folds_by_part_keep_originals_with_their_fakes():
+    parts = {
+        f"p{k}": [(f"r{k}", "REAL", None), (f"f{k}a", "FAKE", f"r{k}"), (f"f{k}b", "FAKE", f"r{k}")]
+        for k in range(6)
+    }
+    # A fake filed in another part than its original: the two parts must share a fold.
+    parts["p5"].append(("stray", "FAKE", "r0"))
+    folds = make_folds(_index(parts), CvConfig(n_folds=3))
+    assert (folds["group_kind"] == "part").all()
+    fold_of = dict(zip(folds["name"], folds["fold"], strict=True))
+    assert fold_of["stray"] == fold_of["r0"]
+    assert folds.groupby("part")["fold"].nunique().max() == 1
+    assert sorted(folds["fold"].unique()) == [0, 1, 2]
+
+
+def test_folds_by_original_when_parts_are_few():
+    parts = {
+        "only": [(f"r{k}", "REAL", None) for k in range(4)]
+        + [(f"f{k}", "FAKE", f"r{k % 4}") for k in range(8)]
+    }
+    folds = make_folds(_index(parts), CvConfig(n_folds=4))
+    assert (folds["group_kind"] == "original").all()
+    for k in range(4):
+        assert folds[folds["name"].isin([f"r{k}", f"f{k}", f"f{k + 4}"])]["fold"].nunique() == 1
+    with pytest.raises(FoldError, match="cannot fill 5 folds"):
+        make_folds(_index(parts), CvConfig(n_folds=5))
+
+
+def test_check_folds_fails_loudly():
+    bad = pd.DataFrame(
+        {"name": ["a", "b"], "fold": [0, 1], "group": ["g", "g"], "original": [None, "a"]}
+    )
+    with pytest.raises(FoldError, match="crosses folds"):
+        check_folds(bad)
+    bad["group"] = ["g1", "g2"]
+    with pytest.raises(FoldError, match="its original 'a'"):
+        check_folds(bad)
+
+
+def test_augmentation_keeps_shape_and_dtype():
+    every = AugConfig(
+        jpeg_p=1, noise_p=1, blur_p=1, flip_p=1, downscale_p=1, color_p=1, gray_p=1, affine_p=1
+    )
+    image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    for t in (train_transform(every, 96), eval_transform(96)):
+        x = t(image=image)["image"]
+        assert x.shape == (3, 96, 96) and x.dtype == torch.float32 and torch.isfinite(x).all()
+
+
+def test_face_part_dropout_blanks_a_landmark_region():
+    image = np.full((100, 100, 3), 200, np.uint8)
+    lm = np.array([[35, 40], [65, 40], [50, 55], [38, 72], [62, 72]], np.float32)
+    out = FacePartDropout(1.0)(image, lm, np.random.default_rng(1))
+    blank = out.sum(axis=2) == 0
+    assert 30 < blank.sum() < 2500
+    ys, xs = np.nonzero(blank)
+    assert any(np.hypot(xs.mean() - x, ys.mean() - y) < 20 for x, y in lm)
+    assert FacePartDropout(0.0)(image, lm, np.random.default_rng(1)) is image
+
+
+def _items(n_real=3, n_fake=9, crops=5):
+    items = []
+    for v in range(n_real + n_fake):
+        for c in range(crops):
+            items.append(CropItem(f"v{v}", "f", c, c, 0, float(v >= n_real), (0.0,) * 10))
+    return items
+
+
+def test_epoch_plan_balances_and_shards():
+    cfg = TrainConfig(frames_per_video=2, balance="sample")
+    plan = epoch_plan(_items(), cfg, epoch=0, seed=1)
+    labels = pd.Series([it.label for it in plan]).value_counts()
+    assert labels[0.0] == labels[1.0] == 6
+    assert plan != epoch_plan(_items(), cfg, epoch=1, seed=1)  # fresh fakes each epoch
+    shards = [epoch_plan(_items(), cfg, 0, 1, rank=r, world=2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 6
+    assert not {(i.video, i.crop_index) for i in shards[0]} & {
+        (i.video, i.crop_index) for i in shards[1]
+    }
+    everything = epoch_plan(_items(), dataclasses.replace(cfg, balance="none"), 0, 1)
+    assert len({it.video for it in everything}) == 12
+
+
+def test_label_smoothing_and_half_balancing():
+    logits = torch.tensor([2.0, -1.0, 0.5, 0.0])
+    y = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    plain = smoothed_bce(logits, y, 0.0, False)
+    assert plain == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, y).item()
+    )
+    smooth = smoothed_bce(logits, y, 0.1, False)
+    target = torch.tensor([0.95, 0.05, 0.95, 0.95])
+    assert smooth == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, target).item()
+    )
+    halves = smoothed_bce(logits, y, 0.0, True)
+    per = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    assert halves == pytest.approx((0.5 * per[y == 1].mean() + 0.5 * per[y == 0].mean()).item())
+
+
+# --- the loop on real crops -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_stage(tmp_path_factory, tiny_raw):
+    """The tiny sample's index, faces and 2 folds (by part) in a scratch folder."""
+    from dfdc.faces.extract import run_faces
+    from dfdc.index import build_index, collect_entries
+    from dfdc.io import write_parquet
+    from tests.conftest import faces_cfg
+
+    tmp = tmp_path_factory.mktemp("train")
+    index = build_index(collect_entries(tiny_raw / "train"), workers=1)
+    write_parquet(index, tmp / "videos.parquet")
+    run_faces(index, faces_cfg(tmp))
+    write_parquet(make_folds(index, CvConfig(n_folds=2)), tmp / "folds.parquet")
+    return tmp
+
+
+def tiny_params(tmp, **train):
+    base = {"epochs": 2, "batch_size": 8, "frames_per_video": 4, "lr": 0.001}
+    base["models_dir"] = str(tmp / "models")
+    base["model"] = {"backbone": "resnet10t", "input_size": 64}
+    base.update(train)
+    return params_from_dict(
+        {
+            "faces": {"table_path": str(tmp / "faces.parquet"), "out_dir": str(tmp / "faces")},
+            "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
+            "data": {"index_path": str(tmp / "videos.parquet")},
+            "train": base,
+        }
+    )
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
+    import dfdc.engine as engine
+
+    params = tiny_params(tiny_stage, run="resume")
+    real = engine.train_one_epoch
+    calls = {"n": 0}
+
+    def dies_in_second_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fit(params, 0, max_batches=2)
+    out = engine.fold_dir(params, 0)
+    assert (out / "last.pt").exists() and torch.load(out / "last.pt", weights_only=False)[
+        "epoch"
+    ] == 0
+
+    calls["n"] = 10  # the rerun must not die, and must start at epoch 1
+    result = engine.fit(params, 0, max_batches=2)
+    assert calls["n"] == 11
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    assert (
+        (out / "best.pt").exists()
+        and (out / "oof.parquet").exists()
+        and (out / "config.json").exists()
+    )
+    curves = engine.live_dir(params, 0)
+    assert (curves / "metrics.json").exists()
+    assert (
+        len((curves / "plots" / "metrics" / "val" / "video_logloss.tsv").read_text().splitlines())
+        == 3
+    )
+
+    # A finished run is not trained again; changed params start over.
+    calls["n"] = 10
+    engine.fit(params, 0, max_batches=2)
+    assert calls["n"] == 10
+    changed = tiny_params(tiny_stage, run="resume", lr=0.0005)
+    engine.fit(changed, 0, max_batches=2)
+    assert calls["n"] == 12
+
+
+def test_oof_predictions_cover_the_fold(tiny_stage):
+    from dfdc.engine import fit
+
+    params = tiny_params(tiny_stage, run="oof", epochs=1)
+    result = fit(params, 1, max_batches=1)
+    oof = pd.read_parquet(result.out_dir / "oof.parquet")
+    folds = pd.read_parquet(tiny_stage / "folds.parquet")
+    assert set(oof["video"]) == set(folds.loc[folds["fold"] == 1, "name"])
+    assert oof["video_prob"].between(0, 1).all() and (oof["fold"] == 1).all()
+    assert all(len(p) == len(f) > 0 for p, f in zip(oof["frame_probs"], oof["frames"], strict=True))
+    best = torch.load(result.out_dir / "best.pt", weights_only=False)
+    assert best["config"]["train"]["model"]["backbone"] == "resnet10t"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
+    from pathlib import Path
+
+    from dfdc.engine import fit
+
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    torch.set_num_threads(1)
+    params = tiny_params(Path(tmp), run="ddp", epochs=1)
+    result = fit(params, 0, max_batches=3)
+    torch.save(
+        {n: p.detach().clone() for n, p in result.model.named_parameters()},
+        Path(tmp) / f"rank{rank}.pt",
+    )
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_stage):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_stage)), nprocs=2, join=True)
+    a = torch.load(tiny_stage / "rank0.pt")
+    b = torch.load(tiny_stage / "rank1.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # And training moved them away from the initial weights (fit seeds with base.seed + fold).
+    from dfdc.engine import _seed_everything
+
+    _seed_everything(42)
+    fresh = build_model(ModelConfig(backbone="resnet10t", input_size=64))
+    assert not torch.equal(a["conv1.0.weight"], fresh.conv1[0].weight)
