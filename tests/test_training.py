@@ -239,12 +239,23 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
         == 3
     )
 
-    # A finished run is not trained again; changed params start over.
+    # Calling a finished run again (DVC does so only when an input changed) trains it anew.
     calls["n"] = 10
-    engine.fit(params, 0, max_batches=2)
-    assert calls["n"] == 10
+    again = engine.fit(params, 0, max_batches=2)
+    assert calls["n"] == 12 and [h["epoch"] for h in again.history] == [0, 1]
+    assert (
+        len((curves / "plots" / "metrics" / "val" / "video_logloss.tsv").read_text().splitlines())
+        == 3
+    )
+
+    # An interrupted run made with other params starts over instead of resuming.
+    calls["n"] = 0  # epoch 0 runs, epoch 1 dies: last.pt holds epoch 0 of `changed`
     changed = tiny_params(tiny_stage, run="resume", lr=0.0005)
-    engine.fit(changed, 0, max_batches=2)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fit(changed, 0, max_batches=2)
+    calls["n"] = 10
+    other = tiny_params(tiny_stage, run="resume", lr=0.0002)
+    assert [h["epoch"] for h in engine.fit(other, 0, max_batches=2).history] == [0, 1]
     assert calls["n"] == 12
 
 

@@ -305,7 +305,11 @@ def fit(
     last = out / "last.pt"
     if last.exists():
         state = torch.load(last, map_location=rt.device, weights_only=False)
-        if state.get("config_hash") == chash:
+        finished = state.get("epoch", -1) >= cfg.epochs - 1
+        if finished:
+            # DVC reruns a finished stage only when an input changed: train again.
+            log.info("fold %d: %s is a finished run; training again", fold, last)
+        elif state.get("config_hash") == chash:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
