@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfdc.config import FacesConfig, SampleConfig
+from dfdc.config import CvConfig, FacesConfig, SampleConfig, params_from_dict, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -94,3 +94,35 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
         params.setdefault(name, {}).update(values)
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_stage(tmp_path_factory, tiny_raw):
+    """The tiny sample's index, faces and 2 folds (by part) in a scratch folder."""
+    from dfdc.faces.extract import run_faces
+    from dfdc.folds import make_folds
+    from dfdc.index import build_index, collect_entries
+    from dfdc.io import write_parquet
+
+    tmp = tmp_path_factory.mktemp("train")
+    index = build_index(collect_entries(tiny_raw / "train"), workers=1)
+    write_parquet(index, tmp / "videos.parquet")
+    run_faces(index, faces_cfg(tmp))
+    write_parquet(make_folds(index, CvConfig(n_folds=2)), tmp / "folds.parquet")
+    return tmp
+
+
+def tiny_params(tmp, **train):
+    base = {"epochs": 2, "batch_size": 8, "frames_per_video": 4, "lr": 0.001}
+    base["models_dir"] = str(tmp / "models")
+    base["model"] = {"backbone": "resnet10t", "input_size": 64}
+    base.update(train)
+    return params_from_dict(
+        {
+            # The same face settings that made the crops, as in a real params.yaml.
+            "faces": to_dict(faces_cfg(tmp)),
+            "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
+            "data": {"index_path": str(tmp / "videos.parquet")},
+            "train": base,
+        }
+    )

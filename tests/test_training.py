@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from dfdc.config import AugConfig, CvConfig, ModelConfig, TrainConfig, params_from_dict
+from dfdc.config import AugConfig, CvConfig, ModelConfig, TrainConfig
 from dfdc.data import CropItem, epoch_plan
 from dfdc.engine import smoothed_bce
 from dfdc.folds import FoldError, check_folds, make_folds
 from dfdc.models import build_model
 from dfdc.transforms import FacePartDropout, eval_transform, train_transform
+from tests.conftest import tiny_params
 
 
 @pytest.mark.parametrize(
@@ -169,37 +170,6 @@ def test_label_smoothing_and_half_balancing():
 
 
 # --- the loop on real crops -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_stage(tmp_path_factory, tiny_raw):
-    """The tiny sample's index, faces and 2 folds (by part) in a scratch folder."""
-    from dfdc.faces.extract import run_faces
-    from dfdc.index import build_index, collect_entries
-    from dfdc.io import write_parquet
-    from tests.conftest import faces_cfg
-
-    tmp = tmp_path_factory.mktemp("train")
-    index = build_index(collect_entries(tiny_raw / "train"), workers=1)
-    write_parquet(index, tmp / "videos.parquet")
-    run_faces(index, faces_cfg(tmp))
-    write_parquet(make_folds(index, CvConfig(n_folds=2)), tmp / "folds.parquet")
-    return tmp
-
-
-def tiny_params(tmp, **train):
-    base = {"epochs": 2, "batch_size": 8, "frames_per_video": 4, "lr": 0.001}
-    base["models_dir"] = str(tmp / "models")
-    base["model"] = {"backbone": "resnet10t", "input_size": 64}
-    base.update(train)
-    return params_from_dict(
-        {
-            "faces": {"table_path": str(tmp / "faces.parquet"), "out_dir": str(tmp / "faces")},
-            "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
-            "data": {"index_path": str(tmp / "videos.parquet")},
-            "train": base,
-        }
-    )
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):

@@ -73,6 +73,55 @@ def _cmd_train(args: argparse.Namespace) -> None:
     fit(load_params(args.params), args.fold)
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """Score each video; a bad one gets one line on stderr and the rest are still scored."""
+    import json
+
+    from dfdc.predict import Predictor, find_checkpoints, load_models
+
+    params = load_params(args.params)
+    root = Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
+    device = params.base.device
+    models = load_models(
+        find_checkpoints(root), device="cpu" if device == "cpu" else _device(device)
+    )
+    predictor = Predictor(models, device=device, rule=args.rule, faces_combine=args.faces)
+    failed = 0
+    results = []
+    for video in args.videos:
+        path = Path(video)
+        if not path.is_file():
+            print(f"dfdc predict: error: {path}: file not found", file=sys.stderr)
+            failed += 1
+            continue
+        pred = predictor.predict_video(path)
+        if pred.status == "unreadable":
+            print(f"dfdc predict: error: {path}: {pred.reason}", file=sys.stderr)
+            failed += 1
+            continue
+        if pred.status == "no_face":
+            log.warning("%s: no face found; scored 0.5", path)
+        results.append(pred)
+        if not args.json:
+            print(f"{path}\t{pred.prob:.6f}", flush=True)
+        if args.image and pred.crops:
+            from dfdc.plots import plot_prediction
+
+            out = Path(args.image)
+            if len(args.videos) > 1:
+                out = out.with_name(f"{out.stem}_{path.stem}{out.suffix}")
+            plot_prediction(pred).savefig(out, dpi=90)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=1))
+    return 1 if failed else 0
+
+
+def _device(name: str) -> str:
+    from dfdc.faces.detect import resolve_device
+
+    return resolve_device(name)
+
+
 def _cmd_notebook(args: argparse.Namespace) -> None:
     from dfdc.notebooks import run_notebook
 
@@ -114,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, required=True)
     p.set_defaults(func=_cmd_train)
 
+    p = sub.add_parser("predict", help="probability that each video is fake")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--models", help="a run folder, fold folder or best.pt (default: the workspace's run)"
+    )
+    p.add_argument("--rule", default="mean", choices=["mean", "confident", "weighted"])
+    p.add_argument(
+        "--faces", default="max", choices=["max", "mean"], help="how several faces combine"
+    )
+    p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
+    p.add_argument("--image", help="save the face crops with their scores to this PNG")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")
     p.add_argument("dst")
@@ -134,11 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dfdc.errors import EXPECTED
 
     try:
-        args.func(args)
+        code = args.func(args)
     except (ConfigError, *EXPECTED) as exc:
         print(f"dfdc {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":  # pragma: no cover

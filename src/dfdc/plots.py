@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_curves", "plot_roc_reliability"]
+__all__ = ["plot_curves", "plot_prediction", "plot_roc_reliability"]
 
 
 def plot_curves(history: list[dict]) -> plt.Figure:
@@ -57,5 +57,27 @@ def plot_roc_reliability(y: np.ndarray, p: np.ndarray, bins: int = 8) -> plt.Fig
         )
     axes[2].legend(fontsize=7)
     axes[2].set(xlabel="predicted P(fake)", title="Scores by label")
+    fig.tight_layout()
+    return fig
+
+
+def plot_prediction(pred, max_crops: int = 16) -> plt.Figure:
+    """A video's face crops, each with its score (mean over the models), and the video score."""
+    from dfdc.faces.store import decode_crop
+
+    scores = np.mean(np.array(list(pred.frame_probs.values())), axis=0)
+    pick = np.linspace(0, len(pred.crops) - 1, min(max_crops, len(pred.crops))).round().astype(int)
+    cols = min(8, len(pick))
+    rows = int(np.ceil(len(pick) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), pick, strict=False):
+        ax.imshow(decode_crop(pred.crops[i]))
+        colour = "#d1495b" if scores[i] >= 0.5 else "#4c9f70"
+        ax.set_title(
+            f"f{pred.frames[i]} t{pred.tracks[i]} {scores[i]:.2f}", fontsize=7, color=colour
+        )
+    fig.suptitle(f"{pred.video}: P(fake) = {pred.prob:.3f}", fontsize=10)
     fig.tight_layout()
     return fig

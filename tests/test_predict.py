@@ -1,0 +1,98 @@
+"""``dfdc predict`` and the inference path it shares with training."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc.cli import main
+from dfdc.data import CropDataset, crop_items
+from dfdc.engine import fit
+from dfdc.faces.store import decode_reduction
+from dfdc.predict import Predictor, find_checkpoints, load_models
+from tests.conftest import tiny_params, write_params
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_stage):
+    params = tiny_params(tiny_stage, run="predict", epochs=1)
+    result = fit(params, 0, max_batches=1)
+    return params, result.out_dir
+
+
+def test_inference_crops_match_training_crops(tiny_stage, trained):
+    """A video scored by the predictor and the same video's stage crops through the training
+    dataset give the same frame scores: one path, no drift."""
+    params, out = trained
+    (model,) = load_models(find_checkpoints(out))
+    faces = pd.read_parquet(tiny_stage / "faces.parquet")
+    index = pd.read_parquet(tiny_stage / "videos.parquet").set_index("name")
+    video = faces["video"].iloc[0]
+    pred = Predictor([model], device="cpu").predict_video(index.loc[video, "path"])
+    assert pred.status == "ok"
+    items = crop_items(faces, {video: "FAKE"}, None)
+    ds = CropDataset(
+        items, model.transform, reduce=decode_reduction(params.faces.crop_size, model.input_size)
+    )
+    with torch.inference_mode():
+        x = torch.stack([ds[i][0] for i in range(len(ds))])
+        ref = torch.sigmoid(model.model(x).squeeze(1)).numpy()
+    assert pred.frames == [it.frame for it in items]
+    assert np.allclose(pred.frame_probs[model.name], ref, atol=1e-5)
+    assert pred.prob == pytest.approx(float(ref.mean()), abs=1e-5)
+
+
+def test_predict_cli_scores_good_files_and_reports_bad_ones(tmp_path, trained, shared_dfdc, capsys):
+    _, out = trained
+    params_path = write_params(tmp_path / "params.yaml", tmp_path)
+    good = shared_dfdc / "dfdc_train_part_0" / "brtujopkby.mp4"
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 5000)
+    missing = tmp_path / "missing.mp4"
+    code = main(
+        [
+            "predict",
+            str(corrupt),
+            str(good),
+            str(missing),
+            "--params",
+            str(params_path),
+            "--models",
+            str(out),
+            "--image",
+            str(tmp_path / "crops.png"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(good))
+    assert 0 < float(lines[0].split("\t")[1]) < 1
+    errors = [line for line in captured.err.splitlines() if line.startswith("dfdc predict: error")]
+    assert len(errors) == 2
+    assert any(str(corrupt) in e and "not a readable video" in e for e in errors)
+    assert any(str(missing) in e and "file not found" in e for e in errors)
+    assert (tmp_path / "crops_brtujopkby.png").stat().st_size > 10_000
+
+
+def test_predict_json_has_frame_and_face_scores(tmp_path, trained, tiny_raw, capsys):
+    _, out = trained
+    params_path = write_params(tmp_path / "params.yaml", tmp_path)
+    video = sorted((tiny_raw / "test_videos").glob("*.mp4"))[0]
+    assert (
+        main(["predict", str(video), "--json", "--params", str(params_path), "--models", str(out)])
+        == 0
+    )
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["video"] == video.name and record["status"] == "ok"
+    (scores,) = record["frame_probs"].values()
+    assert len(scores) == len(record["frames"]) == len(record["tracks"]) > 0
+    assert record["prob"] == pytest.approx(float(np.mean(scores)), abs=1e-5)
+
+
+def test_no_models_is_one_line(tmp_path, capsys):
+    params_path = write_params(tmp_path / "params.yaml", tmp_path)
+    assert main(["predict", "x.mp4", "--params", str(params_path), "--models", str(tmp_path)]) == 2
+    assert "no best.pt found" in capsys.readouterr().err
