@@ -157,4 +157,4 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     m = binary_metrics(oof["label"], oof["video_prob"])
     print("out-of-fold", m)
     assert m["logloss"] < 0.55
-    assert m["auc"] > 0.85
+    assert m["auc"] > 0.8

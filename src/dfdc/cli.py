@@ -77,15 +77,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     """Score each video; a bad one gets one line on stderr and the rest are still scored."""
     import json
 
+    from dfdc.ensemble import Ensemble, ensemble_prob
     from dfdc.predict import Predictor, find_checkpoints, load_models
 
     params = load_params(args.params)
-    root = Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
-    device = params.base.device
-    models = load_models(
-        find_checkpoints(root), device="cpu" if device == "cpu" else _device(device)
-    )
-    predictor = Predictor(models, device=device, rule=args.rule, faces_combine=args.faces)
+    ens_file = Path(params.ensemble.ensemble_path)
+    ens = Ensemble.load(ens_file) if ens_file.exists() and not args.models else None
+    if ens is not None:
+        # The workspace's fitted ensemble: its runs, rule, weights, temperature and clip.
+        roots = [Path(params.train.models_dir) / run for run in ens.runs]
+        ens.rule, ens.faces = args.rule or ens.rule, args.faces or ens.faces
+    else:
+        roots = [
+            Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
+        ]
+    device = _device(params.base.device)
+    models = load_models([c for r in roots for c in find_checkpoints(r)], device=device)
+    rule, faces = args.rule or "mean", args.faces or "max"
+    predictor = Predictor(models, device=device, rule=rule, faces_combine=faces)
     failed = 0
     results = []
     for video in args.videos:
@@ -101,6 +110,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             continue
         if pred.status == "no_face":
             log.warning("%s: no face found; scored 0.5", path)
+        elif ens is not None:
+            pred.prob = ensemble_prob(pred, ens)
         results.append(pred)
         if not args.json:
             print(f"{path}\t{pred.prob:.6f}", flush=True)
@@ -167,12 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+")
     p.add_argument("--params", default="params.yaml")
     p.add_argument(
-        "--models", help="a run folder, fold folder or best.pt (default: the workspace's run)"
+        "--models",
+        help="a run folder, fold folder or best.pt, averaged equally (default: the workspace's "
+        "fitted ensemble once the ensemble stage has run, else its run's folds)",
     )
-    p.add_argument("--rule", default="mean", choices=["mean", "confident", "weighted"])
     p.add_argument(
-        "--faces", default="max", choices=["max", "mean"], help="how several faces combine"
+        "--rule", choices=["mean", "confident", "weighted"], help="frames to a face score"
     )
+    p.add_argument("--faces", choices=["max", "mean"], help="how several faces combine")
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.set_defaults(func=_cmd_predict)
@@ -201,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, *EXPECTED) as exc:
         print(f"dfdc {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return code or 0
+    # Commands return an exit status, or nothing (a return value such as a table is not one).
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

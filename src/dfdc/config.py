@@ -25,6 +25,7 @@ __all__ = [
     "CvConfig",
     "DataConfig",
     "EdaConfig",
+    "EnsembleConfig",
     "FacesConfig",
     "KaggleSourceConfig",
     "ModelConfig",
@@ -205,6 +206,27 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    """Out-of-fold scoring, model averaging, calibration and the submission."""
+
+    runs: tuple[str, ...] = ("baseline",)
+    # Frame-to-video rule and how several faces combine (see dfdc.aggregate).
+    rule: Literal["mean", "confident", "weighted"] = "mean"
+    faces: Literal["max", "mean"] = "max"
+    # Run weights fitted on out-of-fold log loss (else equal); temperature scaling; clip bound
+    # chosen on out-of-fold log loss from clip_grid.
+    fit_weights: bool = True
+    temperature: bool = True
+    clip_grid: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
+    submission_path: str = "submissions/submission.csv"
+    ensemble_path: str = "submissions/ensemble.json"
+    registry_dir: str = "submissions/registry"
+    metrics_path: str = "metrics/cv.json"
+    test_metrics_path: str = "metrics/test.json"
+    plots_dir: str = "metrics/plots"
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseConfig = field(default_factory=BaseConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -212,6 +234,7 @@ class Params:
     faces: FacesConfig = field(default_factory=FacesConfig)
     cv: CvConfig = field(default_factory=CvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

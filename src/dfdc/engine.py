@@ -245,7 +245,18 @@ def _loader(ds: CropDataset, cfg: TrainConfig, rt: Runtime, train: bool) -> Data
         pin_memory=rt.device.type == "cuda",
         drop_last=train and len(ds) > cfg.batch_size,
         persistent_workers=False,
+        worker_init_fn=_reseed_worker,
     )
+
+
+def _reseed_worker(worker_id: int) -> None:
+    """Each loader worker gets its own, reproducible augmentation stream."""
+    info = torch.utils.data.get_worker_info()
+    ds = info.dataset
+    seed = (info.seed + worker_id) % 2**32
+    ds.rng = np.random.default_rng(seed)
+    if hasattr(ds.transform, "set_random_seed"):
+        ds.transform.set_random_seed(seed)
 
 
 def fit(
@@ -342,11 +353,12 @@ def fit(
     val_loader = _loader(val_ds, cfg, rt, train=False)
     for epoch in range(start, cfg.epochs):
         plan = epoch_plan(train_items, cfg, epoch, params.base.seed, rt.rank, rt.world)
+        aug_seed = (params.base.seed * 1000 + epoch) * 64 + rt.rank
         ds = CropDataset(
             plan,
-            train_transform(cfg.aug, size, mean, std),
+            train_transform(cfg.aug, size, mean, std, seed=aug_seed),
             cfg.aug.part_dropout_p,
-            seed=params.base.seed * 1000 + epoch,
+            seed=aug_seed,
             reduce=reduce,
         )
         tr = train_one_epoch(

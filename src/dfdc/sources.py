@@ -131,4 +131,11 @@ def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
     )
     test_dirs = [p for p in local.rglob("test_videos") if p.is_dir()] if local.is_dir() else []
     subs = list(local.rglob("sample_submission.csv")) if local.is_dir() else []
+    # The submission's file order is a small file: keep a copy where every source has it.
+    for name, found in (
+        ("sample_submission.csv", subs),
+        ("test_labels.csv", list(local.rglob("test_labels.csv"))),
+    ):
+        if found:
+            shutil.copy(found[0], raw_dir / name)
     return RawLayout(local, test_dirs[0] if test_dirs else None, subs[0] if subs else None)

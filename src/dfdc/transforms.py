@@ -62,8 +62,14 @@ def _tail(size: int, mean: tuple, std: tuple) -> list:
 
 
 def train_transform(
-    cfg: AugConfig, size: int, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD
+    cfg: AugConfig,
+    size: int,
+    mean: tuple = IMAGENET_MEAN,
+    std: tuple = IMAGENET_STD,
+    seed: int | None = None,
 ) -> A.Compose:
+    """``seed`` makes the augmentation stream reproducible (albumentations 2 draws from its
+    own generator, not numpy's global one)."""
     return A.Compose(
         [
             A.ImageCompression(quality_range=cfg.jpeg_quality, p=cfg.jpeg_p),
@@ -91,7 +97,8 @@ def train_transform(
                 p=cfg.affine_p,
             ),
             *_tail(size, mean, std),
-        ]
+        ],
+        seed=seed,
     )
 
 

@@ -20,4 +20,8 @@ def faces_stage(params_path: str) -> pd.DataFrame:
 def add_faces_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("faces", help="extract face crops for the indexed videos (resumable)")
     p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=lambda args: faces_stage(args.params))
+    p.set_defaults(func=_cmd_faces)
+
+
+def _cmd_faces(args: argparse.Namespace) -> None:
+    faces_stage(args.params)

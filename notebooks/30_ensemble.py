@@ -1,0 +1,70 @@
+# %% [markdown]
+# # 30 · Ensemble, out-of-fold scores and the submission
+# Frame-to-video rules compared out of fold, run weights, temperature and clip bound fitted out
+# of fold (and scored nested by fold), then the test videos scored into `submission.csv`.
+
+# %% tags=["parameters"]
+params_path = "params.yaml"
+smoke = False
+
+# %%
+import pandas as pd
+from IPython.display import display
+
+from dfdc import plots
+from dfdc.config import load_params
+from dfdc.ensemble import run_ensemble
+
+params = load_params(params_path)
+
+# %% [markdown]
+# ## Run
+
+# %%
+result = run_ensemble(params, smoke=smoke)
+report = result["report"]
+pd.Series({k: result["metrics"][k] for k in ("logloss", "auc", "accuracy", "n_videos")}).to_frame(
+    "out of fold"
+)
+
+# %% [markdown]
+# ## Frame-to-video rules (first run, out of fold)
+
+# %%
+report.rules
+
+# %% [markdown]
+# ## Fitting versus equal weights
+# "nested" fits weights, temperature and clip on the other folds and scores the held-out fold.
+
+# %%
+display(report.table)
+print(report.ensemble)
+
+# %% [markdown]
+# ## Per part
+
+# %%
+pd.DataFrame(result["metrics"]["per_part"]).T
+
+# %% [markdown]
+# ## ROC, reliability, scores by label (nested out-of-fold)
+
+# %%
+plots.plot_roc_reliability(report.matrix["label"].to_numpy(), report.oof_prob)
+# %% [markdown]
+# ## Log loss versus clip bound
+
+# %%
+ax = report.clip_curve.plot(x="clip", y="logloss", marker="o", figsize=(5, 3), legend=False)
+ax.set_ylabel("out-of-fold log loss")
+ax.axvline(report.ensemble.clip, color="grey", ls=":")
+# %% [markdown]
+# ## Submission
+
+# %%
+sub = result["submission"]
+print(f"{len(sub)} rows, NaN {int(sub['label'].isna().sum())}")
+print(f"min {sub['label'].min():.3f}, max {sub['label'].max():.3f}")
+print("local test score:", result["test"])
+sub.head(10)

@@ -1,0 +1,354 @@
+"""Out-of-fold scoring, model averaging, calibration, and the submission with its record.
+
+Everything fitted here (run weights, temperature, clip bound) is fitted on out-of-fold
+predictions only, and each is also scored *nested*: fitted on the other folds and applied to
+the held-out fold, so the table shows what fitting gains without the optimism of scoring on the
+data it was fitted to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize, minimize_scalar
+from tqdm.auto import tqdm
+
+from dfdc.aggregate import compare_rules, video_score
+from dfdc.config import EnsembleConfig, Params, to_dict
+from dfdc.io import write_json, write_text
+from dfdc.metrics import EPS, binary_metrics, log_loss
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Ensemble",
+    "ensemble_prob",
+    "fit_ensemble",
+    "load_oof",
+    "make_submission",
+    "run_ensemble",
+]
+
+
+def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
+    frames = []
+    for run in runs:
+        files = sorted((Path(models_dir) / run).glob("fold*/oof.parquet"))
+        if not files:
+            raise FileNotFoundError(
+                f"{Path(models_dir) / run}: no fold*/oof.parquet (train this run first)"
+            )
+        for f in files:
+            frames.append(pd.read_parquet(f).assign(run=run))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_matrix(oof: pd.DataFrame, rule: str, faces: str) -> pd.DataFrame:
+    """One row a video, one column a run: the video score under ``rule``/``faces``."""
+    oof = oof.assign(
+        score=[
+            video_score(p, t, rule, faces)
+            for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
+        ]
+    )
+    wide = oof.pivot_table(index="video", columns="run", values="score")
+    meta = oof.drop_duplicates("video").set_index("video")[["label", "fold", "part", "original"]]
+    return meta.join(wide, how="inner")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+@dataclass
+class Ensemble:
+    """What turns per-run video scores into the submitted probability."""
+
+    runs: list[str]
+    weights: list[float]
+    rule: str = "mean"
+    faces: str = "max"
+    temperature: float = 1.0
+    clip: float = 0.0
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """``scores``: (videos, runs) -> probabilities."""
+        p = np.asarray(scores, float) @ np.asarray(self.weights, float)
+        if self.temperature != 1.0:
+            p = _sigmoid(_logit(p) / self.temperature)
+        if self.clip > 0:
+            p = np.clip(p, self.clip, 1 - self.clip)
+        return p
+
+    def save(self, path: str | Path) -> None:
+        write_json(asdict(self), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ensemble:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def _fit_weights(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    k = scores.shape[1]
+    if k == 1:
+        return np.ones(1)
+
+    def loss(z: np.ndarray) -> float:
+        w = np.exp(z - z.max())
+        return log_loss(y, scores @ (w / w.sum()))
+
+    z = minimize(loss, np.zeros(k), method="L-BFGS-B").x
+    w = np.exp(z - z.max())
+    return w / w.sum()
+
+
+def _fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
+    z = _logit(p)
+    res = minimize_scalar(
+        lambda lt: log_loss(y, _sigmoid(z / np.exp(lt))), bounds=(-3, 3), method="bounded"
+    )
+    return float(np.exp(res.x))
+
+
+def _fit(scores: np.ndarray, y: np.ndarray, cfg: EnsembleConfig, runs: list[str]) -> Ensemble:
+    weights = (
+        _fit_weights(scores, y)
+        if cfg.fit_weights
+        else np.full(scores.shape[1], 1 / scores.shape[1])
+    )
+    ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces)
+    if cfg.temperature:
+        ens.temperature = _fit_temperature(ens.apply(scores), y)
+    curve = {c: log_loss(y, np.clip(ens.apply(scores), c, 1 - c)) for c in cfg.clip_grid}
+    ens.clip = float(min(curve, key=lambda c: (curve[c], c)))
+    return ens
+
+
+@dataclass
+class FitReport:
+    ensemble: Ensemble
+    table: pd.DataFrame  # rows: equal weights / fitted in-sample / fitted nested
+    rules: pd.DataFrame
+    oof_prob: np.ndarray  # the nested (honest) out-of-fold probabilities
+    matrix: pd.DataFrame
+    clip_curve: pd.DataFrame
+    metrics: dict = field(default_factory=dict)
+
+
+def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
+    rules = compare_rules(oof[oof["run"] == cfg.runs[0]])
+    matrix = run_matrix(oof, cfg.rule, cfg.faces)
+    runs = [r for r in cfg.runs if r in matrix.columns]
+    scores, y, folds = (
+        matrix[runs].to_numpy(),
+        matrix["label"].to_numpy(),
+        matrix["fold"].to_numpy(),
+    )
+    equal = Ensemble(runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces)
+    final = _fit(scores, y, cfg, runs)
+    nested = np.zeros(len(y))
+    for f in np.unique(folds):
+        held = folds == f
+        nested[held] = _fit(scores[~held], y[~held], cfg, runs).apply(scores[held])
+    table = pd.DataFrame(
+        [
+            {"ensemble": "equal weights, no calibration", **binary_metrics(y, equal.apply(scores))},
+            {"ensemble": "fitted, scored in-sample", **binary_metrics(y, final.apply(scores))},
+            {"ensemble": "fitted, scored nested by fold", **binary_metrics(y, nested)},
+        ]
+    )
+    unclipped = Ensemble(**{**asdict(final), "clip": 0.0}).apply(scores)
+    clip_curve = pd.DataFrame(
+        {
+            "clip": list(cfg.clip_grid),
+            "logloss": [log_loss(y, np.clip(unclipped, c, 1 - c)) for c in cfg.clip_grid],
+        }
+    )
+    return FitReport(final, table, rules, nested, matrix, clip_curve)
+
+
+def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
+    """The numbers in metrics/cv.json: overall (nested), per part, per manipulation method."""
+    m = report.matrix.assign(prob=report.oof_prob)
+    method = index.set_index("name")["method"] if "method" in index else pd.Series(dtype=object)
+    m["method"] = [
+        method.get(v) if isinstance(method.get(v), str) else ("original" if lab == 0 else None)
+        for v, lab in zip(m.index, m["label"], strict=True)
+    ]
+    overall = binary_metrics(m["label"], m["prob"])
+    out = {
+        "logloss": overall["logloss"],
+        "auc": overall["auc"],
+        "accuracy": overall["accuracy"],
+        "n_videos": overall["n"],
+        "per_part": {p: binary_metrics(g["label"], g["prob"]) for p, g in m.groupby("part")},
+        "ensemble": asdict(report.ensemble),
+        "comparison": report.table.to_dict(orient="records"),
+        "rules": report.rules.to_dict(orient="records"),
+    }
+    if m["method"].notna().any() and m["method"].nunique() > 1:
+        # Each method against the reals, so AUC means something per method.
+        reals = m[m["label"] == 0]
+        out["per_method"] = {
+            k: binary_metrics(pd.concat([g, reals])["label"], pd.concat([g, reals])["prob"])
+            for k, g in m[m["label"] == 1].groupby("method")
+        }
+    return out
+
+
+def ensemble_prob(pred, ens: Ensemble) -> float:
+    """A scored video's probability under ``ens``: each model's video score, folds averaged
+    within a run, runs weighted, then temperature and clip."""
+    per_run: dict[str, list[float]] = {}
+    for model_name, frame_probs in pred.frame_probs.items():
+        run = model_name.rsplit("/", 1)[0]
+        per_run.setdefault(run, []).append(
+            video_score(frame_probs, pred.tracks, ens.rule, ens.faces)
+        )
+    missing = [r for r in ens.runs if r not in per_run]
+    if missing:
+        raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
+    return float(ens.apply(np.array([[np.mean(per_run[r]) for r in ens.runs]]))[0])
+
+
+def make_submission(
+    test_paths: list[Path], order: list[str], ens: Ensemble, predictor, out_path: str | Path
+) -> pd.DataFrame:
+    """``filename,label`` for every file of ``order``; a video that fails scores 0.5."""
+    by_name = {p.name: p for p in test_paths}
+    probs, failed = {}, []
+    for name in tqdm(order, desc="test videos", unit="video"):
+        path = by_name.get(name)
+        pred = predictor.predict_video(path) if path is not None else None
+        if pred is None or pred.status != "ok":
+            failed.append(name)
+            probs[name] = 0.5
+            continue
+        probs[name] = ensemble_prob(pred, ens)
+    if failed:
+        log.warning(
+            "%d of %d test videos failed or had no face and score 0.5: %s",
+            len(failed),
+            len(order),
+            failed[:5],
+        )
+    sub = pd.DataFrame({"filename": order, "label": [probs[n] for n in order]})
+    write_text(sub.to_csv(index=False, float_format="%.6f"), out_path)
+    return sub
+
+
+def _git_revision() -> dict:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    return {
+        "revision": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def run_ensemble(params: Params, smoke: bool = False) -> dict:
+    """The ensemble stage: cv.json, plots data, ensemble.json, submission.csv, registry entry."""
+    from dfdc.predict import Predictor, find_checkpoints, load_models
+
+    cfg = params.ensemble
+    index = pd.read_parquet(params.data.index_path)
+    oof = load_oof(params.train.models_dir, cfg.runs)
+    report = fit_ensemble(oof, cfg)
+    metrics = cv_metrics(report, index)
+    write_json(metrics, cfg.metrics_path)
+    report.ensemble.save(cfg.ensemble_path)
+    _write_plots(report, Path(cfg.plots_dir))
+
+    raw = Path(params.data.raw_dir)
+    test = index[index["split"] == "test"]
+    test_paths = [Path(p) for p in test["path"]]
+    sample_sub = raw / "sample_submission.csv"
+    order = (
+        pd.read_csv(sample_sub)["filename"].tolist()
+        if sample_sub.exists()
+        else sorted(test["name"])
+    )
+    if smoke:
+        order = order[:2]
+    checkpoints = [
+        c for run in cfg.runs for c in find_checkpoints(Path(params.train.models_dir) / run)
+    ]
+    predictor = Predictor(
+        load_models(checkpoints), device=params.base.device, rule=cfg.rule, faces_combine=cfg.faces
+    )
+    sub = make_submission(test_paths, order, report.ensemble, predictor, cfg.submission_path)
+
+    labels = raw / "test_labels.csv"
+    test_metrics: dict = {"available": False}
+    if labels.exists():
+        truth = pd.read_csv(labels).set_index("filename")["label"]
+        scored = sub[sub["filename"].isin(truth.index)]
+        test_metrics = {
+            "available": True,
+            **binary_metrics(truth[scored["filename"]].to_numpy(), scored["label"]),
+        }
+    write_json(test_metrics, cfg.test_metrics_path)
+
+    record = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git": _git_revision(),
+        "dvc_lock_sha256": _sha256(Path("dvc.lock")),
+        "submission_sha256": _sha256(Path(cfg.submission_path)),
+        "params": to_dict(params),
+        "cv": {k: metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")},
+        "test": test_metrics,
+        "ensemble": asdict(report.ensemble),
+    }
+    stamp = record["created"].replace(":", "").replace("-", "")
+    write_json(
+        record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
+    )
+    return {
+        "report": report,
+        "metrics": metrics,
+        "submission": sub,
+        "test": test_metrics,
+        "record": record,
+    }
+
+
+def _write_plots(report: FitReport, out: Path) -> None:
+    """Small CSVs that ``dvc plots show`` draws (ROC, reliability, clip curve)."""
+    from sklearn.metrics import roc_curve
+
+    y, p = report.matrix["label"].to_numpy(), report.oof_prob
+    out.mkdir(parents=True, exist_ok=True)
+    if len(np.unique(y)) == 2:
+        fpr, tpr, _ = roc_curve(y, p)
+        write_text(pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(index=False), out / "roc.csv")
+    bins = np.clip((p * 10).astype(int), 0, 9)
+    rel = (
+        pd.DataFrame({"bin": bins, "p": p, "y": y})
+        .groupby("bin")
+        .agg(predicted=("p", "mean"), observed=("y", "mean"))
+    )
+    write_text(rel.reset_index().to_csv(index=False), out / "reliability.csv")
+    write_text(report.clip_curve.to_csv(index=False), out / "clip.csv")

@@ -1,0 +1,113 @@
+"""Ensembling and calibration fitted out of fold, and the submission file."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dfdc.ensemble as ens_mod
+from dfdc.config import EnsembleConfig
+from dfdc.ensemble import Ensemble, fit_ensemble, make_submission
+from dfdc.metrics import log_loss
+from dfdc.predict import VideoPrediction
+
+
+def _oof(n=60, seed=0, runs=("good", "noise"), sharp=4.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    rows = []
+    for run in runs:
+        for i in range(n):
+            if run == "noise":
+                p = rng.uniform(0.2, 0.8, 4)
+            else:  # informative but over-confident
+                p = 1 / (1 + np.exp(-sharp * (2 * y[i] - 1) * rng.uniform(0.2, 1.5, 4)))
+            row = {
+                "run": run,
+                "video": f"v{i}.mp4",
+                "fold": i % 3,
+                "label": int(y[i]),
+                "part": f"p{i % 3}",
+            }
+            rows.append({**row, "original": None, "frame_probs": list(p), "tracks": [0] * 4})
+    return pd.DataFrame(rows)
+
+
+def test_weights_favour_the_informative_run_and_nested_is_reported():
+    report = fit_ensemble(
+        _oof(), EnsembleConfig(runs=("good", "noise"), temperature=False, clip_grid=(0.0,))
+    )
+    w = dict(zip(report.ensemble.runs, report.ensemble.weights, strict=True))
+    assert w["good"] > 0.8 and sum(w.values()) == pytest.approx(1)
+    table = report.table.set_index("ensemble")
+    assert set(table.index) == {
+        "equal weights, no calibration",
+        "fitted, scored in-sample",
+        "fitted, scored nested by fold",
+    }
+    # Even scored on folds it was not fitted on, down-weighting the noise beats equal weights.
+    nested = table.loc["fitted, scored nested by fold", "logloss"]
+    assert nested < table.loc["equal weights, no calibration", "logloss"]
+
+
+def test_temperature_and_clip_fix_overconfidence():
+    oof = _oof(runs=("good",), sharp=12.0)
+    wrong = [1.0 - 1e-9] * 4 if oof.at[0, "label"] == 0 else [1e-9] * 4
+    oof.at[0, "frame_probs"] = wrong  # certain and wrong
+    report = fit_ensemble(oof, EnsembleConfig(runs=("good",)))
+    assert report.ensemble.temperature > 1
+    assert report.ensemble.clip > 0
+    raw = fit_ensemble(oof, EnsembleConfig(runs=("good",), temperature=False, clip_grid=(0.0,)))
+    assert report.table.iloc[1]["logloss"] < raw.table.iloc[1]["logloss"]
+
+
+def test_nested_fits_never_see_the_held_out_fold(monkeypatch):
+    seen = []
+    real = ens_mod._fit
+
+    def spy(scores, y, cfg, runs):
+        seen.append(len(y))
+        return real(scores, y, cfg, runs)
+
+    monkeypatch.setattr(ens_mod, "_fit", spy)
+    oof = _oof(n=60)
+    fit_ensemble(oof, EnsembleConfig(runs=("good", "noise")))
+    # One fit on all 60 out-of-fold videos, then one per fold on the other two folds (40).
+    assert seen == [60, 40, 40, 40]
+
+
+def test_ensemble_apply_clips_and_weights():
+    e = Ensemble(["a", "b"], [0.75, 0.25], clip=0.05)
+    p = e.apply(np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert p == pytest.approx([0.75, 0.05])
+
+
+class _FakePredictor:
+    def __init__(self, bad):
+        self.bad = bad
+
+    def predict_video(self, path):
+        if path.name in self.bad:
+            return VideoPrediction(path.name, 0.5, "unreadable", "decode failed")
+        probs = [0.9, 0.8] if path.name.startswith("f") else [0.1, 0.3]
+        return VideoPrediction(path.name, 0.0, "ok", frames=[0, 5], tracks=[0, 0],
+                               frame_probs={"run/fold0": probs, "run/fold1": probs})  # fmt: skip
+
+
+def test_submission_has_every_file_once_in_order(tmp_path, caplog):
+    order = ["r1.mp4", "f1.mp4", "f2.mp4", "broken.mp4", "absent.mp4"]
+    paths = [tmp_path / n for n in order[:4]]
+    e = Ensemble(["run"], [1.0], clip=0.02)
+    with caplog.at_level(logging.WARNING):
+        sub = make_submission(
+            paths, order, e, _FakePredictor({"broken.mp4"}), tmp_path / "submission.csv"
+        )
+    assert sub["filename"].tolist() == order
+    assert not sub["label"].isna().any() and sub["label"].between(0.02, 0.98).all()
+    assert sub.set_index("filename").loc["f1.mp4", "label"] == pytest.approx(0.85)
+    assert sub.set_index("filename").loc["broken.mp4", "label"] == 0.5
+    assert "2 of 5 test videos failed" in caplog.text
+    text = (tmp_path / "submission.csv").read_text().splitlines()
+    assert text[0] == "filename,label" and text[2] == "f1.mp4,0.850000"
+    assert log_loss([1], [sub["label"].iloc[1]]) < 0.2
