@@ -29,6 +29,7 @@ __all__ = [
     "FacesConfig",
     "KaggleSourceConfig",
     "ModelConfig",
+    "PackageConfig",
     "Params",
     "SampleConfig",
     "TrainConfig",
@@ -227,6 +228,25 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class PackageConfig:
+    """The offline Kaggle kernel and its datasets (ids are <owner>/<slug>)."""
+
+    owner: str = "your-kaggle-username"
+    kernel_slug: str = "dfdc-workspace-inference"
+    kernel_title: str = "DFDC workspace inference"
+    models_dataset: str = "dfdc-workspace-models"
+    models_title: str = "DFDC workspace models"
+    code_dataset: str = "dfdc-workspace-code"
+    code_title: str = "DFDC workspace code"
+    # Wheels the Kaggle image lacks, fetched from the package registry at build time.
+    extra_wheels: tuple[str, ...] = ("facenet-pytorch==2.5.3",)
+    out_dir: str = "submissions/kernel"
+    # Test videos timed on this machine, and how much faster a Kaggle GPU is taken to be.
+    time_videos: int = 4
+    kaggle_speedup: float = 4.0
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseConfig = field(default_factory=BaseConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -235,6 +255,7 @@ class Params:
     cv: CvConfig = field(default_factory=CvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    package: PackageConfig = field(default_factory=PackageConfig)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -82,7 +82,7 @@ def load_models(paths: list[Path], device: str = "cpu") -> list[LoadedModel]:
         mcfg: ModelConfig = replace(train.train.model, pretrained=False, pretrained_file="")
         model = build_model(mcfg)
         model.load_state_dict(state["model"])
-        model.eval().to(device)
+        model.eval().to(resolve_device(device))
         mean, std = model_norm(model)
         name = f"{cfg['train']['run']}/fold{state['fold']}"
         out.append(

@@ -1,0 +1,108 @@
+"""The offline Kaggle kernel: its metadata, its contents, and a run against a stand-in
+``/kaggle/input`` that gives the workspace's own predictions."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dfdc.config import params_from_dict, to_dict
+from dfdc.engine import fit
+from dfdc.ensemble import Ensemble, make_submission
+from dfdc.kernel import build_kernel, kernel_files_text
+from dfdc.predict import Predictor, find_checkpoints, load_models
+from tests.conftest import ROOT, tiny_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tiny_stage, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kernel")
+    base = tiny_params(tiny_stage, run="kernel", epochs=1)
+    fit(base, 0, max_batches=1)
+    ens = Ensemble(["kernel"], [1.0], clip=0.01)
+    ens.save(tmp / "ensemble.json")
+    raw = to_dict(base)
+    raw["ensemble"].update(ensemble_path=str(tmp / "ensemble.json"))
+    raw["package"] = {"owner": "someone", "out_dir": str(tmp / "package"), "time_videos": 0}
+    params = params_from_dict(raw)
+    os.environ["KAGGLE_KEY"] = "secret-key-should-not-leak"
+    try:
+        build_kernel(params)
+    finally:
+        os.environ.pop("KAGGLE_KEY")
+    return params, tmp / "package", ens
+
+
+def test_metadata_has_the_fields_the_cli_checks(built):
+    _, out, _ = built
+    kmeta = json.loads((out / "kernel" / "kernel-metadata.json").read_text())
+    assert kmeta["id"] == "someone/dfdc-workspace-inference"
+    assert (out / "kernel" / kmeta["code_file"]).exists()
+    assert kmeta["language"] == "python" and kmeta["kernel_type"] in ("script", "notebook")
+    assert kmeta["enable_internet"] is False and kmeta["enable_gpu"] is True
+    assert kmeta["competition_sources"] == ["deepfake-detection-challenge"]
+    assert sorted(kmeta["dataset_sources"]) == [
+        "someone/dfdc-workspace-code",
+        "someone/dfdc-workspace-models",
+    ]
+    for folder in ("models", "code"):
+        dmeta = json.loads((out / folder / "dataset-metadata.json").read_text())
+        owner, slug = dmeta["id"].split("/")
+        assert owner == "someone" and slug == f"dfdc-workspace-{folder}"
+        assert 6 <= len(dmeta["title"]) <= 50
+        assert len(dmeta["licenses"]) == 1 and dmeta["licenses"][0]["name"]
+    wheels = sorted(p.name for p in (out / "code").glob("*.whl"))
+    assert wheels[0].startswith("dfdc-") and any(
+        w.startswith("facenet_pytorch-2.5.3") for w in wheels
+    )
+    assert (out / "models" / "kernel" / "fold0" / "best.pt").exists()
+    # kaggle datasets create skips sub-folders unless told to zip them: the models are nested.
+    assert (out / "models" / "ensemble.json").exists()
+
+
+def test_kernel_holds_no_build_paths_or_credentials(built):
+    _, out, _ = built
+    text = kernel_files_text(out)
+    assert str(ROOT) not in text and str(out) not in text
+    assert os.path.expanduser("~") + "/" not in text
+    assert "secret-key-should-not-leak" not in text
+
+
+def test_offline_kernel_run_matches_the_workspace(built, tiny_raw, tmp_path):
+    _, out, ens = built
+    root = tmp_path / "input"
+    comp = root / "deepfake-detection-challenge"
+    comp.mkdir(parents=True)
+    shutil.copytree(tiny_raw / "test_videos", comp / "test_videos")
+    shutil.copy(tiny_raw / "sample_submission.csv", comp / "sample_submission.csv")
+    shutil.copytree(out / "code", root / "dfdc-workspace-code")
+    shutil.copytree(out / "models", root / "dfdc-workspace-models")
+    env = {
+        **os.environ,
+        "KAGGLE_INPUT_ROOT": str(root),
+        "DFDC_SITE": str(tmp_path / "site"),
+        "DFDC_SUBMISSION": str(tmp_path / "submission.csv"),
+        "PIP_NO_INDEX": "1",
+    }
+    script = str(out / "kernel" / "dfdc_inference.py")
+    res = subprocess.run(
+        [sys.executable, script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    # The kernel imported the packaged wheel, not this checkout.
+    assert (tmp_path / "site" / "dfdc" / "kernel.py").exists()
+
+    order = pd.read_csv(tiny_raw / "sample_submission.csv")["filename"].tolist()
+    models = load_models(find_checkpoints(out / "models" / "kernel"))
+    videos = sorted((tiny_raw / "test_videos").glob("*.mp4"))
+    mine = make_submission(
+        videos, order, ens, Predictor(models, device="cpu"), tmp_path / "workspace.csv"
+    )
+    assert (tmp_path / "submission.csv").read_bytes() == (tmp_path / "workspace.csv").read_bytes()
+    assert len(mine) == len(order)
