@@ -62,15 +62,8 @@ def run_kernel(
 ) -> pd.DataFrame:
     """Score the competition's test videos with the packaged ensemble into ``out``.
     An unreadable video scores 0.5 and is counted in a warning."""
-    competition_dir, models_dir = Path(competition_dir), Path(models_dir)
-    ens = Ensemble.load(models_dir / "ensemble.json")
-    checkpoints = [c for run in ens.runs for c in find_checkpoints(models_dir / run)]
-    predictor = Predictor(
-        load_models(checkpoints, device="auto"),
-        device="auto",
-        rule=ens.rule,
-        faces_combine=ens.faces,
-    )
+    competition_dir = Path(competition_dir)
+    ens, predictor = _packaged_ensemble(Path(models_dir), device="auto")
     test_paths = sorted((competition_dir / "test_videos").glob("*.mp4"))
     order_file = competition_dir / "sample_submission.csv"
     order = (
@@ -79,6 +72,14 @@ def run_kernel(
         else [p.name for p in test_paths]
     )
     return make_submission(test_paths, order, ens, predictor, out)
+
+
+def _packaged_ensemble(models_dir: Path, device: str) -> tuple[Ensemble, Predictor]:
+    """The fitted ensemble and a predictor over the models it names, from a models folder."""
+    ens = Ensemble.load(models_dir / "ensemble.json")
+    checkpoints = [c for run in ens.runs for c in find_checkpoints(models_dir / run)]
+    models = load_models(checkpoints, device=device)
+    return ens, Predictor(models, device=device, rule=ens.rule, faces_combine=ens.faces)
 
 
 def _dataset_metadata(owner: str, slug: str, title: str) -> dict:
@@ -179,11 +180,7 @@ def _time_budget(params: Params, models_dir: Path, n: int) -> dict:
     videos = index[(index["split"] == "test") & index["readable"]]["path"].head(n).tolist()
     if not videos:
         return {"measured_videos": 0}
-    ens = Ensemble.load(models_dir / "ensemble.json")
-    checkpoints = [c for run in ens.runs for c in find_checkpoints(models_dir / run)]
-    predictor = Predictor(
-        load_models(checkpoints), device=params.base.device, rule=ens.rule, faces_combine=ens.faces
-    )
+    _, predictor = _packaged_ensemble(models_dir, device=params.base.device)
     t0 = time.perf_counter()
     for v in videos:
         predictor.predict_video(v)
