@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
 export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
-.PHONY: install repro test lab lint lock bench clean-venv
+.PHONY: install repro test lab lint lock bench clean-venv kaggle-release kaggle-submit
 
 install: $(STAMP)
 
@@ -39,6 +39,15 @@ lock:
 
 lab: install
 	jupyter lab
+
+# Publish the packaged kernel and its datasets (see README, "Publishing to Kaggle").
+kaggle-release: install
+	dvc repro package
+	dfdc kaggle release -m "$(NOTES)"
+
+kaggle-submit: install
+	@test -n "$(KERNEL)" || { echo "usage: make kaggle-submit KERNEL=<owner>/<slug> VERSION=<n>"; exit 2; }
+	dfdc kaggle submit -k $(KERNEL) $(if $(VERSION),-v $(VERSION)) -m "$(NOTES)"
 
 bench: install
 	python benchmarks/faces.py

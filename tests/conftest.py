@@ -7,6 +7,7 @@ clone that has no such folder, and read them in place.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,47 @@ def tiny_params(tmp, **train):
             "train": base,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def kernel_package(tiny_stage, tmp_path_factory):
+    """A packaged kernel (one fold, one batch of training) for owner ``someone``, built while
+    a KAGGLE_KEY is set so tests can check it leaks nowhere."""
+    from dfdc.engine import fit
+    from dfdc.ensemble import Ensemble
+    from dfdc.kernel import build_kernel
+
+    tmp = tmp_path_factory.mktemp("kernel")
+    base = tiny_params(tiny_stage, run="kernel", epochs=1)
+    fit(base, 0, max_batches=1)
+    ens = Ensemble(["kernel"], [1.0], clip=0.01)
+    ens.save(tmp / "ensemble.json")
+    raw = to_dict(base)
+    raw["ensemble"].update(ensemble_path=str(tmp / "ensemble.json"))
+    raw["package"] = {"owner": "someone", "out_dir": str(tmp / "package"), "time_videos": 0}
+    params = params_from_dict(raw)
+    os.environ["KAGGLE_KEY"] = "secret-key-should-not-leak"
+    try:
+        build_kernel(params)
+    finally:
+        os.environ.pop("KAGGLE_KEY")
+    return params, tmp / "package", ens
+
+
+@pytest.fixture
+def fake_kaggle(monkeypatch, tmp_path):
+    """A recording fake of Kaggle's API; the real client talks to it, with a known key."""
+    from kagglesdk import kaggle_env
+
+    from tests.fake_kaggle import FakeKaggle
+
+    server = FakeKaggle().start()
+    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
+    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, server.url)
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "secret-key-123")
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    yield server
+    server.stop()

@@ -9,24 +9,8 @@ import pytest
 
 from dfdc.cli import main
 from tests.conftest import write_params
-from tests.fake_kaggle import FakeKaggle
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fake_kaggle(monkeypatch, tmp_path):
-    from kagglesdk import kaggle_env
-
-    server = FakeKaggle().start()
-    monkeypatch.setenv("KAGGLE_API_ENVIRONMENT", "LOCALHOST")
-    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, server.url)
-    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
-    monkeypatch.setenv("KAGGLE_KEY", "secret-key-123")
-    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    yield server
-    server.stop()
 
 
 def _competition_zip(tiny_raw) -> bytes:

@@ -10,37 +10,16 @@ import sys
 import pandas as pd
 import pytest
 
-from dfdc.config import params_from_dict, to_dict
-from dfdc.engine import fit
-from dfdc.ensemble import Ensemble, make_submission
-from dfdc.kernel import build_kernel, kernel_files_text
+from dfdc.ensemble import make_submission
+from dfdc.kernel import kernel_files_text
 from dfdc.predict import Predictor, find_checkpoints, load_models
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(tiny_stage, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("kernel")
-    base = tiny_params(tiny_stage, run="kernel", epochs=1)
-    fit(base, 0, max_batches=1)
-    ens = Ensemble(["kernel"], [1.0], clip=0.01)
-    ens.save(tmp / "ensemble.json")
-    raw = to_dict(base)
-    raw["ensemble"].update(ensemble_path=str(tmp / "ensemble.json"))
-    raw["package"] = {"owner": "someone", "out_dir": str(tmp / "package"), "time_videos": 0}
-    params = params_from_dict(raw)
-    os.environ["KAGGLE_KEY"] = "secret-key-should-not-leak"
-    try:
-        build_kernel(params)
-    finally:
-        os.environ.pop("KAGGLE_KEY")
-    return params, tmp / "package", ens
-
-
-def test_metadata_has_the_fields_the_cli_checks(built):
-    _, out, _ = built
+def test_metadata_has_the_fields_the_cli_checks(kernel_package):
+    _, out, _ = kernel_package
     kmeta = json.loads((out / "kernel" / "kernel-metadata.json").read_text())
     assert kmeta["id"] == "someone/dfdc-workspace-inference"
     assert (out / "kernel" / kmeta["code_file"]).exists()
@@ -66,16 +45,16 @@ def test_metadata_has_the_fields_the_cli_checks(built):
     assert (out / "models" / "ensemble.json").exists()
 
 
-def test_kernel_holds_no_build_paths_or_credentials(built):
-    _, out, _ = built
+def test_kernel_holds_no_build_paths_or_credentials(kernel_package):
+    _, out, _ = kernel_package
     text = kernel_files_text(out)
     assert str(ROOT) not in text and str(out) not in text
     assert os.path.expanduser("~") + "/" not in text
     assert "secret-key-should-not-leak" not in text
 
 
-def test_offline_kernel_run_matches_the_workspace(built, tiny_raw, tmp_path):
-    _, out, ens = built
+def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_path):
+    _, out, ens = kernel_package
     root = tmp_path / "input"
     comp = root / "deepfake-detection-challenge"
     comp.mkdir(parents=True)

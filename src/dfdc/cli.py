@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dfdc.faces.cli import add_faces_command
 
     add_faces_command(sub)
+    from dfdc.kaggle_cli import add_kaggle_command
+
+    add_kaggle_command(sub)
     return parser
 
 

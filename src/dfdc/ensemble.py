@@ -8,10 +8,8 @@ data it was fitted to.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from dfdc.aggregate import compare_rules, video_score
 from dfdc.config import EnsembleConfig, Params, to_dict
 from dfdc.io import write_json, write_text
 from dfdc.metrics import EPS, binary_metrics, log_loss
+from dfdc.provenance import git_revision, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -250,25 +249,6 @@ def make_submission(
     return sub
 
 
-def _git_revision() -> dict:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    return {
-        "revision": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-    }
-
-
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
-
-
 def run_ensemble(params: Params, smoke: bool = False) -> dict:
     """The ensemble stage: cv.json, plots data, ensemble.json, submission.csv, registry entry."""
     from dfdc.predict import Predictor, find_checkpoints, load_models
@@ -314,9 +294,9 @@ def run_ensemble(params: Params, smoke: bool = False) -> dict:
 
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git": _git_revision(),
-        "dvc_lock_sha256": _sha256(Path("dvc.lock")),
-        "submission_sha256": _sha256(Path(cfg.submission_path)),
+        "git": git_revision(),
+        "dvc_lock_sha256": sha256_file(Path("dvc.lock")),
+        "submission_sha256": sha256_file(Path(cfg.submission_path)),
         "params": to_dict(params),
         "cv": {k: metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")},
         "test": test_metrics,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dfdc.config import ConfigError
 from dfdc.folds import FoldError
 from dfdc.index import MetadataError
+from dfdc.kaggle_api import CredentialsError, KaggleError
 from dfdc.notebooks import NotebookError
-from dfdc.sources import CredentialsError, KaggleError
 from dfdc.video import VideoError
 
 EXPECTED: tuple[type[Exception], ...] = (

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +19,7 @@ from dfdc.io import write_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CredentialsError", "KaggleError", "RawLayout", "kaggle_credentials", "prepare_raw"]
-
-
-class CredentialsError(RuntimeError):
-    """No Kaggle credentials; the message says how to set them."""
-
-
-class KaggleError(RuntimeError):
-    """A Kaggle API call failed; the message is one line (never the credentials)."""
+__all__ = ["RawLayout", "prepare_raw"]
 
 
 @dataclass(frozen=True)
@@ -37,25 +27,6 @@ class RawLayout:
     train_root: Path | None
     test_dir: Path | None
     sample_submission: Path | None
-
-
-def kaggle_credentials() -> str:
-    """Where the Kaggle credentials come from (never their value); raise if there are none."""
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return "KAGGLE_API_TOKEN"
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
-        return "KAGGLE_USERNAME/KAGGLE_KEY"
-    config_dir = Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle"))
-    for name in ("kaggle.json", "access_token"):
-        path = config_dir / name
-        if path.exists():
-            if path.stat().st_mode & 0o077:
-                log.warning("%s is readable by other users; run: chmod 600 %s", path, path)
-            return str(path)
-    raise CredentialsError(
-        "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN), or save "
-        f"kaggle.json from kaggle.com/settings to {config_dir}/kaggle.json (chmod 600)"
-    )
 
 
 def _layout(raw_dir: Path) -> RawLayout:
@@ -67,27 +38,12 @@ def _layout(raw_dir: Path) -> RawLayout:
 
 
 def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
-    kaggle_credentials()
-    import requests
-    from kaggle.api.kaggle_api_extended import KaggleApi
+    """Fetch the competition archive and sort its folders into the DFDC layout."""
+    from dfdc.kaggle_api import download_competition
 
-    api = KaggleApi()
-    tmp = raw_dir.with_name(raw_dir.name + ".download")
-    tmp.mkdir(parents=True, exist_ok=True)
-    try:
-        api.authenticate()
-        api.competition_download_files(cfg.kaggle.competition, path=str(tmp), quiet=False)
-    except (requests.exceptions.RequestException, OSError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise KaggleError(
-            f"Kaggle download of '{cfg.kaggle.competition}' failed: {message}"
-        ) from None
-    archive = tmp / f"{cfg.kaggle.competition}.zip"
-    if not archive.exists():
-        raise FileNotFoundError(f"{archive}: the Kaggle download did not produce the archive")
-    staged = tmp / "unzipped"
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(staged)
+    staged = download_competition(
+        cfg.kaggle.competition, raw_dir.with_name(raw_dir.name + ".unzipped")
+    )
     out = raw_dir.with_name(raw_dir.name + ".partial")
     if out.exists():
         shutil.rmtree(out)
@@ -102,7 +58,7 @@ def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
     if raw_dir.exists():
         shutil.rmtree(raw_dir)
     out.rename(raw_dir)
-    shutil.rmtree(tmp)
+    shutil.rmtree(staged)
 
 
 def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
