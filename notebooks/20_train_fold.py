@@ -2,29 +2,32 @@
 # # 20 · Train one fold
 # A timm backbone with a 1-logit head on the faces stage's crops: balanced epochs, albumentations,
 # label-smoothed BCE, warmup + cosine, checkpoint on video-level validation log loss, resume.
+# With `section = "sequence"` (the train_sequence stage): per-frame embeddings along each face
+# track into an LSTM/GRU, through the same loop.
 
 # %% tags=["parameters"]
 params_path = "params.yaml"
 fold = 0
 smoke = False
+section = "train"  # or "sequence": the params.yaml section to train
 
 # %%
 import pandas as pd
 from IPython.display import display
 
 from dfdc import plots
-from dfdc.config import load_params
+from dfdc.config import for_run, load_params
 from dfdc.engine import train_fold
 from dfdc.metrics import binary_metrics
 
-params = load_params(params_path)
-print(params.train.model)
+params = for_run(load_params(params_path), section)
+print(params.train.run, params.train.model)
 
 # %% [markdown]
 # ## Train
 
 # %%
-result = train_fold(params_path, fold, smoke=smoke)
+result = train_fold(params_path, fold, smoke=smoke, section=section)
 print(
     f"best epoch {result.best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items())
 )

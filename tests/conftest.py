@@ -131,8 +131,9 @@ def tiny_params(tmp, **train):
 
 @pytest.fixture(scope="session")
 def kernel_package(tiny_stage, tmp_path_factory):
-    """A packaged kernel (one fold, one batch of training) for owner ``someone``, built while
-    a KAGGLE_KEY is set so tests can check it leaks nowhere."""
+    """A packaged kernel (one fold of a frame run and of a sequence run, one batch of
+    training each) for owner ``someone``, built while a KAGGLE_KEY is set so tests can check
+    it leaks nowhere."""
     from dfdc.engine import fit
     from dfdc.ensemble import Ensemble
     from dfdc.kernel import build_kernel
@@ -140,7 +141,14 @@ def kernel_package(tiny_stage, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kernel")
     base = tiny_params(tiny_stage, run="kernel", epochs=1)
     fit(base, 0, max_batches=1)
-    ens = Ensemble(["kernel"], [1.0], clip=0.01)
+    # A sequence run embedding with that frame model: the kernel carries both kinds.
+    raw = to_dict(base)
+    raw["train"].update(run="kernel_seq")
+    raw["train"]["model"].update(
+        kind="sequence", sequence={"embed_run": "kernel", "cache_dir": str(tmp / "emb")}
+    )
+    fit(params_from_dict(raw), 0, max_batches=1)
+    ens = Ensemble(["kernel", "kernel_seq"], [0.6, 0.4], clip=0.01)
     ens.save(tmp / "ensemble.json")
     raw = to_dict(base)
     raw["ensemble"].update(ensemble_path=str(tmp / "ensemble.json"))

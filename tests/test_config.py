@@ -71,3 +71,15 @@ def test_cli_reports_invalid_yaml(tmp_path, capsys):
     bad.write_text("data: [unclosed\n")
     assert main(["data", "--params", str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_a_partial_sequence_section_keeps_the_sequence_defaults():
+    from dfdc.config import for_run
+
+    params = params_from_dict({"sequence": {"epochs": 3, "model": {"sequence": {"rnn": "gru"}}}})
+    seq = for_run(params, "sequence").train
+    assert seq.epochs == 3 and seq.run == "lstm" and seq.model.kind == "sequence"
+    assert seq.model.sequence.rnn == "gru" and seq.model.sequence.bidirectional
+    assert params.train.model.kind == "frame" and for_run(params, "train") is params
+    with pytest.raises(ConfigError, match=r"sequence\.model\.sequence\.rnn"):
+        params_from_dict({"sequence": {"model": {"sequence": {"rnn": "transformer"}}}})

@@ -41,14 +41,23 @@ def test_weights_favour_the_informative_run_and_nested_is_reported():
     w = dict(zip(report.ensemble.runs, report.ensemble.weights, strict=True))
     assert w["good"] > 0.8 and sum(w.values()) == pytest.approx(1)
     table = report.table.set_index("ensemble")
-    assert set(table.index) == {
-        "equal weights, no calibration",
-        "fitted, scored in-sample",
-        "fitted, scored nested by fold",
-    }
+    blend = "blend of good + noise: "
+    assert list(table.index) == [
+        "good alone, no calibration",
+        "good alone, calibrated nested by fold",
+        "noise alone, no calibration",
+        "noise alone, calibrated nested by fold",
+        f"{blend}equal weights, no calibration",
+        f"{blend}fitted, scored in-sample",
+        f"{blend}fitted, scored nested by fold",
+    ]
     # Even scored on folds it was not fitted on, down-weighting the noise beats equal weights.
-    nested = table.loc["fitted, scored nested by fold", "logloss"]
-    assert nested < table.loc["equal weights, no calibration", "logloss"]
+    nested = table.loc[f"{blend}fitted, scored nested by fold", "logloss"]
+    assert nested < table.loc[f"{blend}equal weights, no calibration", "logloss"]
+    assert (
+        table.loc["good alone, no calibration", "logloss"]
+        < table.loc["noise alone, no calibration", "logloss"]
+    )
 
 
 def test_temperature_and_clip_fix_overconfidence():
@@ -73,8 +82,9 @@ def test_nested_fits_never_see_the_held_out_fold(monkeypatch):
     monkeypatch.setattr(ens_mod, "_fit", spy)
     oof = _oof(n=60)
     fit_ensemble(oof, EnsembleConfig(runs=("good", "noise")))
-    # One fit on all 60 out-of-fold videos, then one per fold on the other two folds (40).
-    assert seen == [60, 40, 40, 40]
+    # One fit on all 60 out-of-fold videos, then one per fold on the other two folds (40);
+    # then each run alone, calibrated nested by fold (2 runs x 3 folds, 40 each).
+    assert seen == [60, 40, 40, 40] + [40] * 6
 
 
 def test_ensemble_apply_clips_and_weights():

@@ -81,7 +81,7 @@ def test_release_creates_datasets_and_pushes_an_offline_gpu_kernel(
     # (the client skips sub-folders by default) that Kaggle unpacks back into the same tree.
     assert _as_kaggle_unpacks(fake_kaggle.dataset_files(CODE)) == _tree(out / "code")
     models = fake_kaggle.dataset_files(MODELS)
-    assert "kernel.zip" in models
+    assert {"kernel.zip", "kernel_seq.zip", "ensemble.json"} <= set(models)
     assert _as_kaggle_unpacks(models) == _tree(out / "models")
 
     (push,) = fake_kaggle.calls("SaveKernel")

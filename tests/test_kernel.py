@@ -78,7 +78,8 @@ def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_
     assert (tmp_path / "site" / "dfdc" / "kernel.py").exists()
 
     order = pd.read_csv(tiny_raw / "sample_submission.csv")["filename"].tolist()
-    models = load_models(find_checkpoints(out / "models" / "kernel"))
+    models = load_models([c for r in ens.runs for c in find_checkpoints(out / "models" / r)])
+    assert sorted(m.kind for m in models) == ["frame", "sequence"]
     videos = sorted((tiny_raw / "test_videos").glob("*.mp4"))
     mine = make_submission(
         videos, order, ens, Predictor(models, device="cpu"), tmp_path / "workspace.csv"

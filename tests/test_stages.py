@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dfdc.cli import main
-from dfdc.config import load_params
+from dfdc.config import for_run, load_params
 from dfdc.notebooks import run_notebook
 from tests.conftest import ROOT, write_params
 
@@ -145,6 +145,8 @@ def test_training_learns_on_the_generated_sample(tmp_path):
                         status_path=str(tmp_path / "faces_status.parquet"))  # fmt: skip
     raw["cv"]["path"] = str(tmp_path / "folds.parquet")
     raw["train"]["models_dir"] = str(tmp_path / "models")
+    raw["sequence"]["models_dir"] = str(tmp_path / "models")
+    raw["sequence"]["model"]["sequence"]["cache_dir"] = str(tmp_path / "embeddings")
     params_path.write_text(yaml.safe_dump(raw))
     for command in ("data", "faces", "folds"):
         assert main([command, "--params", str(params_path)]) == 0
@@ -158,3 +160,25 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     print("out-of-fold", m)
     assert m["logloss"] < 0.55
     assert m["auc"] > 0.8
+
+    # The temporal model on the same folds, embedding with each fold's frame model; the
+    # sample's fakes carry per-frame jitter. Then the ensemble's side-by-side table.
+    seq = for_run(params, "sequence")
+    assert (
+        seq.train.model == defaults.sequence.model and seq.train.epochs == defaults.sequence.epochs
+    )
+    seq_oof = pd.concat(
+        [pd.read_parquet(fit(seq, k).out_dir / "oof.parquet") for k in params.cv.folds]
+    )
+    assert len(seq_oof) == 24
+    s = binary_metrics(seq_oof["label"], seq_oof["video_prob"])
+    print("sequence out-of-fold", s)
+    assert s["logloss"] < 0.693
+
+    from dfdc.ensemble import fit_ensemble, load_oof
+
+    report = fit_ensemble(load_oof(tmp_path / "models", ("baseline", "lstm")), params.ensemble)
+    table = report.table.set_index("ensemble")["logloss"]
+    print(table.round(3).to_string())
+    assert table["baseline alone, no calibration"] == pytest.approx(m["logloss"], abs=0.05)
+    assert "blend of baseline + lstm: fitted, scored nested by fold" in table

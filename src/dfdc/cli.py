@@ -68,9 +68,10 @@ def _cmd_folds(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from dfdc.config import for_run
     from dfdc.engine import fit
 
-    fit(load_params(args.params), args.fold)
+    fit(for_run(load_params(args.params), args.section), args.fold)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -172,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one fold (under torchrun: DistributedDataParallel)")
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--fold", type=int, required=True)
+    p.add_argument(
+        "--section",
+        choices=["train", "sequence"],
+        default="train",
+        help="the params.yaml section to train (sequence: the second, temporal run)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="probability that each video is fake")

@@ -32,7 +32,9 @@ __all__ = [
     "PackageConfig",
     "Params",
     "SampleConfig",
+    "SequenceConfig",
     "TrainConfig",
+    "for_run",
     "load_params",
     "params_from_dict",
 ]
@@ -148,7 +150,36 @@ class CvConfig:
 
 
 @dataclass(frozen=True)
+class SequenceConfig:
+    """The temporal head of ``model.kind: sequence``: per-frame embeddings along a face track
+    into an LSTM or GRU, one logit per track."""
+
+    # run: the same fold's best.pt of that frame run embeds the crops (its training videos are
+    # this fold's training videos, so nothing leaks); backbone: train.model's timm backbone,
+    # frozen (its pretrained weights, when given).
+    embed: Literal["run", "backbone"] = "run"
+    embed_run: str = "baseline"
+    rnn: Literal["lstm", "gru"] = "lstm"
+    hidden: int = 64
+    layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    # Temporal augmentation (training only): a random sub-sequence of at least min_len steps;
+    # a frame-rate change (every other step dropped, or every step repeated); reversed order.
+    min_len: int = 4
+    # Draws of each training track per epoch, each with its own temporal augmentation.
+    clips_per_track: int = 4
+    subseq_p: float = 0.5
+    rate_p: float = 0.3
+    reverse_p: float = 0.0
+    # Per-fold embeddings, computed once and reused while the embedder and crops are the same.
+    cache_dir: str = "data/interim/embeddings"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
+    # frame: a CNN scores each crop; sequence: a recurrent head scores each face track.
+    kind: Literal["frame", "sequence"] = "frame"
     backbone: str = "resnet10t"
     # true: timm's own loader (needs internet once); a file path: local weights, offline.
     pretrained: bool = False
@@ -156,6 +187,7 @@ class ModelConfig:
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
     input_size: int = 96
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
 @dataclass(frozen=True)
@@ -254,6 +286,17 @@ class Params:
     faces: FacesConfig = field(default_factory=FacesConfig)
     cv: CvConfig = field(default_factory=CvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # A second run, trained by the train_sequence stage: the temporal model by default.
+    sequence: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            run="lstm",
+            epochs=30,
+            batch_size=16,
+            lr=3e-3,
+            warmup_epochs=1.0,
+            model=ModelConfig(kind="sequence"),
+        )
+    )
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
 
@@ -276,7 +319,15 @@ def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params
     return _build(Params, raw, prefix="", source=source)
 
 
-def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+def for_run(params: Params, section: Literal["train", "sequence"]) -> Params:
+    """The params a stage trains with: ``train`` as is, or the ``sequence`` section in its
+    place (the training code reads one ``train`` section)."""
+    return params if section == "train" else dataclasses.replace(params, train=params.sequence)
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str, base: Any = None) -> Any:
+    """``cls`` from ``raw``; keys not given keep ``base``'s values (the field's default
+    instance), so a section whose default differs from its class's keeps that default."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: key '{prefix.rstrip('.')}' must be a mapping")
     hints = typing.get_type_hints(cls)
@@ -286,11 +337,16 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
             raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+    base = cls() if base is None else base
     kwargs = {}
     for name in names:
         if name in raw:
-            kwargs[name] = _coerce(hints[name], raw[name], f"{prefix}{name}", source)
-    return cls(**kwargs)
+            tp, key = hints[name], f"{prefix}{name}"
+            if dataclasses.is_dataclass(tp):
+                kwargs[name] = _build(tp, raw[name], key + ".", source, getattr(base, name))
+            else:
+                kwargs[name] = _coerce(tp, raw[name], key, source)
+    return dataclasses.replace(base, **kwargs)
 
 
 def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:

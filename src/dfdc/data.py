@@ -20,7 +20,7 @@ from dfdc.config import TrainConfig
 from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.transforms import FacePartDropout
 
-__all__ = ["CropDataset", "CropItem", "crop_items", "epoch_plan"]
+__all__ = ["CropDataset", "CropItem", "balanced_videos", "crop_items", "epoch_plan"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,18 @@ def crop_items(
     ]
 
 
+def balanced_videos(labels: dict[str, float], balance: str, rng: np.random.Generator) -> list[str]:
+    """``sample``: every real video and as many fakes drawn afresh (or the reverse when fakes
+    are fewer); otherwise every video."""
+    videos = sorted(labels)
+    reals = [v for v in videos if labels[v] == 0.0]
+    fakes = [v for v in videos if labels[v] == 1.0]
+    if balance != "sample" or not reals or not fakes:
+        return videos
+    n = min(len(reals), len(fakes))
+    return list(rng.choice(reals, n, replace=False)) + list(rng.choice(fakes, n, replace=False))
+
+
 def epoch_plan(
     items: list[CropItem], cfg: TrainConfig, epoch: int, seed: int, rank: int = 0, world: int = 1
 ) -> list[CropItem]:
@@ -76,16 +88,7 @@ def epoch_plan(
     by_video: dict[str, list[CropItem]] = {}
     for it in items:
         by_video.setdefault(it.video, []).append(it)
-    videos = sorted(by_video)
-    reals = [v for v in videos if by_video[v][0].label == 0.0]
-    fakes = [v for v in videos if by_video[v][0].label == 1.0]
-    if cfg.balance == "sample" and reals and fakes:
-        n = min(len(reals), len(fakes))
-        chosen = list(rng.choice(reals, n, replace=False)) + list(
-            rng.choice(fakes, n, replace=False)
-        )
-    else:
-        chosen = videos
+    chosen = balanced_videos({v: c[0].label for v, c in by_video.items()}, cfg.balance, rng)
     plan: list[CropItem] = []
     for v in chosen:
         crops = by_video[v]

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,16 @@ from dfdc.transforms import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitResult", "fit", "fold_dir", "live_dir", "train_fold", "train_one_epoch", "validate"]
+__all__ = [
+    "FitResult",
+    "Task",
+    "fit",
+    "fold_dir",
+    "live_dir",
+    "train_fold",
+    "train_one_epoch",
+    "validate",
+]
 
 
 def fold_dir(params: Params, fold: int) -> Path:
@@ -111,9 +120,19 @@ class Runtime:
             return torch.autocast(device_type="cuda", dtype=torch.float16)
         return nullcontext()
 
-    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+    def to_input(self, x: torch.Tensor | tuple) -> torch.Tensor | tuple:
+        if isinstance(x, tuple | list):  # (padded sequences, lengths): lengths stay on the CPU
+            return tuple(
+                t.to(self.device, non_blocking=True) if t.is_floating_point() else t for t in x
+            )
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def logits(self, model: torch.nn.Module, x: torch.Tensor | tuple) -> torch.Tensor:
+        x = self.to_input(x)
+        with self.autocast():
+            out = model(*x) if isinstance(x, tuple) else model(x)
+        return out.squeeze(1).float()
 
 
 def train_one_epoch(
@@ -131,10 +150,9 @@ def train_one_epoch(
     for i, (x, y) in enumerate(tqdm(loader, desc="train", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
-        x, y = rt.to_input(x), y.to(rt.device, non_blocking=True)
-        with rt.autocast():
-            logits = model(x).squeeze(1)
-        loss = smoothed_bce(logits.float(), y, cfg.label_smoothing, cfg.balance == "loss")
+        y = y.to(rt.device, non_blocking=True)
+        logits = rt.logits(model, x)
+        loss = smoothed_bce(logits, y, cfg.label_smoothing, cfg.balance == "loss")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -152,15 +170,13 @@ def train_one_epoch(
 def validate(
     model: torch.nn.Module, loader: Iterable, rt: Runtime, max_batches: int | None = None
 ) -> np.ndarray:
-    """Frame-level FAKE probabilities, in the loader's order."""
+    """FAKE probabilities of the loader's units (frames or tracks), in its order."""
     model.eval()
     probs = []
     for i, (x, _) in enumerate(tqdm(loader, desc="validate", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
-        with rt.autocast():
-            logits = model(rt.to_input(x)).squeeze(1)
-        probs.append(torch.sigmoid(logits.float()).cpu().numpy())
+        probs.append(torch.sigmoid(rt.logits(model, x)).cpu().numpy())
     return np.concatenate(probs) if probs else np.zeros(0)
 
 
@@ -259,6 +275,69 @@ def _reseed_worker(worker_id: int) -> None:
         ds.transform.set_random_seed(seed)
 
 
+@dataclass
+class Task:
+    """What the loop needs from one kind of model: the model, its loaders, and how its
+    validation units (frames or tracks) become per-crop rows of the out-of-fold table."""
+
+    model: torch.nn.Module
+    unit: str  # "frame" | "track": names the unit-level validation log loss
+    steps_per_epoch: int
+    train_loader: Callable[[int], Iterable]  # epoch -> loader
+    val_loader: Iterable
+    val_labels: np.ndarray  # one per validation unit
+    to_crops: Callable[[np.ndarray], tuple[list, np.ndarray]]  # unit probs -> crop items, probs
+    checkpoint_extra: dict = field(default_factory=dict)  # saved in best.pt (an embedder)
+
+
+def _frame_task(
+    params: Params,
+    fold: int,
+    rt: Runtime,
+    faces: pd.DataFrame,
+    train_labels: dict[str, str],
+    val_labels: dict[str, str],
+) -> Task:
+    cfg = params.train
+    train_items = crop_items(faces, train_labels, cfg.train_tracks)
+    val_items = crop_items(faces, val_labels, None)
+    if not train_items or not val_items:
+        raise ValueError(
+            f"fold {fold}: no crops to train on or to validate (check the faces stage)"
+        )
+    model = build_model(cfg.model).to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    mean, std = model_norm(model)
+    size = cfg.model.input_size
+    reduce = decode_reduction(params.faces.crop_size, size)
+    seed = params.base.seed
+
+    def train_loader(epoch: int) -> DataLoader:
+        plan = epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world)
+        aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
+        ds = CropDataset(
+            plan,
+            train_transform(cfg.aug, size, mean, std, seed=aug_seed),
+            cfg.aug.part_dropout_p,
+            seed=aug_seed,
+            reduce=reduce,
+        )
+        return _loader(ds, cfg, rt, train=True)
+
+    steps = len(epoch_plan(train_items, cfg, 0, seed, rt.rank, rt.world)) // cfg.batch_size
+    val_ds = CropDataset(val_items, eval_transform(size, mean, std), reduce=reduce)
+    return Task(
+        model=model,
+        unit="frame",
+        steps_per_epoch=max(1, steps),
+        train_loader=train_loader,
+        val_loader=_loader(val_ds, cfg, rt, train=False),
+        val_labels=np.array([it.label for it in val_items]),
+        to_crops=lambda probs: (val_items, probs),
+    )
+
+
 def fit(
     params: Params,
     fold: int,
@@ -266,7 +345,8 @@ def fit(
     out_dir: Path | None = None,
     curves_dir: Path | None = None,
 ) -> FitResult:
-    """Train one fold; resume from ``last.pt`` when it was made with the same config."""
+    """Train one fold of a frame or sequence model; resume from ``last.pt`` when it was made
+    with the same config."""
     cfg = params.train
     rt = _runtime(params)
     out = Path(out_dir) if out_dir is not None else fold_dir(params, fold)
@@ -280,24 +360,18 @@ def fit(
     have = set(faces["video"])
     train_v = folds[(folds["fold"] != fold) & folds["name"].isin(have)]
     val_v = folds[(folds["fold"] == fold) & folds["name"].isin(have)]
-    train_items = crop_items(
-        faces, dict(zip(train_v["name"], train_v["label"], strict=True)), cfg.train_tracks
-    )
-    val_items = crop_items(faces, dict(zip(val_v["name"], val_v["label"], strict=True)), None)
-    if not train_items or not val_items:
-        raise ValueError(
-            f"fold {fold}: no crops to train on or to validate (check the faces stage)"
-        )
+    labels = {
+        "train_labels": dict(zip(train_v["name"], train_v["label"], strict=True)),
+        "val_labels": dict(zip(val_v["name"], val_v["label"], strict=True)),
+    }
+    if cfg.model.kind == "sequence":
+        from dfdc.sequence import sequence_task
 
-    model = build_model(cfg.model).to(rt.device)
-    if rt.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    mean, std = model_norm(model)
-    size = cfg.model.input_size
-    steps = max(
-        1,
-        len(epoch_plan(train_items, cfg, 0, params.base.seed, rt.rank, rt.world)) // cfg.batch_size,
-    )
+        task = sequence_task(params, fold, rt, faces, **labels)
+    else:
+        task = _frame_task(params, fold, rt, faces, **labels)
+    model = task.model
+    steps = task.steps_per_epoch
     if max_batches is not None:
         steps = min(steps, max_batches)
     optimizer = make_optimizer(model, cfg)
@@ -348,22 +422,10 @@ def fit(
             json.dumps({"fold": fold, "params": _resolved(params)}, indent=1) + "\n"
         )
 
-    reduce = decode_reduction(params.faces.crop_size, size)
-    val_ds = CropDataset(val_items, eval_transform(size, mean, std), reduce=reduce)
-    val_loader = _loader(val_ds, cfg, rt, train=False)
     for epoch in range(start, cfg.epochs):
-        plan = epoch_plan(train_items, cfg, epoch, params.base.seed, rt.rank, rt.world)
-        aug_seed = (params.base.seed * 1000 + epoch) * 64 + rt.rank
-        ds = CropDataset(
-            plan,
-            train_transform(cfg.aug, size, mean, std, seed=aug_seed),
-            cfg.aug.part_dropout_p,
-            seed=aug_seed,
-            reduce=reduce,
-        )
         tr = train_one_epoch(
             net,
-            _loader(ds, cfg, rt, train=True),
+            task.train_loader(epoch),
             optimizer,
             scheduler,
             scaler,
@@ -372,14 +434,14 @@ def fit(
             max_batches,
         )
         if rt.main:
-            probs = validate(model, val_loader, rt)
-            preds = video_predictions(val_items, probs, fold, val_v)
-            frame_y = np.array([it.label for it in val_items[: len(probs)]])
+            probs = validate(model, task.val_loader, rt)
+            items, crop_probs = task.to_crops(probs)
+            preds = video_predictions(items, crop_probs, fold, val_v)
             video = binary_metrics(preds["label"], preds["video_prob"])
             metrics = {
                 "train_loss": tr["loss"],
                 "lr": tr["lr"],
-                "frame_logloss": log_loss(frame_y, probs),
+                f"{task.unit}_logloss": log_loss(task.val_labels[: len(probs)], probs),
                 "video_logloss": video["logloss"],
                 "video_auc": video["auc"],
                 "video_accuracy": video["accuracy"],
@@ -394,7 +456,15 @@ def fit(
             if metrics["video_logloss"] < best["video_logloss"]:
                 best, best_epoch = metrics, epoch
                 best_state = {"model": model.state_dict(), "epoch": epoch, "metrics": metrics}
-                _save(out / "best.pt", {**best_state, "config": _resolved(params), "fold": fold})
+                _save(
+                    out / "best.pt",
+                    {
+                        **best_state,
+                        **task.checkpoint_extra,
+                        "config": _resolved(params),
+                        "fold": fold,
+                    },
+                )
                 write_parquet(preds, out / "oof.parquet")
             _save(
                 last,
@@ -436,9 +506,13 @@ def _save(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def train_fold(params_path: str, fold: int, smoke: bool = False) -> FitResult:
-    """The train stage's entry: folds come from the folds stage, settings from params.yaml.
-    ``smoke`` runs 2 batches an epoch, for tests of the wiring."""
-    from dfdc.config import load_params
+def train_fold(
+    params_path: str, fold: int, smoke: bool = False, section: str = "train"
+) -> FitResult:
+    """The train stages' entry: folds come from the folds stage, settings from params.yaml's
+    ``train`` section (or ``sequence``, the second run). ``smoke`` runs 2 batches an epoch,
+    for tests of the wiring."""
+    from dfdc.config import for_run, load_params
 
-    return fit(load_params(params_path), fold, max_batches=2 if smoke else None)
+    params = for_run(load_params(params_path), section)
+    return fit(params, fold, max_batches=2 if smoke else None)

@@ -162,11 +162,35 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
     for f in np.unique(folds):
         held = folds == f
         nested[held] = _fit(scores[~held], y[~held], cfg, runs).apply(scores[held])
+    # Each run alone, then the blend: the same videos, the same calibration, side by side
+    # (with a frame run and a sequence run, this is the frame-vs-temporal comparison).
+    rows = []
+    if len(runs) > 1:
+        for i, run in enumerate(runs):
+            single = np.zeros(len(y))
+            for f in np.unique(folds):
+                held = folds == f
+                col = scores[:, [i]]
+                single[held] = _fit(col[~held], y[~held], cfg, [run]).apply(col[held])
+            rows.append(
+                {"ensemble": f"{run} alone, no calibration", **binary_metrics(y, scores[:, i])}
+            )
+            rows.append(
+                {"ensemble": f"{run} alone, calibrated nested by fold", **binary_metrics(y, single)}
+            )
+    blend = "blend of " + " + ".join(runs) + ": " if len(runs) > 1 else ""
     table = pd.DataFrame(
         [
-            {"ensemble": "equal weights, no calibration", **binary_metrics(y, equal.apply(scores))},
-            {"ensemble": "fitted, scored in-sample", **binary_metrics(y, final.apply(scores))},
-            {"ensemble": "fitted, scored nested by fold", **binary_metrics(y, nested)},
+            *rows,
+            {
+                "ensemble": f"{blend}equal weights, no calibration",
+                **binary_metrics(y, equal.apply(scores)),
+            },
+            {
+                "ensemble": f"{blend}fitted, scored in-sample",
+                **binary_metrics(y, final.apply(scores)),
+            },
+            {"ensemble": f"{blend}fitted, scored nested by fold", **binary_metrics(y, nested)},
         ]
     )
     unclipped = Ensemble(**{**asdict(final), "clip": 0.0}).apply(scores)

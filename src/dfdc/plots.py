@@ -13,7 +13,9 @@ def plot_curves(history: list[dict]) -> plt.Figure:
     h = pd.DataFrame(history)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     axes[0].plot(h["epoch"], h["train_loss"], label="train loss")
-    axes[0].plot(h["epoch"], h["frame_logloss"], label="val frame log loss")
+    for unit in ("frame", "track"):
+        if f"{unit}_logloss" in h:
+            axes[0].plot(h["epoch"], h[f"{unit}_logloss"], label=f"val {unit} log loss")
     axes[0].plot(h["epoch"], h["video_logloss"], label="val video log loss")
     axes[0].axhline(np.log(2), color="grey", ls=":", label="constant 0.5")
     axes[0].legend(fontsize=7)

@@ -31,10 +31,12 @@ __all__ = ["LoadedModel", "Predictor", "VideoPrediction", "find_checkpoints", "l
 @dataclass
 class LoadedModel:
     name: str
-    model: torch.nn.Module
+    model: torch.nn.Module  # the frame classifier, or the sequence head
     input_size: int
     transform: object
     faces: FacesConfig
+    kind: str = "frame"
+    embedder: torch.nn.Module | None = None  # sequence models: the per-frame embedder
 
 
 @dataclass
@@ -80,11 +82,31 @@ def load_models(paths: list[Path], device: str = "cpu") -> list[LoadedModel]:
         cfg = state["config"]
         train = params_from_dict({"train": cfg["train"], "faces": cfg["faces"]})
         mcfg: ModelConfig = replace(train.train.model, pretrained=False, pretrained_file="")
+        name = f"{cfg['train']['run']}/fold{state['fold']}"
+        dev = resolve_device(device)
+        if mcfg.kind == "sequence":
+            from dfdc.sequence import SequenceHead, embedder_from_state
+
+            embedder, ecfg = embedder_from_state(state["embedder"])
+            mean, std = model_norm(embedder.net)
+            head = SequenceHead(embedder.dim, mcfg.sequence)
+            head.load_state_dict(state["model"])
+            out.append(
+                LoadedModel(
+                    name,
+                    head.eval().to(dev),
+                    ecfg.input_size,
+                    eval_transform(ecfg.input_size, mean, std),
+                    train.faces,
+                    kind="sequence",
+                    embedder=embedder.eval().to(dev),
+                )
+            )
+            continue
         model = build_model(mcfg)
         model.load_state_dict(state["model"])
-        model.eval().to(resolve_device(device))
+        model.eval().to(dev)
         mean, std = model_norm(model)
-        name = f"{cfg['train']['run']}/fold{state['fold']}"
         out.append(
             LoadedModel(
                 name,
@@ -125,6 +147,16 @@ class Predictor:
 
     @torch.inference_mode()
     def _frame_probs(self, m: LoadedModel, vf: VideoFaces) -> np.ndarray:
+        """One score per crop; a sequence model gives each crop its track's score."""
+        if m.kind == "sequence":
+            from dfdc.sequence import embed_crops, track_probs
+
+            emb = embed_crops(
+                m.embedder, vf.crops, m.input_size, self.faces_cfg.crop_size, self.device
+            )
+            return track_probs(
+                m.model, emb, np.asarray(vf.track), np.asarray(vf.frame), self.device
+            )
         reduce = decode_reduction(self.faces_cfg.crop_size, m.input_size)
         xs = [m.transform(image=decode_crop(c, reduce))["image"] for c in vf.crops]
         probs = []

@@ -1,0 +1,407 @@
+"""The temporal model (``model.kind: sequence``): per-frame face embeddings along a track into
+an LSTM or GRU, one logit per track (a Long-term Recurrent Convolutional Network).
+
+Face swaps are made frame by frame, so a fake face tends to flicker; a recurrent head over the
+track can see that where a frame classifier averaged over frames cannot, or so the claim goes.
+Embeddings come from the same fold's trained frame model (or a frozen backbone), computed once
+per fold and cached, so the head trains in seconds. Temporal augmentation works on the cached
+embeddings: sub-sequences, frame-rate changes and reversal. One track's probability is given to
+each of its crops, so out-of-fold tables, ``dfdc predict`` and the kernel aggregate sequence
+and frame models with the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from dfdc.config import ModelConfig, Params, SequenceConfig, params_from_dict, to_dict
+from dfdc.data import balanced_videos
+from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
+from dfdc.io import atomic_path
+from dfdc.models import build_model, model_norm
+from dfdc.transforms import eval_transform
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Embedder",
+    "SequenceHead",
+    "TrackDataset",
+    "TrackItem",
+    "augment_track",
+    "collate_tracks",
+    "embed_crops",
+    "fold_embeddings",
+    "load_embedder",
+    "track_items",
+    "track_probs",
+]
+
+
+class SequenceHead(nn.Module):
+    """LayerNorm, then a (bi)LSTM/GRU over the packed sequence; the last hidden states and the
+    mean of the outputs over the real steps feed one logit. Packing means padding never
+    reaches the recurrence, so a padded step cannot change a track's output."""
+
+    def __init__(self, in_dim: int, cfg: SequenceConfig) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.dirs = 2 if cfg.bidirectional else 1
+        self.norm = nn.LayerNorm(in_dim)
+        rnn = nn.LSTM if cfg.rnn == "lstm" else nn.GRU
+        self.rnn = rnn(
+            in_dim,
+            cfg.hidden,
+            num_layers=cfg.layers,
+            batch_first=True,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(2 * self.dirs * cfg.hidden, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(
+            self.norm(x), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, h = self.rnn(packed)
+        h = h[0] if isinstance(h, tuple) else h  # LSTM: (h_n, c_n)
+        last = h[-self.dirs :].transpose(0, 1).reshape(x.shape[0], -1)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        steps = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        mean = (out * steps[..., None]).sum(1) / lengths.to(x.device)[:, None].clamp(min=1)
+        return self.fc(self.drop(torch.cat([last, mean], dim=1)))
+
+
+class Embedder(nn.Module):
+    """A timm model's pooled pre-logit features: what its classifier sees."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    @property
+    def dim(self) -> int:
+        return int(self.net.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+
+@dataclass
+class LoadedEmbedder:
+    module: Embedder
+    model_config: ModelConfig
+    identity: str  # changes whenever the embeddings would
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_embedder(params: Params, fold: int) -> LoadedEmbedder:
+    """The fold's embedder: the frame run's best.pt for this fold, or the frozen backbone."""
+    seq = params.train.model.sequence
+    if seq.embed == "run":
+        ckpt = Path(params.train.models_dir) / seq.embed_run / f"fold{fold}" / "best.pt"
+        if not ckpt.exists():
+            raise FileNotFoundError(
+                f"{ckpt}: model.sequence.embed_run '{seq.embed_run}' has no fold {fold} model "
+                "(train that frame run first: dvc repro train)"
+            )
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        mcfg = params_from_dict({"train": state["config"]["train"]}).train.model
+        if mcfg.kind != "frame":
+            raise ValueError(f"{ckpt}: embed_run must be a frame model, not {mcfg.kind}")
+        mcfg = replace(mcfg, pretrained=False, pretrained_file="")
+        net = build_model(mcfg)
+        net.load_state_dict(state["model"])
+        identity = f"run:{_sha256(ckpt)}"
+    else:
+        mcfg = replace(params.train.model, kind="frame")
+        torch.manual_seed(params.base.seed)  # a random backbone is still a fixed one
+        net = build_model(mcfg)
+        weights = _sha256(Path(mcfg.pretrained_file)) if mcfg.pretrained_file else ""
+        identity = "backbone:" + json.dumps(
+            [mcfg.backbone, mcfg.pretrained, weights, params.base.seed, mcfg.input_size]
+        )
+    return LoadedEmbedder(Embedder(net).eval(), mcfg, identity)
+
+
+def embedder_from_state(state: dict) -> tuple[Embedder, ModelConfig]:
+    """The embedder saved inside a sequence checkpoint (so the kernel needs no frame run)."""
+    mcfg = params_from_dict({"train": {"model": state["model_config"]}}).train.model
+    net = build_model(mcfg)
+    net.load_state_dict(state["state"])
+    return Embedder(net).eval(), mcfg
+
+
+@torch.inference_mode()
+def embed_crops(
+    embedder: Embedder,
+    crops: list[bytes],
+    input_size: int,
+    crop_size: int,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Embeddings of JPEG/PNG crops through the eval transform, stored as float16 (the cache's
+    precision, used at prediction time too so training and inference see the same numbers)."""
+    mean, std = model_norm(embedder.net)
+    tf = eval_transform(input_size, mean, std)
+    reduce = decode_reduction(crop_size, input_size)
+    out = []
+    for i in range(0, len(crops), batch_size):
+        batch = crops[i : i + batch_size]
+        x = torch.stack([tf(image=decode_crop(c, reduce))["image"] for c in batch])
+        out.append(embedder(x.to(device)).float().cpu().numpy().astype(np.float16))
+    return np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float16)
+
+
+def fold_embeddings(
+    params: Params, fold: int, faces: pd.DataFrame, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, LoadedEmbedder]:
+    """One embedding per row of ``faces`` (the faces table), cached per fold under a key of the
+    embedder and the crops; a changed backbone, checkpoint or faces table gives a new key."""
+    emb = load_embedder(params, fold)
+    seq = params.train.model.sequence
+    faces_id = hashlib.sha256(pd.util.hash_pandas_object(faces, index=False).values).hexdigest()
+    key = hashlib.sha1(
+        json.dumps([emb.identity, faces_id, to_dict(params.faces)], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    path = Path(seq.cache_dir) / params.train.run / f"fold{fold}-{key}.npy"
+    if path.exists():
+        cached = np.load(path)
+        if len(cached) == len(faces):
+            log.info("fold %d: embeddings from cache %s", fold, path)
+            return cached, emb
+    module = emb.module.to(device)
+    parts = np.zeros((len(faces), module.dim), np.float16)
+    positions = np.arange(len(faces))
+    for file, rows in tqdm(
+        faces.assign(_pos=positions).groupby("file", sort=True), desc=f"embed fold {fold}"
+    ):
+        crops = load_video_faces(file).crops
+        parts[rows["_pos"].to_numpy()] = embed_crops(
+            module,
+            [crops[i] for i in rows["crop_index"]],
+            emb.model_config.input_size,
+            params.faces.crop_size,
+            device,
+        )
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, parts)
+    for stale in path.parent.glob(f"fold{fold}-*.npy"):
+        if stale != path:
+            stale.unlink()
+    return parts, emb
+
+
+@dataclass(frozen=True)
+class TrackItem:
+    video: str
+    track: int
+    label: float
+    rows: tuple[int, ...]  # rows of the faces table (and the embeddings), in frame order
+    frames: tuple[int, ...]
+
+
+def track_items(
+    faces: pd.DataFrame, labels: dict[str, str], max_tracks: int | None
+) -> list[TrackItem]:
+    """One item per face track of the labelled videos (tracks ``< max_tracks`` when given)."""
+    table = faces.assign(_pos=np.arange(len(faces)))
+    table = table[table["video"].isin(labels)]
+    if max_tracks is not None:
+        table = table[table["track"] < max_tracks]
+    items = []
+    for (video, track), g in table.sort_values("frame").groupby(["video", "track"], sort=True):
+        items.append(
+            TrackItem(
+                video,
+                int(track),
+                float(labels[video] == "FAKE"),
+                tuple(int(r) for r in g["_pos"]),
+                tuple(int(f) for f in g["frame"]),
+            )
+        )
+    return items
+
+
+def augment_track(x: np.ndarray, cfg: SequenceConfig, rng: np.random.Generator) -> np.ndarray:
+    """Sub-sequence, frame-rate change (drop every other step, or repeat each) and reversal."""
+    n = len(x)
+    lo = min(cfg.min_len, n)
+    if rng.random() < cfg.subseq_p and n > lo:
+        length = int(rng.integers(lo, n + 1))
+        start = int(rng.integers(0, n - length + 1))
+        x = x[start : start + length]
+    if rng.random() < cfg.rate_p:
+        if rng.random() < 0.5 and len(x) // 2 >= lo:
+            x = x[int(rng.integers(0, 2)) :: 2]
+        else:
+            x = np.repeat(x, 2, axis=0)
+    if rng.random() < cfg.reverse_p:
+        x = x[::-1]
+    return np.ascontiguousarray(x)
+
+
+class TrackDataset(Dataset):
+    def __init__(
+        self,
+        items: list[TrackItem],
+        embeddings: np.ndarray,
+        cfg: SequenceConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.items, self.embeddings, self.cfg = items, embeddings, cfg
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        it = self.items[i]
+        x = self.embeddings[list(it.rows)].astype(np.float32)
+        if self.cfg is not None:
+            x = augment_track(x, self.cfg, self.rng)
+        return torch.from_numpy(x), torch.tensor(it.label, dtype=torch.float32)
+
+
+def collate_tracks(
+    batch: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Pad to the longest track; the lengths travel with the batch for packing."""
+    xs, ys = zip(*batch, strict=True)
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.int64)
+    return (pad_sequence(list(xs), batch_first=True), lengths), torch.stack(ys)
+
+
+def track_plan(
+    items: list[TrackItem], clips: int, balance: str, epoch: int, seed: int, rank: int, world: int
+) -> list[TrackItem]:
+    """One epoch: the tracks of the balanced videos, each ``clips`` times (each draw gets its
+    own temporal augmentation), shuffled, and this rank's equal share."""
+    rng = np.random.default_rng([seed, epoch])
+    by_video: dict[str, list[TrackItem]] = {}
+    for it in items:
+        by_video.setdefault(it.video, []).append(it)
+    chosen = balanced_videos({v: ts[0].label for v, ts in by_video.items()}, balance, rng)
+    plan = [t for v in chosen for t in by_video[v] for _ in range(clips)]
+    plan = [plan[i] for i in rng.permutation(len(plan))]
+    per_rank = len(plan) // world
+    return plan[rank * per_rank : (rank + 1) * per_rank]
+
+
+@torch.inference_mode()
+def track_probs(
+    head: SequenceHead,
+    embeddings: np.ndarray,
+    tracks: np.ndarray,
+    frames: np.ndarray,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Each crop gets its track's probability (tracks ordered by frame, as in training)."""
+    probs = np.zeros(len(tracks), np.float64)
+    if len(tracks) == 0:
+        return probs
+    head.eval()
+    for t in np.unique(tracks):
+        idx = np.flatnonzero(tracks == t)
+        idx = idx[np.argsort(frames[idx], kind="stable")]
+        x = torch.from_numpy(embeddings[idx].astype(np.float32))[None].to(device)
+        logit = head(x, torch.tensor([len(idx)]))
+        probs[idx] = float(torch.sigmoid(logit.float()).squeeze())
+    return probs
+
+
+def track_loader(
+    ds: TrackDataset, batch_size: int, num_workers: int, pin: bool, train: bool
+) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,  # the plan is already shuffled
+        num_workers=num_workers,
+        pin_memory=pin,
+        drop_last=train and len(ds) > batch_size,
+        collate_fn=collate_tracks,
+    )
+
+
+def sequence_task(
+    params: Params,
+    fold: int,
+    rt,  # dfdc.engine.Runtime
+    faces: pd.DataFrame,
+    train_labels: dict[str, str],
+    val_labels: dict[str, str],
+):
+    """The training loop's view of the sequence model (see :class:`dfdc.engine.Task`)."""
+    from dfdc.engine import Task
+
+    cfg = params.train
+    seq = cfg.model.sequence
+    labelled = set(train_labels) | set(val_labels)
+    faces = faces[faces["video"].isin(labelled)].reset_index(drop=True)
+    embeddings, emb = fold_embeddings(params, fold, faces, rt.device)
+    train_items = track_items(faces, train_labels, cfg.train_tracks)
+    val_items = track_items(faces, val_labels, None)
+    if not train_items or not val_items:
+        raise ValueError(f"fold {fold}: no face tracks to train on or to validate")
+    model = SequenceHead(embeddings.shape[1], seq).to(rt.device)
+    seed, pin = params.base.seed, rt.device.type == "cuda"
+
+    def plan(epoch: int) -> list[TrackItem]:
+        return track_plan(
+            train_items, seq.clips_per_track, cfg.balance, epoch, seed, rt.rank, rt.world
+        )
+
+    def train_loader(epoch: int) -> DataLoader:
+        aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
+        ds = TrackDataset(plan(epoch), embeddings, seq, seed=aug_seed)
+        return track_loader(ds, cfg.batch_size, cfg.num_workers, pin, train=True)
+
+    # Per crop of each validation track (the out-of-fold table's rows), in track order.
+    crop_rows = [
+        SimpleNamespace(video=it.video, frame=f, track=it.track)
+        for it in val_items
+        for f in it.frames
+    ]
+    sizes = np.array([len(it.frames) for it in val_items])
+
+    def to_crops(probs: np.ndarray) -> tuple[list, np.ndarray]:
+        n = len(probs)
+        return crop_rows[: int(sizes[:n].sum())], np.repeat(probs, sizes[:n])
+
+    return Task(
+        model=model,
+        unit="track",
+        steps_per_epoch=max(1, len(plan(0)) // cfg.batch_size),
+        train_loader=train_loader,
+        val_loader=track_loader(
+            TrackDataset(val_items, embeddings), cfg.batch_size, cfg.num_workers, pin, False
+        ),
+        val_labels=np.array([it.label for it in val_items]),
+        to_crops=to_crops,
+        checkpoint_extra={
+            "embedder": {
+                "model_config": to_dict(emb.model_config),
+                "state": emb.module.net.state_dict(),
+                "identity": emb.identity,
+            }
+        },
+    )

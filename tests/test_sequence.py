@@ -1,0 +1,147 @@
+"""The temporal model: padding, temporal augmentation, the embedding cache, training wiring."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc.config import SequenceConfig, for_run, params_from_dict, to_dict
+from dfdc.sequence import (
+    SequenceHead,
+    augment_track,
+    collate_tracks,
+    fold_embeddings,
+    track_items,
+)
+from tests.conftest import tiny_params
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_a_padded_step_does_not_change_the_output(rnn, bidirectional):
+    torch.manual_seed(0)
+    cfg = SequenceConfig(rnn=rnn, bidirectional=bidirectional, layers=2, hidden=8)
+    head = SequenceHead(6, cfg).eval()
+    tracks = [torch.randn(n, 6) for n in (5, 2, 9, 1)]
+    (x, lengths), _ = collate_tracks([(t, torch.tensor(0.0)) for t in tracks])
+    # Fill the padding with garbage: packing must keep it away from the recurrence and the mean.
+    pad = torch.arange(x.shape[1])[None, :] >= lengths[:, None]
+    x[pad] = torch.randn(int(pad.sum()), 6) * 100
+    with torch.no_grad():
+        batched = head(x, lengths).squeeze(1)
+        alone = torch.cat([head(t[None], torch.tensor([len(t)])) for t in tracks]).squeeze(1)
+        longer = head(torch.cat([x, torch.randn(4, 3, 6)], dim=1), lengths).squeeze(1)
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(longer, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_temporal_augmentation():
+    x = np.arange(20, dtype=np.float32)[:, None].repeat(3, axis=1)
+    rng = np.random.default_rng(0)
+    cfg = SequenceConfig(min_len=4, subseq_p=1.0, rate_p=0.0, reverse_p=0.0)
+    for _ in range(50):
+        y = augment_track(x, cfg, rng)
+        assert 4 <= len(y) <= 20 and np.all(np.diff(y[:, 0]) == 1)  # a contiguous run
+    rev = augment_track(x, SequenceConfig(subseq_p=0, rate_p=0, reverse_p=1.0), rng)
+    assert np.array_equal(rev[:, 0], x[::-1, 0])
+    lengths = {
+        len(augment_track(x, SequenceConfig(subseq_p=0, rate_p=1.0), rng)) for _ in range(50)
+    }
+    assert lengths == {10, 40}  # every other step dropped, or each repeated
+    short = np.zeros((3, 3), np.float32)  # shorter than min_len: never shortened further
+    assert len(augment_track(short, SequenceConfig(subseq_p=1.0, rate_p=0.0), rng)) == 3
+
+
+def _seq_params(tmp, **model):
+    base = tiny_params(tmp, run="seq")
+    raw = to_dict(base)
+    raw["train"]["model"]["kind"] = "sequence"
+    raw["train"]["model"]["sequence"] = {
+        "embed": "backbone",
+        "cache_dir": str(tmp / "emb"),
+        "hidden": 16,
+    }
+    raw["train"]["model"].update(model)
+    return params_from_dict(raw)
+
+
+@pytest.mark.slow
+def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
+    import dfdc.sequence as seqmod
+
+    params = _seq_params(tiny_stage)
+    faces = pd.read_parquet(params.faces.table_path)
+    first, _ = fold_embeddings(params, 0, faces)
+    assert first.shape == (len(faces), 512) and np.isfinite(first).all()
+    files = sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy"))
+    assert len(files) == 1
+
+    calls = []
+    real = seqmod.embed_crops
+    monkeypatch.setattr(seqmod, "embed_crops", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again, _ = fold_embeddings(params, 0, faces)
+    assert calls == [] and np.array_equal(again, first)  # from the cache
+
+    other = _seq_params(tiny_stage, backbone="resnet14t")
+    changed, _ = fold_embeddings(other, 0, faces)
+    assert calls and not np.array_equal(changed[:, :8], first[:, :8])
+    assert sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy")) != files  # replaced
+
+
+@pytest.mark.slow
+def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
+    from dfdc.engine import fit
+    from dfdc.predict import Predictor, load_models
+
+    frame = tiny_params(tiny_stage, run="frames", epochs=1)
+    fit(frame, 0, max_batches=2)
+    raw = to_dict(frame)
+    raw["sequence"] = {
+        **raw["train"],
+        "run": "tracks",
+        "epochs": 2,
+        "model": {
+            **raw["train"]["model"],
+            "kind": "sequence",
+            "sequence": {"embed_run": "frames", "cache_dir": str(tmp_path / "emb")},
+        },
+    }
+    params = for_run(params_from_dict(raw), "sequence")
+    result = fit(params, 0)
+    oof = pd.read_parquet(result.out_dir / "oof.parquet")
+    assert {"track_logloss", "video_logloss"} <= set(result.best)
+    # One probability per track, repeated on each of its crops.
+    for probs, tracks in zip(oof["frame_probs"], oof["tracks"], strict=True):
+        for t in set(tracks):
+            assert len({p for p, tt in zip(probs, tracks, strict=True) if tt == t}) == 1
+
+    # dfdc predict on a validation video gives the out-of-fold scores of that video.
+    ckpt = torch.load(result.out_dir / "best.pt", weights_only=False)
+    assert ckpt["embedder"]["model_config"]["kind"] == "frame"
+    models = load_models([result.out_dir / "best.pt"])
+    assert models[0].kind == "sequence"
+    index = pd.read_parquet(params.data.index_path).set_index("name")
+    row = oof.iloc[0]
+    pred = Predictor(models, device="cpu").predict_video(index.loc[row["video"], "path"])
+    np.testing.assert_allclose(
+        pred.frame_probs["tracks/fold0"], row["frame_probs"], rtol=1e-4, atol=1e-5
+    )
+    assert pred.frames == list(row["frames"]) or sorted(pred.frames) == sorted(row["frames"])
+
+
+def test_track_items_follow_frame_order():
+    faces = pd.DataFrame(
+        {
+            "video": ["a"] * 4 + ["b"] * 2,
+            "track": [0, 0, 1, 0, 0, 0],
+            "frame": [8, 0, 4, 4, 3, 1],
+        }
+    )
+    items = track_items(faces, {"a": "FAKE", "b": "REAL"}, None)
+    assert [(it.video, it.track, it.frames, it.rows) for it in items] == [
+        ("a", 0, (0, 4, 8), (1, 3, 0)),
+        ("a", 1, (4,), (2,)),
+        ("b", 0, (1, 3), (5, 4)),
+    ]
+    assert [it.label for it in items] == [1.0, 1.0, 0.0]
+    assert len(track_items(faces, {"a": "FAKE"}, 1)) == 1
