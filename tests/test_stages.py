@@ -164,9 +164,18 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     # The temporal model on the same folds, embedding with each fold's frame model; the
     # sample's fakes carry per-frame jitter. Then the ensemble's side-by-side table.
     seq = for_run(params, "sequence")
-    assert (
-        seq.train.model == defaults.sequence.model and seq.train.epochs == defaults.sequence.epochs
+    # The shipped settings, only the output folders moved into tmp_path.
+    moved = dataclasses.replace(
+        defaults.sequence,
+        models_dir=str(tmp_path / "models"),
+        model=dataclasses.replace(
+            defaults.sequence.model,
+            sequence=dataclasses.replace(
+                defaults.sequence.model.sequence, cache_dir=str(tmp_path / "embeddings")
+            ),
+        ),
     )
+    assert seq.train == moved
     seq_oof = pd.concat(
         [pd.read_parquet(fit(seq, k).out_dir / "oof.parquet") for k in params.cv.folds]
     )
