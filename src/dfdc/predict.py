@@ -148,16 +148,16 @@ class Predictor:
     @torch.inference_mode()
     def _frame_probs(self, m: LoadedModel, vf: VideoFaces) -> np.ndarray:
         """One score per crop; a sequence model gives each crop its track's score."""
+        reduce = decode_reduction(self.faces_cfg.crop_size, m.input_size)
         if m.kind == "sequence":
             from dfdc.sequence import embed_crops, track_probs
 
             emb = embed_crops(
-                m.embedder, vf.crops, m.input_size, self.faces_cfg.crop_size, self.device
+                m.embedder, vf.crops, m.transform, reduce, self.device, self.batch_size
             )
             return track_probs(
                 m.model, emb, np.asarray(vf.track), np.asarray(vf.frame), self.device
             )
-        reduce = decode_reduction(self.faces_cfg.crop_size, m.input_size)
         xs = [m.transform(image=decode_crop(c, reduce))["image"] for c in vf.crops]
         probs = []
         for i in range(0, len(xs), self.batch_size):

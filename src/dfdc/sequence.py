@@ -153,20 +153,18 @@ def embedder_from_state(state: dict) -> tuple[Embedder, ModelConfig]:
 def embed_crops(
     embedder: Embedder,
     crops: list[bytes],
-    input_size: int,
-    crop_size: int,
+    transform: object,
+    reduce: int,
     device: str | torch.device = "cpu",
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Embeddings of JPEG/PNG crops through the eval transform, stored as float16 (the cache's
-    precision, used at prediction time too so training and inference see the same numbers)."""
-    mean, std = model_norm(embedder.net)
-    tf = eval_transform(input_size, mean, std)
-    reduce = decode_reduction(crop_size, input_size)
+    """Embeddings of JPEG/PNG crops through the embedder's eval ``transform``, stored as float16
+    (the cache's precision, used at prediction time too so training and inference see the same
+    numbers)."""
     out = []
     for i in range(0, len(crops), batch_size):
         batch = crops[i : i + batch_size]
-        x = torch.stack([tf(image=decode_crop(c, reduce))["image"] for c in batch])
+        x = torch.stack([transform(image=decode_crop(c, reduce))["image"] for c in batch])
         out.append(embedder(x.to(device)).float().cpu().numpy().astype(np.float16))
     return np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float16)
 
@@ -189,6 +187,9 @@ def fold_embeddings(
             log.info("fold %d: embeddings from cache %s", fold, path)
             return cached, emb
     module = emb.module.to(device)
+    size = emb.model_config.input_size
+    transform = eval_transform(size, *model_norm(module.net))
+    reduce = decode_reduction(params.faces.crop_size, size)
     parts = np.zeros((len(faces), module.dim), np.float16)
     positions = np.arange(len(faces))
     for file, rows in tqdm(
@@ -198,8 +199,8 @@ def fold_embeddings(
         parts[rows["_pos"].to_numpy()] = embed_crops(
             module,
             [crops[i] for i in rows["crop_index"]],
-            emb.model_config.input_size,
-            params.faces.crop_size,
+            transform,
+            reduce,
             device,
         )
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
