@@ -87,11 +87,45 @@ def test_fakes_differ_inside_the_face_and_not_far_outside(tiny_raw, detector):
                 assert inside > 5 * outside, (name, entry.get("method"), inside, outside)
 
 
+RENDER = """
+import ctypes, glob, os, sys
+import av
+if sys.argv[2] != "default":
+    # FFmpeg's run-time CPU dispatch, forced: "c" is its plain C code, as on a CPU without SIMD.
+    lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(av.__file__) + ".libs", "libavutil-*"))[0])
+    lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "sse": 0x3DB}[sys.argv[2]]))
+from dfdc.sample.build import plan_sample, render_video
+from tests.conftest import TINY_SAMPLE
+render_video(plan_sample(TINY_SAMPLE)[1], TINY_SAMPLE, sys.argv[1])
+"""
+
+
 def test_rendering_is_byte_reproducible(tmp_path):
+    """Same bytes three times in one process (the first encode of a process once differed),
+    in fresh processes with other hash seeds, and with FFmpeg forced onto its C and SSE code
+    paths, which is what another CPU would pick (the AAC encoder and swscale once differed)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
     plan = plan_sample(TINY_SAMPLE)[1]  # a fake: scene, manipulation and encoding all count
-    render_video(plan, TINY_SAMPLE, tmp_path / "a.mp4")
-    render_video(plan, TINY_SAMPLE, tmp_path / "b.mp4")
-    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    assert plan.label == "FAKE"
+    files = []
+    for i in range(3):
+        render_video(plan, TINY_SAMPLE, tmp_path / f"in{i}.mp4")
+        files.append(tmp_path / f"in{i}.mp4")
+    for seed, cpu in (("1", "default"), ("2", "c"), ("3", "sse")):
+        out = tmp_path / f"{cpu}.mp4"
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        subprocess.run(
+            [sys.executable, "-c", RENDER, str(out), cpu], check=True, env=env, cwd=ROOT
+        )
+        files.append(out)
+    first = files[0].read_bytes()
+    assert first, "nothing written"
+    assert [f.name for f in files if f.read_bytes() != first] == []
 
 
 @pytest.mark.parametrize("method", ["faceswap", "selfblend"])

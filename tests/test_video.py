@@ -32,7 +32,7 @@ def test_even_indices_cover_first_and_last():
 
 def test_write_probe_and_read_roundtrip(tmp_path):
     path = tmp_path / "v.mp4"
-    write_video(path, _ramp(20), fps=25, crf=18, audio_seconds=0.8)  # blue = 10 x frame
+    write_video(path, _ramp(20), fps=25, qp=18, audio_seconds=0.8)  # blue = 10 x frame
     info = probe(path)
     assert info.readable and info.codec == "h264" and info.has_audio
     assert (info.width, info.height, info.frame_count) == (96, 64, 20)

@@ -66,7 +66,8 @@ class SampleConfig:
     portrait_parts: tuple[int, ...] = (3,)
     frames: int = 60
     fps: int = 30
-    crf: int = 23
+    # Constant H.264 quantiser (see dfdc.video.write_video for why not CRF).
+    qp: int = 23
     noise_sigma: float = 2.5
 
 

@@ -222,33 +222,69 @@ def read_frames(path: str | Path, n: int) -> list[Frame]:
     return list(iter_frames(path, even_indices(frame_count(path), n)))
 
 
+def rgb_to_yuv420(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3), even sides -> planar YUV 4:2:0 (BT.601, limited range) stacked as
+    PyAV's ``yuv420p`` array ((H * 3 / 2, W)).
+
+    Integer arithmetic only, so the encoder's input is the same bytes on every CPU: FFmpeg's
+    own converter (swscale) picks SIMD kernels at run time whose rounding differs from its C
+    path, which made the sample's bytes depend on the machine that rendered them.
+    """
+    rgb = image.astype(np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = (66 * r + 129 * g + 25 * b + 128 + (16 << 8)) >> 8
+    h, w = r.shape
+
+    # Chroma from the mean of each 2x2 block (rounded), as 4:2:0 subsampling does.
+    def pool(c: np.ndarray) -> np.ndarray:
+        return (c.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + 2) >> 2
+
+    rr, gg, bb = pool(r), pool(g), pool(b)
+    u = (-38 * rr - 74 * gg + 112 * bb + 128 + (128 << 8)) >> 8
+    v = (112 * rr - 94 * gg - 18 * bb + 128 + (128 << 8)) >> 8
+    planes = [np.clip(p, 0, 255).astype(np.uint8) for p in (y, u, v)]
+    return np.concatenate([q.ravel() for q in planes]).reshape(h * 3 // 2, w)
+
+
 def write_video(
     path: str | Path,
     frames: Iterator[np.ndarray],
     fps: int = 30,
-    crf: int = 23,
+    qp: int = 23,
     audio_seconds: float | None = None,
     faststart: bool = False,
 ) -> None:
-    """Encode RGB frames as H.264 (yuv420p) in MP4, as DFDC clips are; optionally a quiet AAC
-    track, since DFDC clips carry audio. Single-threaded x264, so the bytes are reproducible."""
+    """Encode RGB frames as H.264 (yuv420p) in MP4 as DFDC clips are, plus a quiet audio track
+    when ``audio_seconds`` is given (DFDC clips carry one). Byte-reproducible on any x86 CPU:
+
+    - the RGB -> YUV conversion is integer NumPy (:func:`rgb_to_yuv420`), not swscale;
+    - single-threaded x264, whose assembly is bit-exact with its C code;
+    - a constant quantiser ``qp``, so the rate control cannot move the whole frame's
+      quantiser when only the face changed (a fake then differs from its original inside the
+      face, not across the frame);
+    - lossless ALAC audio from 16-bit samples: FFmpeg's AAC encoder is floating point with
+      CPU-dispatched kernels, and gave other bytes under AVX2/FMA than under SSE.
+    """
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise ValueError(f"{path}: no frames to write")
+    h, w = first.shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"{path}: frame size {w}x{h} must be even on both sides (4:2:0)")
     options = {"movflags": "+faststart"} if faststart else {}
     container = av.open(str(path), mode="w", format="mp4", options=options)
     try:
         stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = first.shape[:2]
+        stream.height, stream.width = h, w
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        stream.options = {"qp": str(qp), "preset": "veryfast"}
         audio = _add_audio(container) if audio_seconds else None
         for image in itertools.chain([first], frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            container.mux(stream.encode(frame))
+            yuv = rgb_to_yuv420(np.ascontiguousarray(image))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")))
         container.mux(stream.encode())
         if audio is not None:
             _write_tone(container, audio, audio_seconds)
@@ -259,7 +295,7 @@ def write_video(
 def _add_audio(
     container: av.container.OutputContainer, rate: int = 16000
 ) -> av.audio.stream.AudioStream:
-    audio = container.add_stream("aac", rate=rate)
+    audio = container.add_stream("alac", rate=rate)
     audio.layout = "mono"
     return audio
 
@@ -268,12 +304,13 @@ def _write_tone(
     container: av.container.OutputContainer, audio: av.audio.stream.AudioStream, seconds: float
 ) -> None:
     rate = audio.codec_context.sample_rate
-    t = np.arange(int(seconds * rate)) / rate
-    samples = (0.05 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    step = audio.codec_context.frame_size or 1024
+    t = np.arange(int(seconds * rate))
+    # Integer samples from a 220 Hz tone (an exact 1/ rate fraction per step, rounded once).
+    samples = np.round(1600 * np.sin(2 * np.pi * (220 * t % rate) / rate)).astype(np.int16)
+    step = audio.codec_context.frame_size or 4096
     for start in range(0, len(samples), step):
         frame = av.AudioFrame.from_ndarray(
-            samples[None, start : start + step], format="flt", layout="mono"
+            samples[None, start : start + step], format="s16", layout="mono"
         )
         frame.sample_rate = rate
         frame.pts = start

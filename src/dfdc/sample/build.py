@@ -132,7 +132,7 @@ def render_video(plan: VideoPlan, cfg: SampleConfig, path: Path) -> None:
                 clean = self_blend(clean, scene.landmarks(t)[0], rng)
             yield scene.finish(clean, t)
 
-    write_video(path, frames(), fps=cfg.fps, crf=cfg.crf, audio_seconds=cfg.frames / cfg.fps)
+    write_video(path, frames(), fps=cfg.fps, qp=cfg.qp, audio_seconds=cfg.frames / cfg.fps)
 
 
 def _render_job(job: tuple[VideoPlan, SampleConfig, Path]) -> None:
