@@ -92,7 +92,8 @@ import ctypes, glob, os, sys
 import av
 if sys.argv[2] != "default":
     # FFmpeg's run-time CPU dispatch, forced: "c" is its plain C code, as on a CPU without SIMD.
-    lib = ctypes.CDLL(glob.glob(os.path.join(os.path.dirname(av.__file__) + ".libs", "libavutil-*"))[0])
+    libs = os.path.dirname(av.__file__) + ".libs"
+    lib = ctypes.CDLL(glob.glob(os.path.join(libs, "libavutil-*"))[0])
     lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "sse": 0x3DB}[sys.argv[2]]))
 from dfdc.sample.build import plan_sample, render_video
 from tests.conftest import TINY_SAMPLE
