@@ -20,7 +20,7 @@ import numpy as np
 from dfdc.aggregate import video_score
 from dfdc.config import load_params
 from dfdc.faces.extract import extract_video
-from dfdc.predict import Predictor, find_checkpoints, load_models
+from dfdc.predict import load_bundle
 
 BUDGET_S = 9 * 3600
 TEST_VIDEOS = 4000
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     params = load_params(args.params)
     root = Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
-    models = load_models(find_checkpoints(root))
-    predictor = Predictor(models, device=params.base.device)
+    predictor = load_bundle(params.train.models_dir, params.base.device, models=root).predictor
+    models = predictor.models
     paths = sorted(Path(args.folder).rglob("*.mp4"))
     if not paths:
         print(f"{args.folder}: no .mp4 files", file=sys.stderr)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         vf = extract_video(p, predictor.faces_cfg, predictor.detector)
         t1 = time.perf_counter()
         if vf.status["status"] == "ok":
-            scores = [video_score(predictor._frame_probs(m, vf), vf.track) for m in models]
+            scores = [video_score(p, vf.track) for p in predictor.crop_probs(vf).values()]
             prob = float(np.mean(scores))
         else:
             prob = 0.5

@@ -24,11 +24,11 @@ import time
 import pandas as pd
 import torch
 
-from dfdc.config import load_params
+from dfdc.config import load_params, resolve_device
 from dfdc.data import CropDataset, crop_items, epoch_plan
-from dfdc.engine import Runtime, make_optimizer, smoothed_bce
-from dfdc.faces.detect import resolve_device
+from dfdc.engine import make_optimizer, smoothed_bce
 from dfdc.faces.store import decode_reduction
+from dfdc.kinds import Runtime
 from dfdc.models import build_model, model_norm
 from dfdc.transforms import train_transform
 

@@ -13,7 +13,9 @@ from IPython.display import display
 
 from dfdc import eda
 from dfdc.config import load_params
+from dfdc.logs import setup_logging
 
+setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
 index = eda.load_index(index_path or params.data.index_path)
 n_frames = 3 if smoke else params.eda.sample_frames

@@ -14,7 +14,9 @@ from IPython.display import display
 from dfdc.config import load_params
 from dfdc.faces import plots
 from dfdc.faces.cli import faces_stage
+from dfdc.logs import setup_logging
 
+setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
 cfg = params.faces
 

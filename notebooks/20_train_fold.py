@@ -18,8 +18,10 @@ from IPython.display import display
 from dfdc import plots
 from dfdc.config import for_run, load_params
 from dfdc.engine import train_fold
+from dfdc.logs import setup_logging
 from dfdc.metrics import binary_metrics
 
+setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = for_run(load_params(params_path), section)
 print(params.train.run, params.train.model)
 

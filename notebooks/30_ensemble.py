@@ -14,7 +14,9 @@ from IPython.display import display
 from dfdc import plots
 from dfdc.config import load_params
 from dfdc.ensemble import run_ensemble
+from dfdc.logs import setup_logging
 
+setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
 
 # %% [markdown]

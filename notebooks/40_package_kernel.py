@@ -15,7 +15,9 @@ from IPython.display import display
 
 from dfdc.config import load_params
 from dfdc.kernel import build_kernel
+from dfdc.logs import setup_logging
 
+setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
 
 # %% [markdown]

@@ -10,7 +10,7 @@ import dfdc.ensemble as ens_mod
 from dfdc.config import EnsembleConfig
 from dfdc.ensemble import Ensemble, fit_ensemble, make_submission
 from dfdc.metrics import log_loss
-from dfdc.predict import VideoPrediction
+from dfdc.predict import InferenceBundle, VideoPrediction
 
 
 def _oof(n=60, seed=0, runs=("good", "noise"), sharp=4.0):
@@ -110,9 +110,8 @@ def test_submission_has_every_file_once_in_order(tmp_path, caplog):
     paths = [tmp_path / n for n in order[:4]]
     e = Ensemble(["run"], [1.0], clip=0.02)
     with caplog.at_level(logging.WARNING):
-        sub = make_submission(
-            paths, order, e, _FakePredictor({"broken.mp4"}), tmp_path / "submission.csv"
-        )
+        bundle = InferenceBundle(_FakePredictor({"broken.mp4"}), e)
+        sub = make_submission(paths, order, bundle, tmp_path / "submission.csv")
     assert sub["filename"].tolist() == order
     assert not sub["label"].isna().any() and sub["label"].between(0.02, 0.98).all()
     assert sub.set_index("filename").loc["f1.mp4", "label"] == pytest.approx(0.85)

@@ -12,7 +12,7 @@ import pytest
 
 from dfdc.ensemble import make_submission
 from dfdc.kernel import kernel_files_text
-from dfdc.predict import Predictor, find_checkpoints, load_models
+from dfdc.predict import load_bundle
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -78,11 +78,9 @@ def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_
     assert (tmp_path / "site" / "dfdc" / "kernel.py").exists()
 
     order = pd.read_csv(tiny_raw / "sample_submission.csv")["filename"].tolist()
-    models = load_models([c for r in ens.runs for c in find_checkpoints(out / "models" / r)])
-    assert sorted(m.kind for m in models) == ["frame", "sequence"]
+    bundle = load_bundle(out / "models", "cpu", ensemble=ens)
+    assert sorted(m.kind.name for m in bundle.predictor.models) == ["frame", "sequence"]
     videos = sorted((tiny_raw / "test_videos").glob("*.mp4"))
-    mine = make_submission(
-        videos, order, ens, Predictor(models, device="cpu"), tmp_path / "workspace.csv"
-    )
+    mine = make_submission(videos, order, bundle, tmp_path / "workspace.csv")
     assert (tmp_path / "submission.csv").read_bytes() == (tmp_path / "workspace.csv").read_bytes()
     assert len(mine) == len(order)

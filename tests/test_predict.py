@@ -11,7 +11,7 @@ from dfdc.cli import main
 from dfdc.data import CropDataset, crop_items
 from dfdc.engine import fit
 from dfdc.faces.store import decode_reduction
-from dfdc.predict import Predictor, find_checkpoints, load_models
+from dfdc.predict import load_bundle
 from tests.conftest import tiny_params, write_params
 
 
@@ -26,11 +26,12 @@ def test_inference_crops_match_training_crops(tiny_stage, trained):
     """A video scored by the predictor and the same video's stage crops through the training
     dataset give the same frame scores: one path, no drift."""
     params, out = trained
-    (model,) = load_models(find_checkpoints(out))
+    predictor = load_bundle("unused", "cpu", models=out).predictor
+    (model,) = predictor.models
     faces = pd.read_parquet(tiny_stage / "faces.parquet")
     index = pd.read_parquet(tiny_stage / "videos.parquet").set_index("name")
     video = faces["video"].iloc[0]
-    pred = Predictor([model], device="cpu").predict_video(index.loc[video, "path"])
+    pred = predictor.predict_video(index.loc[video, "path"])
     assert pred.status == "ok"
     items = crop_items(faces, {video: "FAKE"}, None)
     ds = CropDataset(

@@ -120,9 +120,7 @@ def test_rendering_is_byte_reproducible(tmp_path):
     for seed, cpu in (("1", "default"), ("2", "c"), ("3", "sse")):
         out = tmp_path / f"{cpu}.mp4"
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        subprocess.run(
-            [sys.executable, "-c", RENDER, str(out), cpu], check=True, env=env, cwd=ROOT
-        )
+        subprocess.run([sys.executable, "-c", RENDER, str(out), cpu], check=True, env=env, cwd=ROOT)
         files.append(out)
     first = files[0].read_bytes()
     assert first, "nothing written"

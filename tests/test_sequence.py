@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dfdc.config import SequenceConfig, for_run, params_from_dict, to_dict
-from dfdc.sequence import (
+from dfdc.kinds.sequence import (
     SequenceHead,
     augment_track,
     collate_tracks,
@@ -67,7 +67,7 @@ def _seq_params(tmp, **model):
 
 @pytest.mark.slow
 def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
-    import dfdc.sequence as seqmod
+    import dfdc.kinds.sequence as seqmod
 
     params = _seq_params(tiny_stage)
     faces = pd.read_parquet(params.faces.table_path)
@@ -91,7 +91,7 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
 @pytest.mark.slow
 def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
     from dfdc.engine import fit
-    from dfdc.predict import Predictor, load_models
+    from dfdc.predict import load_bundle
 
     frame = tiny_params(tiny_stage, run="frames", epochs=1)
     fit(frame, 0, max_batches=2)
@@ -117,12 +117,13 @@ def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, 
 
     # dfdc predict on a validation video gives the out-of-fold scores of that video.
     ckpt = torch.load(result.out_dir / "best.pt", weights_only=False)
-    assert ckpt["embedder"]["model_config"]["kind"] == "frame"
-    models = load_models([result.out_dir / "best.pt"])
-    assert models[0].kind == "sequence"
+    assert ckpt["kind"] == "sequence"
+    assert ckpt["extra"]["embedder"]["model_config"]["kind"] == "frame"
+    predictor = load_bundle("unused", "cpu", models=result.out_dir / "best.pt").predictor
+    assert predictor.models[0].kind.name == "sequence"
     index = pd.read_parquet(params.data.index_path).set_index("name")
     row = oof.iloc[0]
-    pred = Predictor(models, device="cpu").predict_video(index.loc[row["video"], "path"])
+    pred = predictor.predict_video(index.loc[row["video"], "path"])
     np.testing.assert_allclose(
         pred.frame_probs["tracks/fold0"], row["frame_probs"], rtol=1e-4, atol=1e-5
     )

@@ -13,27 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dfdc.config import ConfigError, Params, load_params
+from dfdc.logs import setup_logging
 
 log = logging.getLogger("dfdc")
 
 __all__ = ["main"]
-
-
-class _TqdmHandler(logging.Handler):
-    """Log lines through tqdm, so progress bars are not broken by them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm.auto import tqdm
-
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = _TqdmHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def data_stage(params: Params) -> Path:
@@ -78,24 +62,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     """Score each video; a bad one gets one line on stderr and the rest are still scored."""
     import json
 
-    from dfdc.ensemble import Ensemble, ensemble_prob
-    from dfdc.predict import Predictor, find_checkpoints, load_models
+    from dfdc.predict import load_bundle
 
     params = load_params(args.params)
     ens_file = Path(params.ensemble.ensemble_path)
-    ens = Ensemble.load(ens_file) if ens_file.exists() and not args.models else None
-    if ens is not None:
-        # The workspace's fitted ensemble: its runs, rule, weights, temperature and clip.
-        roots = [Path(params.train.models_dir) / run for run in ens.runs]
-        ens.rule, ens.faces = args.rule or ens.rule, args.faces or ens.faces
-    else:
-        roots = [
-            Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
-        ]
-    device = _device(params.base.device)
-    models = load_models([c for r in roots for c in find_checkpoints(r)], device=device)
-    rule, faces = args.rule or "mean", args.faces or "max"
-    predictor = Predictor(models, device=device, rule=rule, faces_combine=faces)
+    # The workspace's fitted ensemble once the ensemble stage has run, else this run's folds.
+    models = args.models
+    if models is None and not ens_file.exists():
+        models = Path(params.train.models_dir) / params.train.run
+    bundle = load_bundle(
+        params.train.models_dir,
+        params.base.device,
+        ensemble=None if models else ens_file,
+        models=models,
+        rule=args.rule,
+        faces=args.faces,
+    )
     failed = 0
     results = []
     for video in args.videos:
@@ -104,15 +86,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"dfdc predict: error: {path}: file not found", file=sys.stderr)
             failed += 1
             continue
-        pred = predictor.predict_video(path)
+        pred = bundle.score(path)
         if pred.status == "unreadable":
             print(f"dfdc predict: error: {path}: {pred.reason}", file=sys.stderr)
             failed += 1
             continue
         if pred.status == "no_face":
             log.warning("%s: no face found; scored 0.5", path)
-        elif ens is not None:
-            pred.prob = ensemble_prob(pred, ens)
         results.append(pred)
         if not args.json:
             print(f"{path}\t{pred.prob:.6f}", flush=True)
@@ -126,12 +106,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
     return 1 if failed else 0
-
-
-def _device(name: str) -> str:
-    from dfdc.faces.detect import resolve_device
-
-    return resolve_device(name)
 
 
 def _cmd_notebook(args: argparse.Namespace) -> None:
@@ -216,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     from dfdc.errors import EXPECTED
 
     try:

@@ -37,6 +37,7 @@ __all__ = [
     "for_run",
     "load_params",
     "params_from_dict",
+    "resolve_device",
 ]
 
 
@@ -300,6 +301,15 @@ class Params:
     )
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
+
+
+def resolve_device(device: str) -> str:
+    """``base.device`` as torch names it: ``auto`` is CUDA when present, else the CPU."""
+    if device == "auto":
+        import torch  # here, so reading params.yaml does not import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

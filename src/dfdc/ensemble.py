@@ -8,7 +8,6 @@ data it was fitted to.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,16 +19,16 @@ from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
 from dfdc.aggregate import compare_rules, video_score
+from dfdc.blend import Ensemble, logit, sigmoid
 from dfdc.config import EnsembleConfig, Params, to_dict
 from dfdc.io import write_json, write_text
-from dfdc.metrics import EPS, binary_metrics, log_loss
+from dfdc.metrics import binary_metrics, log_loss
 from dfdc.provenance import git_revision, sha256_file
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Ensemble",
-    "ensemble_prob",
     "fit_ensemble",
     "load_oof",
     "make_submission",
@@ -63,43 +62,6 @@ def run_matrix(oof: pd.DataFrame, rule: str, faces: str) -> pd.DataFrame:
     return meta.join(wide, how="inner")
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
-
-
-@dataclass
-class Ensemble:
-    """What turns per-run video scores into the submitted probability."""
-
-    runs: list[str]
-    weights: list[float]
-    rule: str = "mean"
-    faces: str = "max"
-    temperature: float = 1.0
-    clip: float = 0.0
-
-    def apply(self, scores: np.ndarray) -> np.ndarray:
-        """``scores``: (videos, runs) -> probabilities."""
-        p = np.asarray(scores, float) @ np.asarray(self.weights, float)
-        if self.temperature != 1.0:
-            p = _sigmoid(_logit(p) / self.temperature)
-        if self.clip > 0:
-            p = np.clip(p, self.clip, 1 - self.clip)
-        return p
-
-    def save(self, path: str | Path) -> None:
-        write_json(asdict(self), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Ensemble:
-        return cls(**json.loads(Path(path).read_text()))
-
-
 def _fit_weights(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     k = scores.shape[1]
     if k == 1:
@@ -115,9 +77,9 @@ def _fit_weights(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
-    z = _logit(p)
+    z = logit(p)
     res = minimize_scalar(
-        lambda lt: log_loss(y, _sigmoid(z / np.exp(lt))), bounds=(-3, 3), method="bounded"
+        lambda lt: log_loss(y, sigmoid(z / np.exp(lt))), bounds=(-3, 3), method="bounded"
     )
     return float(np.exp(res.x))
 
@@ -232,35 +194,21 @@ def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
     return out
 
 
-def ensemble_prob(pred, ens: Ensemble) -> float:
-    """A scored video's probability under ``ens``: each model's video score, folds averaged
-    within a run, runs weighted, then temperature and clip."""
-    per_run: dict[str, list[float]] = {}
-    for model_name, frame_probs in pred.frame_probs.items():
-        run = model_name.rsplit("/", 1)[0]
-        per_run.setdefault(run, []).append(
-            video_score(frame_probs, pred.tracks, ens.rule, ens.faces)
-        )
-    missing = [r for r in ens.runs if r not in per_run]
-    if missing:
-        raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
-    return float(ens.apply(np.array([[np.mean(per_run[r]) for r in ens.runs]]))[0])
-
-
 def make_submission(
-    test_paths: list[Path], order: list[str], ens: Ensemble, predictor, out_path: str | Path
+    test_paths: list[Path], order: list[str], bundle, out_path: str | Path
 ) -> pd.DataFrame:
-    """``filename,label`` for every file of ``order``; a video that fails scores 0.5."""
+    """``filename,label`` for every file of ``order`` scored by ``bundle`` (an
+    :class:`~dfdc.predict.InferenceBundle`); a video that fails scores 0.5."""
     by_name = {p.name: p for p in test_paths}
     probs, failed = {}, []
     for name in tqdm(order, desc="test videos", unit="video"):
         path = by_name.get(name)
-        pred = predictor.predict_video(path) if path is not None else None
+        pred = bundle.score(path) if path is not None else None
         if pred is None or pred.status != "ok":
             failed.append(name)
             probs[name] = 0.5
             continue
-        probs[name] = ensemble_prob(pred, ens)
+        probs[name] = pred.prob
     if failed:
         log.warning(
             "%d of %d test videos failed or had no face and score 0.5: %s",
@@ -275,7 +223,7 @@ def make_submission(
 
 def run_ensemble(params: Params, smoke: bool = False) -> dict:
     """The ensemble stage: cv.json, plots data, ensemble.json, submission.csv, registry entry."""
-    from dfdc.predict import Predictor, find_checkpoints, load_models
+    from dfdc.predict import load_bundle
 
     cfg = params.ensemble
     index = pd.read_parquet(params.data.index_path)
@@ -297,13 +245,8 @@ def run_ensemble(params: Params, smoke: bool = False) -> dict:
     )
     if smoke:
         order = order[:2]
-    checkpoints = [
-        c for run in cfg.runs for c in find_checkpoints(Path(params.train.models_dir) / run)
-    ]
-    predictor = Predictor(
-        load_models(checkpoints), device=params.base.device, rule=cfg.rule, faces_combine=cfg.faces
-    )
-    sub = make_submission(test_paths, order, report.ensemble, predictor, cfg.submission_path)
+    bundle = load_bundle(params.train.models_dir, params.base.device, ensemble=report.ensemble)
+    sub = make_submission(test_paths, order, bundle, cfg.submission_path)
 
     labels = raw / "test_labels.csv"
     test_metrics: dict = {"available": False}

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfdc.blend import Ensemble
+from dfdc.checkpoint import find_checkpoints
 from dfdc.config import Params
-from dfdc.ensemble import Ensemble, make_submission
+from dfdc.ensemble import make_submission
 from dfdc.io import write_json, write_text
-from dfdc.predict import Predictor, find_checkpoints, load_models
+from dfdc.predict import InferenceBundle, load_bundle
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def run_kernel(
     """Score the competition's test videos with the packaged ensemble into ``out``.
     An unreadable video scores 0.5 and is counted in a warning."""
     competition_dir = Path(competition_dir)
-    ens, predictor = _packaged_ensemble(Path(models_dir), device="auto")
+    bundle = _packaged_bundle(Path(models_dir), device="auto")
     test_paths = sorted((competition_dir / "test_videos").glob("*.mp4"))
     order_file = competition_dir / "sample_submission.csv"
     order = (
@@ -71,15 +73,12 @@ def run_kernel(
         if order_file.exists()
         else [p.name for p in test_paths]
     )
-    return make_submission(test_paths, order, ens, predictor, out)
+    return make_submission(test_paths, order, bundle, out)
 
 
-def _packaged_ensemble(models_dir: Path, device: str) -> tuple[Ensemble, Predictor]:
-    """The fitted ensemble and a predictor over the models it names, from a models folder."""
-    ens = Ensemble.load(models_dir / "ensemble.json")
-    checkpoints = [c for run in ens.runs for c in find_checkpoints(models_dir / run)]
-    models = load_models(checkpoints, device=device)
-    return ens, Predictor(models, device=device, rule=ens.rule, faces_combine=ens.faces)
+def _packaged_bundle(models_dir: Path, device: str) -> InferenceBundle:
+    """The fitted ensemble and the models it names, from a packaged models folder."""
+    return load_bundle(models_dir, device, ensemble=models_dir / "ensemble.json")
 
 
 def _dataset_metadata(owner: str, slug: str, title: str) -> dict:
@@ -180,15 +179,15 @@ def _time_budget(params: Params, models_dir: Path, n: int) -> dict:
     videos = index[(index["split"] == "test") & index["readable"]]["path"].head(n).tolist()
     if not videos:
         return {"measured_videos": 0}
-    _, predictor = _packaged_ensemble(models_dir, device=params.base.device)
+    bundle = _packaged_bundle(models_dir, device=params.base.device)
     t0 = time.perf_counter()
     for v in videos:
-        predictor.predict_video(v)
+        bundle.score(v)
     per_video = (time.perf_counter() - t0) / len(videos)
     projected = per_video * TEST_VIDEOS / cfg.kaggle_speedup
     timing = {
         "measured_videos": len(videos),
-        "device": predictor.device,
+        "device": bundle.predictor.device,
         "s_per_video_here": round(per_video, 3),
         "kaggle_speedup": cfg.kaggle_speedup,
         "projected_4000_h": round(projected / 3600, 2),

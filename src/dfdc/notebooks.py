@@ -1,12 +1,16 @@
 """Run a jupytext ``.py`` notebook with papermill and keep the executed ``.ipynb`` and HTML.
 
 Stages call this instead of ``papermill`` on the command line so that a failing cell becomes one
-line naming the notebook, the cell and the error, and so tests can run every notebook.
+line naming the notebook, the cell and the error, and so tests can run every notebook. The
+kernel's stdout and stderr (progress bars, epoch lines) stream to this process's terminal while
+it runs, so ``dvc repro`` shows a long training stage as it goes; the executed notebook keeps
+them too.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ def run_notebook(
     parameters: dict[str, Any] | None = None,
     cwd: str | Path | None = None,
     html: bool = True,
+    stream: bool = True,
 ) -> Path:
     """Execute ``src`` (jupytext percent ``.py`` or ``.ipynb``) into ``dst`` (``.ipynb``)."""
     import jupytext
@@ -54,6 +59,8 @@ def run_notebook(
                 cwd=str(cwd) if cwd else None,
                 progress_bar=False,
                 log_output=False,
+                stdout_file=sys.stdout if stream else None,
+                stderr_file=sys.stderr if stream else None,
             )
         except pm.PapermillExecutionError as exc:
             # Keep the failed notebook: it shows where it broke.

@@ -6,8 +6,7 @@ import argparse
 
 import pandas as pd
 
-from dfdc.config import load_params
-from dfdc.faces.detect import resolve_device
+from dfdc.config import load_params, resolve_device
 from dfdc.faces.extract import run_faces
 
 

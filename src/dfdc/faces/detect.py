@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfdc.config import FacesConfig
+from dfdc.config import FacesConfig, resolve_device
 
-__all__ = ["Detection", "Detector", "resolve_device"]
+__all__ = ["Detection", "Detector"]
 
 
 @dataclass(frozen=True)
@@ -16,14 +16,6 @@ class Detection:
     box: np.ndarray  # x1, y1, x2, y2 in full-resolution upright pixels
     prob: float
     landmarks: np.ndarray  # (5, 2)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _brighten(image: np.ndarray, dark_level: float) -> np.ndarray:

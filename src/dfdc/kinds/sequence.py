@@ -24,13 +24,16 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from dfdc.checkpoint import read_checkpoint
 from dfdc.config import ModelConfig, Params, SequenceConfig, params_from_dict, to_dict
 from dfdc.data import balanced_videos
 from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
 from dfdc.io import atomic_path
+from dfdc.kinds import register_kind
+from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
 from dfdc.models import build_model, model_norm
 from dfdc.transforms import eval_transform
 
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Embedder",
     "SequenceHead",
+    "SequenceKind",
     "TrackDataset",
     "TrackItem",
     "augment_track",
@@ -122,13 +126,12 @@ def load_embedder(params: Params, fold: int) -> LoadedEmbedder:
                 f"{ckpt}: model.sequence.embed_run '{seq.embed_run}' has no fold {fold} model "
                 "(train that frame run first: dvc repro train)"
             )
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        mcfg = params_from_dict({"train": state["config"]["train"]}).train.model
-        if mcfg.kind != "frame":
-            raise ValueError(f"{ckpt}: embed_run must be a frame model, not {mcfg.kind}")
-        mcfg = replace(mcfg, pretrained=False, pretrained_file="")
+        frame_ckpt = read_checkpoint(ckpt)
+        if frame_ckpt.kind != "frame":
+            raise ValueError(f"{ckpt}: embed_run must be a frame model, not {frame_ckpt.kind}")
+        mcfg = replace(frame_ckpt.params.train.model, pretrained=False, pretrained_file="")
         net = build_model(mcfg)
-        net.load_state_dict(state["model"])
+        net.load_state_dict(frame_ckpt.model)
         identity = f"run:{_sha256(ckpt)}"
     else:
         mcfg = replace(params.train.model, kind="frame")
@@ -139,14 +142,6 @@ def load_embedder(params: Params, fold: int) -> LoadedEmbedder:
             [mcfg.backbone, mcfg.pretrained, weights, params.base.seed, mcfg.input_size]
         )
     return LoadedEmbedder(Embedder(net).eval(), mcfg, identity)
-
-
-def embedder_from_state(state: dict) -> tuple[Embedder, ModelConfig]:
-    """The embedder saved inside a sequence checkpoint (so the kernel needs no frame run)."""
-    mcfg = params_from_dict({"train": {"model": state["model_config"]}}).train.model
-    net = build_model(mcfg)
-    net.load_state_dict(state["state"])
-    return Embedder(net).eval(), mcfg
 
 
 @torch.inference_mode()
@@ -329,80 +324,103 @@ def track_probs(
     return probs
 
 
-def track_loader(
-    ds: TrackDataset, batch_size: int, num_workers: int, pin: bool, train: bool
-) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=False,  # the plan is already shuffled
-        num_workers=num_workers,
-        pin_memory=pin,
-        drop_last=train and len(ds) > batch_size,
-        collate_fn=collate_tracks,
-    )
+@register_kind
+class SequenceKind(ModelKind):
+    name = "sequence"
 
+    def task(
+        self,
+        params: Params,
+        fold: int,
+        rt: Runtime,
+        faces: pd.DataFrame,
+        train_labels: dict[str, str],
+        val_labels: dict[str, str],
+    ) -> Task:
+        cfg = params.train
+        seq = cfg.model.sequence
+        labelled = set(train_labels) | set(val_labels)
+        faces = faces[faces["video"].isin(labelled)].reset_index(drop=True)
+        embeddings, emb = fold_embeddings(params, fold, faces, rt.device)
+        train_items = track_items(faces, train_labels, cfg.train_tracks)
+        val_items = track_items(faces, val_labels, None)
+        if not train_items or not val_items:
+            raise ValueError(f"fold {fold}: no face tracks to train on or to validate")
+        model = SequenceHead(embeddings.shape[1], seq).to(rt.device)
+        seed = params.base.seed
 
-def sequence_task(
-    params: Params,
-    fold: int,
-    rt,  # dfdc.engine.Runtime
-    faces: pd.DataFrame,
-    train_labels: dict[str, str],
-    val_labels: dict[str, str],
-):
-    """The training loop's view of the sequence model (see :class:`dfdc.engine.Task`)."""
-    from dfdc.engine import Task
+        def plan(epoch: int) -> list[TrackItem]:
+            return track_plan(
+                train_items, seq.clips_per_track, cfg.balance, epoch, seed, rt.rank, rt.world
+            )
 
-    cfg = params.train
-    seq = cfg.model.sequence
-    labelled = set(train_labels) | set(val_labels)
-    faces = faces[faces["video"].isin(labelled)].reset_index(drop=True)
-    embeddings, emb = fold_embeddings(params, fold, faces, rt.device)
-    train_items = track_items(faces, train_labels, cfg.train_tracks)
-    val_items = track_items(faces, val_labels, None)
-    if not train_items or not val_items:
-        raise ValueError(f"fold {fold}: no face tracks to train on or to validate")
-    model = SequenceHead(embeddings.shape[1], seq).to(rt.device)
-    seed, pin = params.base.seed, rt.device.type == "cuda"
+        def train_loader(epoch: int):
+            aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
+            ds = TrackDataset(plan(epoch), embeddings, seq, seed=aug_seed)
+            return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, True, collate_tracks)
 
-    def plan(epoch: int) -> list[TrackItem]:
-        return track_plan(
-            train_items, seq.clips_per_track, cfg.balance, epoch, seed, rt.rank, rt.world
+        # Per crop of each validation track (the out-of-fold table's rows), in track order.
+        crop_rows = [
+            SimpleNamespace(video=it.video, frame=f, track=it.track)
+            for it in val_items
+            for f in it.frames
+        ]
+        sizes = np.array([len(it.frames) for it in val_items])
+
+        def to_crops(probs: np.ndarray) -> tuple[list, np.ndarray]:
+            n = len(probs)
+            return crop_rows[: int(sizes[:n].sum())], np.repeat(probs, sizes[:n])
+
+        val_ds = TrackDataset(val_items, embeddings)
+        return Task(
+            model=model,
+            unit="track",
+            steps_per_epoch=max(1, len(plan(0)) // cfg.batch_size),
+            train_loader=train_loader,
+            val_loader=make_loader(
+                val_ds, cfg.batch_size, cfg.num_workers, rt, False, collate_tracks
+            ),
+            val_labels=np.array([it.label for it in val_items]),
+            to_crops=to_crops,
+            checkpoint_extra={
+                "embedder": {
+                    "model_config": to_dict(emb.model_config),
+                    "state": emb.module.net.state_dict(),
+                    "identity": emb.identity,
+                }
+            },
         )
 
-    def train_loader(epoch: int) -> DataLoader:
-        aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
-        ds = TrackDataset(plan(epoch), embeddings, seq, seed=aug_seed)
-        return track_loader(ds, cfg.batch_size, cfg.num_workers, pin, train=True)
+    def load(self, checkpoint, params: Params, rt: Runtime) -> LoadedModel:
+        """The head, and the embedder saved inside the checkpoint (so the kernel needs no
+        frame run beside it)."""
+        saved = checkpoint.extra["embedder"]
+        ecfg = params_from_dict({"train": {"model": saved["model_config"]}}).train.model
+        net = build_model(ecfg)
+        net.load_state_dict(saved["state"])
+        embedder = Embedder(net).eval().to(rt.device)
+        head = SequenceHead(embedder.dim, params.train.model.sequence)
+        head.load_state_dict(checkpoint.model)
+        mean, std = model_norm(net)
+        return LoadedModel(
+            checkpoint.name,
+            self,
+            head.eval().to(rt.device),
+            ecfg.input_size,
+            eval_transform(ecfg.input_size, mean, std),
+            params.faces,
+            embedder=embedder,
+        )
 
-    # Per crop of each validation track (the out-of-fold table's rows), in track order.
-    crop_rows = [
-        SimpleNamespace(video=it.video, frame=f, track=it.track)
-        for it in val_items
-        for f in it.frames
-    ]
-    sizes = np.array([len(it.frames) for it in val_items])
-
-    def to_crops(probs: np.ndarray) -> tuple[list, np.ndarray]:
-        n = len(probs)
-        return crop_rows[: int(sizes[:n].sum())], np.repeat(probs, sizes[:n])
-
-    return Task(
-        model=model,
-        unit="track",
-        steps_per_epoch=max(1, len(plan(0)) // cfg.batch_size),
-        train_loader=train_loader,
-        val_loader=track_loader(
-            TrackDataset(val_items, embeddings), cfg.batch_size, cfg.num_workers, pin, False
-        ),
-        val_labels=np.array([it.label for it in val_items]),
-        to_crops=to_crops,
-        checkpoint_extra={
-            "embedder": {
-                "model_config": to_dict(emb.model_config),
-                "state": emb.module.net.state_dict(),
-                "identity": emb.identity,
-            }
-        },
-    )
+    def crop_probs(
+        self,
+        model: LoadedModel,
+        crops: list[bytes],
+        tracks: np.ndarray,
+        frames: np.ndarray,
+        rt: Runtime,
+        batch_size: int,
+    ) -> np.ndarray:
+        reduce = decode_reduction(model.faces.crop_size, model.input_size)
+        emb = embed_crops(model.embedder, crops, model.transform, reduce, rt.device, batch_size)
+        return track_probs(model.model, emb, np.asarray(tracks), np.asarray(frames), rt.device)

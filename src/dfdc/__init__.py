@@ -1,0 +1,9 @@
+"""dfdc-workspace: the package behind the DVC stages, the notebooks and ``dfdc``."""
+
+import warnings
+
+# torch.cuda imports pynvml, a deprecated shim that dvclive pulls in, and it warns on every
+# import of torch; silenced here, the first thing any dfdc import runs, and nowhere else.
+warnings.filterwarnings(
+    "ignore", message="The pynvml package is deprecated", category=FutureWarning
+)

@@ -1,0 +1,74 @@
+"""The fitted ensemble as inference uses it: per-run video scores -> the submitted probability.
+
+Fitting lives in :mod:`dfdc.ensemble`; this small module is what ``dfdc predict`` and the kernel
+need, without the fitting code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dfdc.aggregate import video_score
+from dfdc.io import write_json
+from dfdc.metrics import EPS
+
+__all__ = ["Ensemble", "logit", "sigmoid"]
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+@dataclass
+class Ensemble:
+    """What turns per-run video scores into the submitted probability."""
+
+    runs: list[str]
+    weights: list[float]
+    rule: str = "mean"
+    faces: str = "max"
+    temperature: float = 1.0
+    clip: float = 0.0
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """``scores``: (videos, runs) -> probabilities."""
+        p = np.asarray(scores, float) @ np.asarray(self.weights, float)
+        if self.temperature != 1.0:
+            p = sigmoid(logit(p) / self.temperature)
+        if self.clip > 0:
+            p = np.clip(p, self.clip, 1 - self.clip)
+        return p
+
+    def prob(self, pred) -> float:
+        """A scored video's probability (a :class:`dfdc.predict.VideoPrediction`): each
+        model's video score, folds averaged within a run, runs weighted, then temperature
+        and clip."""
+        per_run: dict[str, list[float]] = {}
+        for model_name, frame_probs in pred.frame_probs.items():
+            run = model_name.rsplit("/", 1)[0]
+            per_run.setdefault(run, []).append(
+                video_score(frame_probs, pred.tracks, self.rule, self.faces)
+            )
+        missing = [r for r in self.runs if r not in per_run]
+        if missing:
+            raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
+        return float(self.apply(np.array([[np.mean(per_run[r]) for r in self.runs]]))[0])
+
+    def save(self, path: str | Path) -> None:
+        write_json(asdict(self), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ensemble:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no fitted ensemble (run the ensemble stage)")
+        return cls(**json.loads(path.read_text()))

@@ -1,0 +1,220 @@
+"""The one checkpoint schema: what ``best.pt`` and ``last.pt`` hold, written and read here only.
+
+``best.pt`` (what inference, the ensemble and the kernel load) rebuilds its model without
+``params.yaml``::
+
+    {"schema": 2, "kind": "frame" | "sequence" | ..., "fold": k, "epoch": e,
+     "metrics": {...}, "config": {"train", "faces", "cv", "base"}, "model": state_dict,
+     "extra": {...}}   # kind-specific (a sequence model's embedder)
+
+``last.pt`` adds the optimiser, scheduler, scaler, RNG, history and a hash of the config, so an
+interrupted fold resumes only when it was made with the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dfdc.config import Params, params_from_dict, to_dict
+from dfdc.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SCHEMA",
+    "Checkpoint",
+    "Resume",
+    "config_hash",
+    "find_checkpoints",
+    "read_checkpoint",
+    "read_resume",
+    "resolved_config",
+    "save_best",
+    "save_last",
+]
+
+SCHEMA = 2
+
+
+def resolved_config(params: Params) -> dict:
+    """What rebuilds the model without params.yaml: model, train and faces settings."""
+    return {
+        "train": to_dict(params.train),
+        "faces": to_dict(params.faces),
+        "cv": to_dict(params.cv),
+        "base": to_dict(params.base),
+    }
+
+
+def config_hash(params: Params, fold: int) -> str:
+    """Changes whenever a setting that shapes this fold's training changes."""
+    d = {
+        "train": to_dict(params.train),
+        "cv": to_dict(params.cv),
+        "seed": params.base.seed,
+        "fold": fold,
+    }
+    d["cv"].pop("folds")
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _save(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_best(
+    path: Path,
+    params: Params,
+    fold: int,
+    epoch: int,
+    metrics: dict[str, float],
+    model: torch.nn.Module,
+    extra: dict | None = None,
+) -> None:
+    _save(
+        path,
+        {
+            "schema": SCHEMA,
+            "kind": params.train.model.kind,
+            "fold": fold,
+            "epoch": epoch,
+            "metrics": metrics,
+            "config": resolved_config(params),
+            "model": model.state_dict(),
+            "extra": extra or {},
+        },
+    )
+
+
+@dataclass
+class Checkpoint:
+    """A ``best.pt`` as read back: the config it was made with, typed again."""
+
+    path: Path
+    kind: str
+    fold: int
+    run: str
+    params: Params
+    model: dict  # the state dict
+    extra: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.run}/fold{self.fold}"
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: one line, not a pickle traceback
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("schema") != SCHEMA:
+        found = state.get("schema") if isinstance(state, dict) else None
+        raise ValueError(
+            f"{path}: checkpoint schema {found!r}, expected {SCHEMA} (retrain: dvc repro train)"
+        )
+    cfg = state["config"]
+    params = params_from_dict({k: cfg[k] for k in ("train", "faces", "cv", "base") if k in cfg})
+    return Checkpoint(
+        path,
+        state["kind"],
+        int(state["fold"]),
+        params.train.run,
+        params,
+        state["model"],
+        state.get("extra", {}),
+        state.get("metrics", {}),
+    )
+
+
+def find_checkpoints(root: str | Path) -> list[Path]:
+    """``best.pt`` files under ``root`` (a run folder, a fold folder or a file)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    found = sorted(root.rglob("best.pt"))
+    if not found:
+        raise FileNotFoundError(f"{root}: no best.pt found (train a model first: dvc repro train)")
+    return found
+
+
+@dataclass
+class Resume:
+    """Where an interrupted fold stands."""
+
+    epoch: int  # the next epoch to train
+    best: dict
+    best_epoch: int
+    history: list
+
+
+def save_last(
+    path: Path,
+    params: Params,
+    fold: int,
+    epoch: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    best: dict,
+    best_epoch: int,
+    history: list,
+) -> None:
+    _save(
+        path,
+        {
+            "schema": SCHEMA,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch,
+            "best": best,
+            "best_epoch": best_epoch,
+            "history": history,
+            "config_hash": config_hash(params, fold),
+            "torch_rng": torch.get_rng_state(),
+        },
+    )
+
+
+def read_resume(
+    path: Path,
+    params: Params,
+    fold: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> Resume | None:
+    """Restore an unfinished ``last.pt`` made with the same config into the given objects;
+    None (train from the start) when there is none, it finished, or the config changed."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("epoch", -1) >= params.train.epochs - 1:
+        # DVC reruns a finished stage only when an input changed: train again.
+        log.info("fold %d: %s is a finished run; training again", fold, path)
+        return None
+    if state.get("schema") != SCHEMA or state.get("config_hash") != config_hash(params, fold):
+        log.info("fold %d: %s was made with other params; starting over", fold, path)
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("fold %d: resuming after epoch %d", fold, state["epoch"])
+    return Resume(state["epoch"] + 1, state["best"], state["best_epoch"], state["history"])

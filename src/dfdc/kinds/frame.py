@@ -1,0 +1,104 @@
+"""``model.kind: frame``: a timm CNN scores each face crop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dfdc.config import Params
+from dfdc.data import CropDataset, crop_items, epoch_plan
+from dfdc.faces.store import decode_crop, decode_reduction
+from dfdc.kinds import register_kind
+from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
+from dfdc.models import build_model, model_norm
+from dfdc.transforms import eval_transform, train_transform
+
+__all__ = ["FrameKind"]
+
+
+@register_kind
+class FrameKind(ModelKind):
+    name = "frame"
+
+    def task(
+        self,
+        params: Params,
+        fold: int,
+        rt: Runtime,
+        faces: pd.DataFrame,
+        train_labels: dict[str, str],
+        val_labels: dict[str, str],
+    ) -> Task:
+        cfg = params.train
+        train_items = crop_items(faces, train_labels, cfg.train_tracks)
+        val_items = crop_items(faces, val_labels, None)
+        if not train_items or not val_items:
+            raise ValueError(
+                f"fold {fold}: no crops to train on or to validate (check the faces stage)"
+            )
+        model = rt.place(build_model(cfg.model))
+        mean, std = model_norm(model)
+        size = cfg.model.input_size
+        reduce = decode_reduction(params.faces.crop_size, size)
+        seed = params.base.seed
+
+        def train_loader(epoch: int):
+            plan = epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world)
+            aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
+            ds = CropDataset(
+                plan,
+                train_transform(cfg.aug, size, mean, std, seed=aug_seed),
+                cfg.aug.part_dropout_p,
+                seed=aug_seed,
+                reduce=reduce,
+            )
+            return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, train=True)
+
+        steps = len(epoch_plan(train_items, cfg, 0, seed, rt.rank, rt.world)) // cfg.batch_size
+        val_ds = CropDataset(val_items, eval_transform(size, mean, std), reduce=reduce)
+        return Task(
+            model=model,
+            unit="frame",
+            steps_per_epoch=max(1, steps),
+            train_loader=train_loader,
+            val_loader=make_loader(val_ds, cfg.batch_size, cfg.num_workers, rt, train=False),
+            val_labels=np.array([it.label for it in val_items]),
+            to_crops=lambda probs: (val_items, probs),
+        )
+
+    def load(self, checkpoint, params: Params, rt: Runtime) -> LoadedModel:
+        # The weights come from the checkpoint: never fetch or read pretrained ones again.
+        mcfg = replace(params.train.model, pretrained=False, pretrained_file="")
+        model = build_model(mcfg)
+        model.load_state_dict(checkpoint.model)
+        model = rt.place(model).eval()
+        mean, std = model_norm(model)
+        return LoadedModel(
+            checkpoint.name,
+            self,
+            model,
+            mcfg.input_size,
+            eval_transform(mcfg.input_size, mean, std),
+            params.faces,
+        )
+
+    @torch.inference_mode()
+    def crop_probs(
+        self,
+        model: LoadedModel,
+        crops: list[bytes],
+        tracks: np.ndarray,
+        frames: np.ndarray,
+        rt: Runtime,
+        batch_size: int,
+    ) -> np.ndarray:
+        reduce = decode_reduction(model.faces.crop_size, model.input_size)
+        xs = [model.transform(image=decode_crop(c, reduce))["image"] for c in crops]
+        probs = [
+            torch.sigmoid(rt.logits(model.model, torch.stack(xs[i : i + batch_size]))).cpu().numpy()
+            for i in range(0, len(xs), batch_size)
+        ]
+        return np.concatenate(probs) if probs else np.zeros(0)
