@@ -37,11 +37,11 @@ import av
 import numpy as np
 import pandas as pd
 
-from dfdc.config import load_params
+from dfdc.core.config import load_params
+from dfdc.core.video import even_indices, frame_count, iter_frames
 from dfdc.faces.detect import Detection
 from dfdc.faces.extract import run_faces
 from dfdc.faces.track import build_tracks, iou
-from dfdc.video import even_indices, frame_count, iter_frames
 
 
 def decode_all(path: str) -> int:

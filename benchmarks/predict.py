@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.aggregate import video_score
-from dfdc.config import load_params
+from dfdc.core.config import load_params
 from dfdc.faces.extract import extract_video
-from dfdc.predict import load_bundle
+from dfdc.inference.aggregate import video_score
+from dfdc.inference.predict import load_bundle
 
 BUDGET_S = 9 * 3600
 TEST_VIDEOS = 4000

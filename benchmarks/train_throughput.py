@@ -24,13 +24,13 @@ import time
 import pandas as pd
 import torch
 
-from dfdc.config import load_params, resolve_device
-from dfdc.data import CropDataset, crop_items, epoch_plan
-from dfdc.engine import make_optimizer, smoothed_bce
+from dfdc.core.config import load_params, resolve_device
 from dfdc.faces.store import decode_reduction
 from dfdc.kinds import Runtime
-from dfdc.models import build_model, model_norm
-from dfdc.transforms import train_transform
+from dfdc.kinds.backbones import build_model, model_norm
+from dfdc.training.crops import CropDataset, crop_items, epoch_plan
+from dfdc.training.engine import make_optimizer, smoothed_bce
+from dfdc.training.transforms import train_transform
 
 
 def step(model, opt, x, y, cfg, rt: Runtime) -> None:

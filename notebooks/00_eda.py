@@ -12,8 +12,8 @@ smoke = False
 from IPython.display import display
 
 from dfdc import eda
-from dfdc.config import load_params
-from dfdc.logs import setup_logging
+from dfdc.core.config import load_params
+from dfdc.core.logs import setup_logging
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)

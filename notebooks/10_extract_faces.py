@@ -11,10 +11,10 @@ smoke = False
 import pandas as pd
 from IPython.display import display
 
-from dfdc.config import load_params
+from dfdc.core.config import load_params
+from dfdc.core.logs import setup_logging
 from dfdc.faces import plots
-from dfdc.faces.cli import faces_stage
-from dfdc.logs import setup_logging
+from dfdc.faces.stage import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
@@ -24,8 +24,8 @@ cfg = params.faces
 # ## Run
 
 # %%
-table = faces_stage(params_path)
-status = pd.read_parquet(cfg.status_path)
+result = run(params)
+table, status = result.table, result.status
 print(f"{len(table)} crops from {len(status)} videos")
 status["status"].value_counts().to_frame("videos")
 

@@ -16,10 +16,10 @@ import pandas as pd
 from IPython.display import display
 
 from dfdc import plots
-from dfdc.config import for_run, load_params
-from dfdc.engine import train_fold
-from dfdc.logs import setup_logging
-from dfdc.metrics import binary_metrics
+from dfdc.core.config import for_run, load_params
+from dfdc.core.logs import setup_logging
+from dfdc.core.metrics import binary_metrics
+from dfdc.training.engine import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = for_run(load_params(params_path), section)
@@ -29,7 +29,7 @@ print(params.train.run, params.train.model)
 # ## Train
 
 # %%
-result = train_fold(params_path, fold, smoke=smoke, section=section)
+result = run(load_params(params_path), fold, section=section, smoke=smoke)
 print(
     f"best epoch {result.best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items())
 )

@@ -12,9 +12,9 @@ import pandas as pd
 from IPython.display import display
 
 from dfdc import plots
-from dfdc.config import load_params
-from dfdc.ensemble import run_ensemble
-from dfdc.logs import setup_logging
+from dfdc.core.config import load_params
+from dfdc.core.logs import setup_logging
+from dfdc.ensemble import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
@@ -23,9 +23,9 @@ params = load_params(params_path)
 # ## Run
 
 # %%
-result = run_ensemble(params, smoke=smoke)
-report = result["report"]
-pd.Series({k: result["metrics"][k] for k in ("logloss", "auc", "accuracy", "n_videos")}).to_frame(
+result = run(params, smoke=smoke)
+report = result.report
+pd.Series({k: result.metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")}).to_frame(
     "out of fold"
 )
 
@@ -47,7 +47,7 @@ print(report.ensemble)
 # ## Per part
 
 # %%
-pd.DataFrame(result["metrics"]["per_part"]).T
+pd.DataFrame(result.metrics["per_part"]).T
 
 # %% [markdown]
 # ## ROC, reliability, scores by label (nested out-of-fold)
@@ -65,8 +65,8 @@ ax.axvline(report.ensemble.clip, color="grey", ls=":")
 # ## Submission
 
 # %%
-sub = result["submission"]
+sub = result.submission
 print(f"{len(sub)} rows, NaN {int(sub['label'].isna().sum())}")
 print(f"min {sub['label'].min():.3f}, max {sub['label'].max():.3f}")
-print("local test score:", result["test"])
+print("local test score:", result.test)
 sub.head(10)

@@ -13,9 +13,9 @@ import json
 import pandas as pd
 from IPython.display import display
 
-from dfdc.config import load_params
-from dfdc.kernel import build_kernel
-from dfdc.logs import setup_logging
+from dfdc.core.config import load_params
+from dfdc.core.logs import setup_logging
+from dfdc.kaggle.kernel import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
@@ -24,8 +24,8 @@ params = load_params(params_path)
 # ## Build
 
 # %%
-result = build_kernel(params, time_videos=1 if smoke else None)
-out = result["out"]
+result = run(params, smoke=smoke)
+out = result.out
 files = [(str(p.relative_to(out)), p.stat().st_size) for p in sorted(out.rglob("*")) if p.is_file()]
 pd.DataFrame(files, columns=["file", "bytes"])
 
@@ -47,6 +47,6 @@ for meta in (
 # against the competition's 9 hours.
 
 # %%
-display(pd.Series(result["timing"]).to_frame("kernel"))
-if not result["timing"].get("fits", True):
+display(pd.Series(result.timing).to_frame("kernel"))
+if not result.timing.get("fits", True):
     print("WARNING: the projection exceeds the 9-hour budget")

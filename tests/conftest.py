@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfdc.config import CvConfig, FacesConfig, SampleConfig, params_from_dict, to_dict
+from dfdc.core.config import CvConfig, FacesConfig, SampleConfig, params_from_dict, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -43,7 +43,7 @@ def shared_metadata() -> Path:
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated sample in DFDC layout: 2 parts x (1 real + 2 fakes), 2 test videos."""
-    from dfdc.sample import build_sample
+    from dfdc.dataset.sample import build_sample
 
     raw = tmp_path_factory.mktemp("sample") / "raw"
     build_sample(TINY_SAMPLE, raw, workers=1)
@@ -100,10 +100,10 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
 @pytest.fixture(scope="session")
 def tiny_stage(tmp_path_factory, tiny_raw):
     """The tiny sample's index, faces and 2 folds (by part) in a scratch folder."""
+    from dfdc.core.io import write_parquet
+    from dfdc.dataset.index import build_index, collect_entries
     from dfdc.faces.extract import run_faces
     from dfdc.folds import make_folds
-    from dfdc.index import build_index, collect_entries
-    from dfdc.io import write_parquet
 
     tmp = tmp_path_factory.mktemp("train")
     index = build_index(collect_entries(tiny_raw / "train"), workers=1)
@@ -134,9 +134,9 @@ def kernel_package(tiny_stage, tmp_path_factory):
     """A packaged kernel (one fold of a frame run and of a sequence run, one batch of
     training each) for owner ``someone``, built while a KAGGLE_KEY is set so tests can check
     it leaks nowhere."""
-    from dfdc.engine import fit
     from dfdc.ensemble import Ensemble
-    from dfdc.kernel import build_kernel
+    from dfdc.kaggle.kernel import build_kernel
+    from dfdc.training.engine import fit
 
     tmp = tmp_path_factory.mktemp("kernel")
     base = tiny_params(tiny_stage, run="kernel", epochs=1)

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdc.aggregate import aggregate_frames, compare_rules, video_score
-from dfdc.metrics import binary_metrics, log_loss
+from dfdc.core.metrics import binary_metrics, log_loss
+from dfdc.inference.aggregate import aggregate_frames, compare_rules, video_score
 
 
 def test_log_loss_matches_sklearn():

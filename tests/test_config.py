@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from dfdc.cli import main
-from dfdc.config import ConfigError, Params, load_params, params_from_dict
+from dfdc.core.config import ConfigError, Params, load_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_cli_reports_invalid_yaml(tmp_path, capsys):
 
 
 def test_a_partial_sequence_section_keeps_the_sequence_defaults():
-    from dfdc.config import for_run
+    from dfdc.core.config import for_run
 
     params = params_from_dict({"sequence": {"epochs": 3, "model": {"sequence": {"rnn": "gru"}}}})
     seq = for_run(params, "sequence").train

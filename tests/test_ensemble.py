@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import dfdc.ensemble as ens_mod
-from dfdc.config import EnsembleConfig
+from dfdc.core.config import EnsembleConfig
+from dfdc.core.metrics import log_loss
 from dfdc.ensemble import Ensemble, fit_ensemble, make_submission
-from dfdc.metrics import log_loss
-from dfdc.predict import InferenceBundle, VideoPrediction
+from dfdc.inference.predict import InferenceBundle, VideoPrediction
 
 
 def _oof(n=60, seed=0, runs=("good", "noise"), sharp=4.0):

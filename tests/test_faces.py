@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dfdc.core.video import iter_frames, write_video
+from dfdc.dataset.index import build_index, collect_entries
+from dfdc.dataset.sample.photos import load_photos
+from dfdc.dataset.sample.scene import Actor, Scene
 from dfdc.faces.detect import Detection, Detector
 from dfdc.faces.extract import extract_video, faces_params_hash, run_faces
 from dfdc.faces.frames import crop_square, decode_sampled
 from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.faces.track import build_tracks, iou
-from dfdc.index import build_index, collect_entries
-from dfdc.sample.photos import load_photos
-from dfdc.sample.scene import Actor, Scene
-from dfdc.video import iter_frames, write_video
 from tests.conftest import faces_cfg
 
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from dfdc.index import MetadataError, build_index, collect_entries, read_metadata
+from dfdc.dataset.index import MetadataError, build_index, collect_entries, read_metadata
 
 
 def _write_meta(folder, entries):

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from dfdc.cli import main
-from dfdc.config import to_dict
-from dfdc.kaggle_api import KaggleError, publish_dataset
+from dfdc.core.config import to_dict
+from dfdc.kaggle.api import KaggleError, publish_dataset
 
 KERNEL = "someone/dfdc-workspace-inference"
 CODE, MODELS = "someone/dfdc-workspace-code", "someone/dfdc-workspace-models"
@@ -155,7 +155,7 @@ def test_push_before_its_datasets_exist_names_them(workspace, fake_kaggle, capsy
 
 
 def test_push_refuses_a_kernel_with_internet(tmp_path, fake_kaggle, capsys):
-    from dfdc.kaggle_api import push_kernel
+    from dfdc.kaggle.api import push_kernel
 
     (tmp_path / "k").mkdir()
     (tmp_path / "k" / "run.py").write_text("print(1)\n")

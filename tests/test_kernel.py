@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from dfdc.ensemble import make_submission
-from dfdc.kernel import kernel_files_text
-from dfdc.predict import load_bundle
+from dfdc.inference.predict import load_bundle
+from dfdc.kaggle.kernel import kernel_files_text
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_
     )
     assert res.returncode == 0, res.stderr[-3000:]
     # The kernel imported the packaged wheel, not this checkout.
-    assert (tmp_path / "site" / "dfdc" / "kernel.py").exists()
+    assert (tmp_path / "site" / "dfdc" / "kaggle" / "kernel.py").exists()
 
     order = pd.read_csv(tiny_raw / "sample_submission.csv")["filename"].tolist()
     bundle = load_bundle(out / "models", "cpu", ensemble=ens)

@@ -4,8 +4,8 @@ import re
 import numpy as np
 import pytest
 
-from dfdc.sample.build import plan_sample, render_video
-from dfdc.video import read_frames
+from dfdc.core.video import read_frames
+from dfdc.dataset.sample.build import plan_sample, render_video
 from tests.conftest import TINY_SAMPLE
 
 
@@ -95,7 +95,7 @@ if sys.argv[2] != "default":
     libs = os.path.dirname(av.__file__) + ".libs"
     lib = ctypes.CDLL(glob.glob(os.path.join(libs, "libavutil-*"))[0])
     lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "sse": 0x3DB}[sys.argv[2]]))
-from dfdc.sample.build import plan_sample, render_video
+from dfdc.dataset.sample.build import plan_sample, render_video
 from tests.conftest import TINY_SAMPLE
 render_video(plan_sample(TINY_SAMPLE)[1], TINY_SAMPLE, sys.argv[1])
 """
@@ -130,10 +130,10 @@ def test_rendering_is_byte_reproducible(tmp_path):
 @pytest.mark.parametrize("method", ["faceswap", "selfblend"])
 def test_manipulation_touches_only_the_face_before_encoding(method):
     """Before the codec, a fake equals its original exactly outside the face region."""
-    from dfdc.sample.build import _actors
-    from dfdc.sample.manipulate import self_blend, swap_face
-    from dfdc.sample.photos import load_photos
-    from dfdc.sample.scene import Actor, Scene
+    from dfdc.dataset.sample.build import _actors
+    from dfdc.dataset.sample.manipulate import self_blend, swap_face
+    from dfdc.dataset.sample.photos import load_photos
+    from dfdc.dataset.sample.scene import Actor, Scene
 
     photos = load_photos()
     scene = Scene((Actor(photos[0]),), 480, 270, seed=11)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dfdc.config import SequenceConfig, for_run, params_from_dict, to_dict
+from dfdc.core.config import SequenceConfig, for_run, params_from_dict, to_dict
 from dfdc.kinds.sequence import (
     SequenceHead,
     augment_track,
@@ -90,8 +90,8 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
 
 @pytest.mark.slow
 def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
-    from dfdc.engine import fit
-    from dfdc.predict import load_bundle
+    from dfdc.inference.predict import load_bundle
+    from dfdc.training.engine import fit
 
     frame = tiny_params(tiny_stage, run="frames", epochs=1)
     fit(frame, 0, max_batches=2)

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dfdc.config import FacesConfig
+from dfdc.core.config import FacesConfig
+from dfdc.core.notebooks import run_notebook
+from dfdc.core.video import iter_frames
+from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.detect import Detector
 from dfdc.faces.extract import extract_video
 from dfdc.faces.track import iou
-from dfdc.index import build_index, collect_entries
-from dfdc.notebooks import run_notebook
-from dfdc.video import iter_frames
 from tests.conftest import ROOT, write_params
 
 pytestmark = pytest.mark.shared

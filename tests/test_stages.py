@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from dfdc.cli import main
-from dfdc.config import for_run, load_params
-from dfdc.notebooks import run_notebook
+from dfdc.core.config import for_run, load_params
+from dfdc.core.notebooks import run_notebook
 from tests.conftest import ROOT, write_params
 
 pytestmark = pytest.mark.slow
@@ -134,8 +134,8 @@ def test_folds_and_train_notebook_run_in_smoke_mode(staged):
 def test_training_learns_on_the_generated_sample(tmp_path):
     """The default sample, faces, folds and training (4 folds): out-of-fold video log loss
     well below a constant 0.5 (0.693) and below the constant prior (2 fakes in 3: 0.637)."""
-    from dfdc.engine import fit
-    from dfdc.metrics import binary_metrics
+    from dfdc.core.metrics import binary_metrics
+    from dfdc.training.engine import fit
 
     defaults = load_params(ROOT / "params.yaml")
     params_path = tmp_path / "params.yaml"

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dfdc.config import AugConfig, CvConfig, ModelConfig, TrainConfig
-from dfdc.data import CropItem, epoch_plan
-from dfdc.engine import smoothed_bce
+from dfdc.core.config import AugConfig, CvConfig, ModelConfig, TrainConfig
 from dfdc.folds import FoldError, check_folds, make_folds
-from dfdc.models import build_model
-from dfdc.transforms import FacePartDropout, eval_transform, train_transform
+from dfdc.kinds.backbones import build_model
+from dfdc.training.crops import CropItem, epoch_plan
+from dfdc.training.engine import smoothed_bce
+from dfdc.training.transforms import FacePartDropout, eval_transform, train_transform
 from tests.conftest import tiny_params
 
 
@@ -173,7 +173,7 @@ def test_label_smoothing_and_half_balancing():
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
-    import dfdc.engine as engine
+    import dfdc.training.engine as engine
 
     params = tiny_params(tiny_stage, run="resume")
     real = engine.train_one_epoch
@@ -230,7 +230,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
 
 
 def test_oof_predictions_cover_the_fold(tiny_stage):
-    from dfdc.engine import fit
+    from dfdc.training.engine import fit
 
     params = tiny_params(tiny_stage, run="oof", epochs=1)
     result = fit(params, 1, max_batches=1)
@@ -252,7 +252,7 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
     from pathlib import Path
 
-    from dfdc.engine import fit
+    from dfdc.training.engine import fit
 
     os.environ.update(
         {
@@ -283,7 +283,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_stage):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # And training moved them away from the initial weights (fit seeds with base.seed + fold).
-    from dfdc.engine import _seed_everything
+    from dfdc.training.engine import _seed_everything
 
     _seed_everything(42)
     fresh = build_model(ModelConfig(backbone="resnet10t", input_size=64))

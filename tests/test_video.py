@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dfdc.video import (
+from dfdc.core.video import (
     VideoError,
     _upright,
     even_indices,

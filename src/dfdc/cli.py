@@ -7,62 +7,53 @@ line on stderr and exit status 2, never a traceback from deep inside a library.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dfdc.config import ConfigError, Params, load_params
-from dfdc.logs import setup_logging
+from dfdc.core.config import load_params
+from dfdc.core.errors import UserError
+from dfdc.core.logs import setup_logging
 
 log = logging.getLogger("dfdc")
 
 __all__ = ["main"]
 
 
-def data_stage(params: Params) -> Path:
-    """Materialise the raw data and write the video index."""
-    from dfdc.index import build_index, collect_entries
-    from dfdc.io import write_parquet
-    from dfdc.sources import prepare_raw
-
-    cfg = params.data
-    layout = prepare_raw(cfg, sample_workers=cfg.workers)
-    entries = collect_entries(layout.train_root, layout.test_dir)
-    index = build_index(entries, workers=cfg.workers, relative_to=Path.cwd())
-    write_parquet(index, cfg.index_path)
-    counts = index.groupby("split")["name"].count().to_dict()
-    log.info("index: %d videos %s -> %s", len(index), counts, cfg.index_path)
-    return Path(cfg.index_path)
+# Each stage's code: a module with ``run(params, ...) -> Result``, which its notebook calls too.
+# Imported only when its command runs, so a stage's code dependencies are its module's (the
+# DVC deps test reads this table).
+STAGES = {
+    "data": "dfdc.dataset.stage",
+    "faces": "dfdc.faces.stage",
+    "folds": "dfdc.folds",
+    "train": "dfdc.training.engine",
+    "ensemble": "dfdc.ensemble",
+    "package": "dfdc.kaggle.kernel",
+}
 
 
-def _cmd_data(args: argparse.Namespace) -> None:
-    data_stage(load_params(args.params))
+def _stage(name: str):
+    return importlib.import_module(STAGES[name]).run
 
 
-def _cmd_folds(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from dfdc.folds import make_folds
-    from dfdc.io import write_parquet
-
+def _cmd_stage(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    folds = make_folds(pd.read_parquet(params.data.index_path), params.cv)
-    write_parquet(folds, params.cv.path)
-
-
-def _cmd_train(args: argparse.Namespace) -> None:
-    from dfdc.config import for_run
-    from dfdc.engine import fit
-
-    fit(for_run(load_params(args.params), args.section), args.fold)
+    if args.command == "train":
+        _stage("train")(params, args.fold, section=args.section, smoke=args.smoke)
+    elif args.command in ("ensemble", "package"):
+        _stage(args.command)(params, smoke=args.smoke)
+    else:
+        _stage(args.command)(params)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     """Score each video; a bad one gets one line on stderr and the rest are still scored."""
     import json
 
-    from dfdc.predict import load_bundle
+    from dfdc.inference.predict import load_bundle
 
     params = load_params(args.params)
     ens_file = Path(params.ensemble.ensemble_path)
@@ -108,8 +99,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_kaggle(args: argparse.Namespace) -> int | None:
+    from dfdc.kaggle.cli import main as kaggle_main
+
+    return kaggle_main(args.rest)
+
+
 def _cmd_notebook(args: argparse.Namespace) -> None:
-    from dfdc.notebooks import run_notebook
+    from dfdc.core.notebooks import run_notebook
 
     load_params(args.params)  # a bad key stops here, in one line, before a kernel starts
     parameters: dict = {"params_path": str(args.params)}
@@ -136,24 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("data", help="materialise data/raw and write the video index")
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=_cmd_data)
-
-    p = sub.add_parser("folds", help="split the labelled videos into group k-folds")
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=_cmd_folds)
-
-    p = sub.add_parser("train", help="train one fold (under torchrun: DistributedDataParallel)")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--fold", type=int, required=True)
-    p.add_argument(
-        "--section",
-        choices=["train", "sequence"],
-        default="train",
-        help="the params.yaml section to train (sequence: the second, temporal run)",
-    )
-    p.set_defaults(func=_cmd_train)
+    helps = {
+        "data": "materialise data/raw and write the video index",
+        "faces": "extract face crops for the indexed videos (resumable)",
+        "folds": "split the labelled videos into group k-folds",
+        "train": "train one fold (under torchrun: DistributedDataParallel)",
+        "ensemble": "fit the ensemble out of fold and write the submission",
+        "package": "build the offline Kaggle kernel and its datasets",
+    }
+    for name in STAGES:
+        p = sub.add_parser(name, help=helps[name])
+        p.add_argument("--params", default="params.yaml")
+        if name == "train":
+            p.add_argument("--fold", type=int, required=True)
+            p.add_argument(
+                "--section",
+                choices=["train", "sequence"],
+                default="train",
+                help="the params.yaml section to train (sequence: the second, temporal run)",
+            )
+        if name in ("train", "ensemble", "package"):
+            p.add_argument("--smoke", action="store_true", help="a few batches/videos only")
+        p.set_defaults(func=_cmd_stage)
 
     p = sub.add_parser("predict", help="probability that each video is fake")
     p.add_argument("videos", nargs="+")
@@ -178,24 +179,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
     p.set_defaults(func=_cmd_notebook)
 
-    from dfdc.faces.cli import add_faces_command
-
-    add_faces_command(sub)
-    from dfdc.kaggle_cli import add_kaggle_command
-
-    add_kaggle_command(sub)
+    # Its own parser, imported only when it runs (stages do not import the Kaggle client).
+    p = sub.add_parser(
+        "kaggle",
+        help="download data, publish datasets, push the kernel, submit (dfdc kaggle -h)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_kaggle)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "kaggle":
+        args.rest = extra + args.rest  # "dfdc kaggle -h" and the like reach its own parser
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging(args.verbose)
-    from dfdc.errors import EXPECTED
-
     try:
         code = args.func(args)
-    except (ConfigError, *EXPECTED) as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"dfdc {args.command}: error: {exc}", file=sys.stderr)
         return 2
     # Commands return an exit status, or nothing (a return value such as a table is not one).

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dfdc.video import VideoError, even_indices, frame_count, iter_frames
+from dfdc.core.video import VideoError, even_indices, frame_count, iter_frames
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,22 @@ import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from dfdc.aggregate import compare_rules, video_score
-from dfdc.blend import Ensemble, logit, sigmoid
-from dfdc.config import EnsembleConfig, Params, to_dict
-from dfdc.io import write_json, write_text
-from dfdc.metrics import binary_metrics, log_loss
-from dfdc.provenance import git_revision, sha256_file
+from dfdc.core.config import EnsembleConfig, Params, to_dict
+from dfdc.core.io import write_json, write_text
+from dfdc.core.metrics import binary_metrics, log_loss
+from dfdc.core.provenance import git_revision, sha256_file
+from dfdc.inference.aggregate import compare_rules, video_score
+from dfdc.inference.blend import Ensemble, logit, sigmoid
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Ensemble",
+    "EnsembleResult",
     "fit_ensemble",
     "load_oof",
     "make_submission",
-    "run_ensemble",
+    "run",
 ]
 
 
@@ -198,7 +199,7 @@ def make_submission(
     test_paths: list[Path], order: list[str], bundle, out_path: str | Path
 ) -> pd.DataFrame:
     """``filename,label`` for every file of ``order`` scored by ``bundle`` (an
-    :class:`~dfdc.predict.InferenceBundle`); a video that fails scores 0.5."""
+    :class:`~dfdc.inference.predict.InferenceBundle`); a video that fails scores 0.5."""
     by_name = {p.name: p for p in test_paths}
     probs, failed = {}, []
     for name in tqdm(order, desc="test videos", unit="video"):
@@ -221,9 +222,18 @@ def make_submission(
     return sub
 
 
-def run_ensemble(params: Params, smoke: bool = False) -> dict:
+@dataclass
+class EnsembleResult:
+    report: FitReport
+    metrics: dict  # what metrics/cv.json holds
+    submission: pd.DataFrame
+    test: dict  # metrics/test.json: scores against test_labels.csv when there is one
+    record: dict  # the registry entry
+
+
+def run(params: Params, smoke: bool = False) -> EnsembleResult:
     """The ensemble stage: cv.json, plots data, ensemble.json, submission.csv, registry entry."""
-    from dfdc.predict import load_bundle
+    from dfdc.inference.predict import load_bundle
 
     cfg = params.ensemble
     index = pd.read_parquet(params.data.index_path)
@@ -273,13 +283,7 @@ def run_ensemble(params: Params, smoke: bool = False) -> dict:
     write_json(
         record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
     )
-    return {
-        "report": report,
-        "metrics": metrics,
-        "submission": sub,
-        "test": test_metrics,
-        "record": record,
-    }
+    return EnsembleResult(report, metrics, sub, test_metrics, record)
 
 
 def _write_plots(report: FitReport, out: Path) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dfdc.config import FacesConfig, resolve_device
+from dfdc.core.config import FacesConfig, resolve_device
 
 __all__ = ["Detection", "Detector"]
 

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfdc.config import FacesConfig, to_dict
+from dfdc.core.config import FacesConfig, to_dict
+from dfdc.core.io import write_parquet
+from dfdc.core.video import VideoError, even_indices, frame_count
 from dfdc.faces.detect import Detection, Detector
 from dfdc.faces.frames import SampledFrame, crop_square, decode_sampled
 from dfdc.faces.store import (
@@ -32,8 +34,6 @@ from dfdc.faces.store import (
     save_video_faces,
 )
 from dfdc.faces.track import Track, TrackBox, build_tracks, iou
-from dfdc.io import write_parquet
-from dfdc.video import VideoError, even_indices, frame_count
 
 log = logging.getLogger(__name__)
 

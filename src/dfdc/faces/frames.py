@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from dfdc.video import VideoError, _open, _rotation, _short, _upright
+from dfdc.core.video import VideoError, _open, _rotation, _short, _upright
 
 log = logging.getLogger(__name__)
 

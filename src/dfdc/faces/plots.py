@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from dfdc.core.video import iter_frames
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.video import iter_frames
 
 __all__ = [
     "detection_summary",

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from dfdc.io import atomic_path
+from dfdc.core.io import atomic_path
 
 __all__ = [
     "VideoFaces",

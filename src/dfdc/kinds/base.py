@@ -1,9 +1,9 @@
 """What every model kind shares: the runtime, the training ``Task``, the loaders, the loaded
 model, and the :class:`ModelKind` interface the registry holds.
 
-This module imports no kind and no loop, so the loop (``dfdc.engine``), the kinds
-(``dfdc.kinds.frame``, ``dfdc.kinds.sequence``) and inference (``dfdc.predict``) can all import
-it without a cycle.
+This module imports no kind and no loop, so the loop (``dfdc.training.engine``), the kinds
+(``dfdc.kinds.frame``, ``dfdc.kinds.sequence``) and inference (``dfdc.inference.predict``)
+can all import it without a cycle.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dfdc.config import FacesConfig, Params, resolve_device
+from dfdc.core.config import FacesConfig, Params, resolve_device
 
 __all__ = [
     "LoadedModel",
@@ -190,7 +190,7 @@ class ModelKind(ABC):
 
     @abstractmethod
     def load(self, checkpoint: dict, params: Params, rt: Runtime) -> LoadedModel:
-        """Rebuild the model of a checkpoint (see :mod:`dfdc.checkpoint`) on ``rt``'s device;
+        """Rebuild the model of a checkpoint (see :mod:`dfdc.kinds.checkpoint`) on ``rt``'s device;
         ``params`` is the config saved in the checkpoint, not ``params.yaml``."""
 
     @abstractmethod

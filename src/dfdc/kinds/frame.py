@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dfdc.config import Params
-from dfdc.data import CropDataset, crop_items, epoch_plan
+from dfdc.core.config import Params
 from dfdc.faces.store import decode_crop, decode_reduction
 from dfdc.kinds import register_kind
+from dfdc.kinds.backbones import build_model, model_norm
 from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
-from dfdc.models import build_model, model_norm
-from dfdc.transforms import eval_transform, train_transform
+from dfdc.training.crops import CropDataset, crop_items, epoch_plan
+from dfdc.training.transforms import eval_transform, train_transform
 
 __all__ = ["FrameKind"]
 

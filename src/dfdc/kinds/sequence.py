@@ -27,15 +27,15 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from dfdc.checkpoint import read_checkpoint
-from dfdc.config import ModelConfig, Params, SequenceConfig, params_from_dict, to_dict
-from dfdc.data import balanced_videos
+from dfdc.core.config import ModelConfig, Params, SequenceConfig, params_from_dict, to_dict
+from dfdc.core.io import atomic_path
 from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
-from dfdc.io import atomic_path
 from dfdc.kinds import register_kind
+from dfdc.kinds.backbones import build_model, model_norm
 from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
-from dfdc.models import build_model, model_norm
-from dfdc.transforms import eval_transform
+from dfdc.kinds.checkpoint import read_checkpoint
+from dfdc.training.crops import balanced_videos
+from dfdc.training.transforms import eval_transform
 
 log = logging.getLogger(__name__)
 

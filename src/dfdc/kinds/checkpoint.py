@@ -21,14 +21,16 @@ from pathlib import Path
 
 import torch
 
-from dfdc.config import Params, params_from_dict, to_dict
-from dfdc.io import atomic_path
+from dfdc.core.config import Params, params_from_dict, to_dict
+from dfdc.core.errors import UserError
+from dfdc.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "SCHEMA",
     "Checkpoint",
+    "CheckpointError",
     "Resume",
     "config_hash",
     "find_checkpoints",
@@ -40,6 +42,10 @@ __all__ = [
 ]
 
 SCHEMA = 2
+
+
+class CheckpointError(UserError, ValueError):
+    """A file that is not a checkpoint of this schema; the message names it."""
 
 
 def resolved_config(params: Params) -> dict:
@@ -117,10 +123,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a truncated or foreign file: one line, not a pickle traceback
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("schema") != SCHEMA:
         found = state.get("schema") if isinstance(state, dict) else None
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: checkpoint schema {found!r}, expected {SCHEMA} (retrain: dvc repro train)"
         )
     cfg = state["config"]

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from dfdc.metrics import binary_metrics
+from dfdc.core.metrics import binary_metrics
 
 __all__ = ["RULES", "aggregate_frames", "compare_rules", "video_score"]
 

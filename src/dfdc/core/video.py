@@ -17,6 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from dfdc.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class VideoError(RuntimeError):
+class VideoError(UserError, RuntimeError):
     """A video that cannot be opened or decoded; the message names the file and the problem."""
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.aggregate import video_score
-from dfdc.io import write_json
-from dfdc.metrics import EPS
+from dfdc.core.io import write_json
+from dfdc.core.metrics import EPS
+from dfdc.inference.aggregate import video_score
 
 __all__ = ["Ensemble", "logit", "sigmoid"]
 
@@ -49,7 +49,7 @@ class Ensemble:
         return p
 
     def prob(self, pred) -> float:
-        """A scored video's probability (a :class:`dfdc.predict.VideoPrediction`): each
+        """A scored video's probability (a :class:`dfdc.inference.predict.VideoPrediction`): each
         model's video score, folds averaged within a run, runs weighted, then temperature
         and clip."""
         per_run: dict[str, list[float]] = {}

@@ -1,7 +1,7 @@
 """Logging for entry points (``dfdc`` and the stage notebooks); modules only get loggers.
 
 Log lines go through ``tqdm.write`` so progress bars survive them. In a notebook stage the
-kernel's stderr is streamed to the terminal by :func:`dfdc.notebooks.run_notebook`, so the same
+kernel's stderr is streamed to the terminal by :func:`dfdc.core.notebooks.run_notebook`, so the same
 lines and bars show under ``dvc repro`` and stay in the executed notebook.
 """
 

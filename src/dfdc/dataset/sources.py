@@ -14,8 +14,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfdc.config import DataConfig, to_dict
-from dfdc.io import write_json
+from dfdc.core.config import DataConfig, to_dict
+from dfdc.core.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _layout(raw_dir: Path) -> RawLayout:
 
 def _download_kaggle(cfg: DataConfig, raw_dir: Path) -> None:
     """Fetch the competition archive and sort its folders into the DFDC layout."""
-    from dfdc.kaggle_api import download_competition
+    from dfdc.kaggle.api import download_competition
 
     staged = download_competition(
         cfg.kaggle.competition, raw_dir.with_name(raw_dir.name + ".unzipped")
@@ -65,7 +65,7 @@ def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
     """Materialise the configured source under ``cfg.raw_dir`` and say where its parts are."""
     raw_dir = Path(cfg.raw_dir)
     if cfg.source == "sample":
-        from dfdc.sample import build_sample
+        from dfdc.dataset.sample import build_sample
 
         build_sample(cfg.sample, raw_dir, workers=sample_workers)
         write_json({"source": "sample", "sample": to_dict(cfg.sample)}, raw_dir / "SOURCE.json")

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from dfdc.core.errors import UserError
+
 __all__ = [
     "AugConfig",
     "BaseConfig",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A problem in ``params.yaml``; its message is one line that names the key."""
 
 
@@ -67,7 +69,7 @@ class SampleConfig:
     portrait_parts: tuple[int, ...] = (3,)
     frames: int = 60
     fps: int = 30
-    # Constant H.264 quantiser (see dfdc.video.write_video for why not CRF).
+    # Constant H.264 quantiser (see dfdc.core.video.write_video for why not CRF).
     qp: int = 23
     noise_sigma: float = 2.5
 
@@ -245,7 +247,7 @@ class EnsembleConfig:
     """Out-of-fold scoring, model averaging, calibration and the submission."""
 
     runs: tuple[str, ...] = ("baseline",)
-    # Frame-to-video rule and how several faces combine (see dfdc.aggregate).
+    # Frame-to-video rule and how several faces combine (see dfdc.inference.aggregate).
     rule: Literal["mean", "confident", "weighted"] = "mean"
     faces: Literal["max", "mean"] = "max"
     # Run weights fitted on out-of-fold log loss (else equal); temperature scaling; clip bound

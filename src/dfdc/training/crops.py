@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dfdc.config import TrainConfig
+from dfdc.core.config import TrainConfig
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.transforms import FacePartDropout
+from dfdc.training.transforms import FacePartDropout
 
 __all__ = ["CropDataset", "CropItem", "balanced_videos", "crop_items", "epoch_plan"]
 

@@ -4,7 +4,7 @@
 dataset folders, ``<out>/models`` (weights, their configs, the fitted ensemble) and ``<out>/code``
 (the ``dfdc`` wheel plus wheels the Kaggle image lacks), each with ``dataset-metadata.json``.
 The script installs the wheels from its attached dataset with ``pip --no-index`` and calls
-:func:`run_kernel`, which is the workspace's own inference path (``dfdc.predict``).
+:func:`run_kernel`, which is the workspace's own inference path (``dfdc.inference.predict``).
 """
 
 from __future__ import annotations
@@ -15,20 +15,21 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from dfdc.blend import Ensemble
-from dfdc.checkpoint import find_checkpoints
-from dfdc.config import Params
+from dfdc.core.config import Params
+from dfdc.core.io import write_json, write_text
 from dfdc.ensemble import make_submission
-from dfdc.io import write_json, write_text
-from dfdc.predict import InferenceBundle, load_bundle
+from dfdc.inference.blend import Ensemble
+from dfdc.inference.predict import InferenceBundle, load_bundle
+from dfdc.kinds.checkpoint import find_checkpoints
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KERNEL_BUDGET_S", "build_kernel", "run_kernel"]
+__all__ = ["KERNEL_BUDGET_S", "PackageResult", "build_kernel", "run", "run_kernel"]
 
 KERNEL_BUDGET_S = 9 * 3600
 TEST_VIDEOS = 4000
@@ -53,7 +54,7 @@ pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-de
 subprocess.run([*pip, "--target", SITE, *wheels], check=True)
 sys.path.insert(0, SITE)
 
-from dfdc.kernel import run_kernel  # noqa: E402
+from dfdc.kaggle.kernel import run_kernel  # noqa: E402
 
 run_kernel(COMPETITION, MODELS, os.environ.get("DFDC_SUBMISSION", "submission.csv"))
 '''
@@ -85,7 +86,18 @@ def _dataset_metadata(owner: str, slug: str, title: str) -> dict:
     return {"id": f"{owner}/{slug}", "title": title, "licenses": [{"name": "CC0-1.0"}]}
 
 
-def build_kernel(params: Params, time_videos: int | None = None) -> dict:
+@dataclass
+class PackageResult:
+    out: Path  # submissions/kernel: kernel/, models/, code/, timing.json
+    timing: dict
+
+
+def run(params: Params, smoke: bool = False) -> PackageResult:
+    """The package stage (``smoke``: time one test video instead of ``package.time_videos``)."""
+    return build_kernel(params, time_videos=1 if smoke else None)
+
+
+def build_kernel(params: Params, time_videos: int | None = None) -> PackageResult:
     """Lay out the kernel and its datasets; time a few test videos and project 4,000."""
     cfg = params.package
     out = Path(cfg.out_dir)
@@ -168,7 +180,7 @@ def build_kernel(params: Params, time_videos: int | None = None) -> dict:
         params, models_out, time_videos if time_videos is not None else cfg.time_videos
     )
     write_json(timing, out / "timing.json")
-    return {"out": out, "timing": timing}
+    return PackageResult(out, timing)
 
 
 def _time_budget(params: Params, models_dir: Path, n: int) -> dict:

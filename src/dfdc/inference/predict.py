@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.aggregate import video_score
-from dfdc.blend import Ensemble
-from dfdc.checkpoint import find_checkpoints, read_checkpoint
-from dfdc.config import resolve_device
+from dfdc.core.config import resolve_device
 from dfdc.faces.detect import Detector
 from dfdc.faces.extract import extract_video
+from dfdc.inference.aggregate import video_score
+from dfdc.inference.blend import Ensemble
 from dfdc.kinds import LoadedModel, Runtime, get_kind
+from dfdc.kinds.checkpoint import find_checkpoints, read_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-from dfdc.config import AugConfig
+from dfdc.core.config import AugConfig
 
 __all__ = ["FacePartDropout", "eval_transform", "train_transform"]
 

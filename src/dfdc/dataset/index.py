@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfdc.video import VideoInfo, probe
+from dfdc.core.errors import UserError
+from dfdc.core.video import VideoInfo, probe
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ INDEX_COLUMNS = [
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError, ValueError):
     """A metadata file that cannot be used; the message names the file and the entry."""
 
 

@@ -13,16 +13,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from dfdc.config import load_params
-from dfdc.io import write_json
-from dfdc.kaggle_api import (
+from dfdc.core.config import load_params
+from dfdc.core.io import write_json
+from dfdc.core.provenance import git_revision, sha256_file
+from dfdc.kaggle.api import (
     Published,
     download_competition,
     publish_dataset,
     push_kernel,
     submit_kernel,
 )
-from dfdc.provenance import git_revision, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,10 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     print(message or "submitted")
 
 
-def add_kaggle_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("kaggle", help="download data, publish datasets, push the kernel, submit")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dfdc kaggle", description="download data, publish datasets, push the kernel, submit"
+    )
     ksub = p.add_subparsers(dest="kaggle_command", required=True)
 
     d = ksub.add_parser("download", help="download and unpack a competition's files")
@@ -118,3 +120,10 @@ def add_kaggle_command(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-m", "--message", default="", help="submission description")
     s.add_argument("-f", "--file", default="submission.csv", help="the kernel's output file")
     s.set_defaults(func=_cmd_submit)
+    return p
+
+
+def main(argv: list[str]) -> int | None:
+    """``dfdc kaggle ...`` (``dfdc.cli`` hands over the words after ``kaggle``)."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dfdc.config import SampleConfig
-from dfdc.sample.manipulate import self_blend, swap_face
-from dfdc.sample.photos import load_photos
-from dfdc.sample.scene import Actor, Scene
-from dfdc.video import write_video
+from dfdc.core.config import SampleConfig
+from dfdc.core.video import write_video
+from dfdc.dataset.sample.manipulate import self_blend, swap_face
+from dfdc.dataset.sample.photos import load_photos
+from dfdc.dataset.sample.scene import Actor, Scene
 
 log = logging.getLogger(__name__)
 

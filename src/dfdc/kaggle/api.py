@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dfdc.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -39,11 +41,11 @@ __all__ = [
 T = TypeVar("T")
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(UserError, RuntimeError):
     """No Kaggle credentials; the message says how to set them."""
 
 
-class KaggleError(RuntimeError):
+class KaggleError(UserError, RuntimeError):
     """A Kaggle API call failed; the message is one line (never the credentials)."""
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import timm
 import torch
 
-from dfdc.config import ModelConfig
+from dfdc.core.config import ModelConfig
 
 __all__ = ["build_model", "model_norm"]
 

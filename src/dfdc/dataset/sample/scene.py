@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from dfdc.sample.photos import Photo
+from dfdc.dataset.sample.photos import Photo
 
 __all__ = ["Actor", "Scene"]
 

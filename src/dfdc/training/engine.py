@@ -1,5 +1,5 @@
 """One training loop for every kind, fold, backbone and seed: ``train_one_epoch``, ``validate``
-and ``fit``, which wires them to checkpoints (:mod:`dfdc.checkpoint`: resume after an
+and ``fit``, which wires them to checkpoints (:mod:`dfdc.kinds.checkpoint`: resume after an
 interruption), dvclive curves and the out-of-fold predictions the ensemble reads.
 
 What a kind trains (model, loaders, how its units become crop rows) comes from the kind
@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dfdc.checkpoint import read_resume, resolved_config, save_best, save_last
-from dfdc.config import Params, TrainConfig, for_run, load_params
-from dfdc.data import CropItem
-from dfdc.io import write_json, write_parquet
+from dfdc.core.config import Params, TrainConfig, for_run
+from dfdc.core.io import write_json, write_parquet
+from dfdc.core.metrics import binary_metrics, log_loss
 from dfdc.kinds import Runtime, Task, get_kind
 from dfdc.kinds.base import runtime
-from dfdc.metrics import binary_metrics, log_loss
+from dfdc.kinds.checkpoint import read_resume, resolved_config, save_best, save_last
+from dfdc.training.crops import CropItem
 
 log = logging.getLogger(__name__)
 
@@ -318,10 +318,3 @@ def run(params: Params, fold: int, section: str = "train", smoke: bool = False) 
     ``section`` (``train``, or ``sequence``, the second run). ``smoke`` runs 2 batches an
     epoch, for tests of the wiring."""
     return fit(for_run(params, section), fold, max_batches=2 if smoke else None)
-
-
-def train_fold(
-    params_path: str, fold: int, smoke: bool = False, section: str = "train"
-) -> FitResult:
-    """:func:`run` from a params file."""
-    return run(load_params(params_path), fold, section, smoke)

@@ -15,12 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dfdc.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 __all__ = ["NotebookError", "run_notebook"]
 
 
-class NotebookError(RuntimeError):
+class NotebookError(UserError, RuntimeError):
     """A notebook cell raised; the message is one line."""
 
 

@@ -1,0 +1,1 @@
+"""The data stage: sources (generated sample, Kaggle, local folders) into the video index."""

@@ -1,0 +1,1 @@
+"""The train stages: the one loop, crop datasets and augmentation."""
