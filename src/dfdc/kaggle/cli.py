@@ -26,7 +26,7 @@ from dfdc.kaggle.api import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_kaggle_command", "release"]
+__all__ = ["build_parser", "main", "release"]
 
 RELEASES_DIR = Path("submissions/releases")
 
