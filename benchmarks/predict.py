@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models")
     args = ap.parse_args(argv)
     params = load_params(args.params)
-    root = Path(args.models) if args.models else Path(params.train.models_dir) / params.train.run
-    predictor = load_bundle(params.train.models_dir, params.base.device, models=root).predictor
+    root = Path(args.models) if args.models else Path(params.base.models_dir) / params.train.run
+    predictor = load_bundle(params.base.models_dir, params.base.device, models=root).predictor
     models = predictor.models
     paths = sorted(Path(args.folder).rglob("*.mp4"))
     if not paths:

@@ -16,20 +16,21 @@ import pandas as pd
 from IPython.display import display
 
 from dfdc import plots
-from dfdc.core.config import for_run, load_params
+from dfdc.core.config import load_params, run_config
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
 from dfdc.training.engine import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
-params = for_run(load_params(params_path), section)
-print(params.train.run, params.train.model)
+params = load_params(params_path)
+run_cfg = run_config(params, section)
+print(run_cfg)
 
 # %% [markdown]
 # ## Train
 
 # %%
-result = run(load_params(params_path), fold, section=section, smoke=smoke)
+result = run(params, fold, section=section, smoke=smoke)
 print(
     f"best epoch {result.best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items())
 )

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfdc.core.config import CvConfig, FacesConfig, SampleConfig, params_from_dict, to_dict
+from dfdc.core.config import (
+    CvConfig,
+    FacesConfig,
+    SampleConfig,
+    SequenceConfig,
+    SequenceRunConfig,
+    params_from_dict,
+    to_dict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -84,8 +92,8 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
         },
     }
     params["cv"] = {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]}
+    params["base"] = {"models_dir": str(tmp / "models")}
     params["train"] = {
-        "models_dir": str(tmp / "models"),
         "epochs": 1,
         "batch_size": 8,
         "frames_per_video": 4,
@@ -115,7 +123,6 @@ def tiny_stage(tmp_path_factory, tiny_raw):
 
 def tiny_params(tmp, **train):
     base = {"epochs": 2, "batch_size": 8, "frames_per_video": 4, "lr": 0.001}
-    base["models_dir"] = str(tmp / "models")
     base["model"] = {"backbone": "resnet10t", "input_size": 64}
     base.update(train)
     return params_from_dict(
@@ -124,8 +131,22 @@ def tiny_params(tmp, **train):
             "faces": to_dict(faces_cfg(tmp)),
             "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
             "data": {"index_path": str(tmp / "videos.parquet")},
+            "base": {"models_dir": str(tmp / "models")},
             "train": base,
         }
+    )
+
+
+def tiny_sequence_run(embed_run: str, cache_dir: Path, **run) -> SequenceRunConfig:
+    """A sequence run over the crops of ``embed_run``'s fold models."""
+    return dataclasses.replace(
+        SequenceRunConfig(
+            run="tracks",
+            epochs=2,
+            batch_size=8,
+            sequence=SequenceConfig(embed_run=embed_run, cache_dir=str(cache_dir)),
+        ),
+        **run,
     )
 
 
@@ -142,12 +163,8 @@ def kernel_package(tiny_stage, tmp_path_factory):
     base = tiny_params(tiny_stage, run="kernel", epochs=1)
     fit(base, 0, max_batches=1)
     # A sequence run embedding with that frame model: the kernel carries both kinds.
-    raw = to_dict(base)
-    raw["train"].update(run="kernel_seq")
-    raw["train"]["model"].update(
-        kind="sequence", sequence={"embed_run": "kernel", "cache_dir": str(tmp / "emb")}
-    )
-    fit(params_from_dict(raw), 0, max_batches=1)
+    seq = tiny_sequence_run("kernel", tmp / "emb", run="kernel_seq", epochs=1)
+    fit(base, 0, run=seq, max_batches=1)
     ens = Ensemble(["kernel", "kernel_seq"], [0.6, 0.4], clip=0.01)
     ens.save(tmp / "ensemble.json")
     raw = to_dict(base)

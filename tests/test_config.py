@@ -74,12 +74,17 @@ def test_cli_reports_invalid_yaml(tmp_path, capsys):
 
 
 def test_a_partial_sequence_section_keeps_the_sequence_defaults():
-    from dfdc.core.config import for_run
+    from dfdc.core.config import run_config
 
-    params = params_from_dict({"sequence": {"epochs": 3, "model": {"sequence": {"rnn": "gru"}}}})
-    seq = for_run(params, "sequence").train
-    assert seq.epochs == 3 and seq.run == "lstm" and seq.model.kind == "sequence"
-    assert seq.model.sequence.rnn == "gru" and seq.model.sequence.bidirectional
-    assert params.train.model.kind == "frame" and for_run(params, "train") is params
-    with pytest.raises(ConfigError, match=r"sequence\.model\.sequence\.rnn"):
-        params_from_dict({"sequence": {"model": {"sequence": {"rnn": "transformer"}}}})
+    params = params_from_dict({"sequence": {"epochs": 3, "sequence": {"rnn": "gru"}}})
+    seq = run_config(params, "sequence")
+    assert seq.epochs == 3 and seq.run == "lstm" and seq.kind == "sequence"
+    assert seq.sequence.rnn == "gru" and seq.sequence.bidirectional and seq.lr == 3e-3
+    assert run_config(params, "train") is params.train and params.train.kind == "frame"
+    with pytest.raises(ConfigError, match=r"sequence\.sequence\.rnn"):
+        params_from_dict({"sequence": {"sequence": {"rnn": "transformer"}}})
+    # Keys that mean nothing to a sequence run are errors, not silently inert.
+    with pytest.raises(ConfigError, match=r"unknown key 'sequence\.aug'"):
+        params_from_dict({"sequence": {"aug": {"flip_p": 0.5}}})
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.model\.sequence'"):
+        params_from_dict({"train": {"model": {"sequence": {}}}})

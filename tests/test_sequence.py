@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dfdc.core.config import SequenceConfig, for_run, params_from_dict, to_dict
+from dfdc.core.config import ModelConfig, SequenceConfig
 from dfdc.kinds.sequence import (
     SequenceHead,
     augment_track,
@@ -13,7 +13,7 @@ from dfdc.kinds.sequence import (
     fold_embeddings,
     track_items,
 )
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, tiny_sequence_run
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
@@ -52,26 +52,24 @@ def test_temporal_augmentation():
     assert len(augment_track(short, SequenceConfig(subseq_p=1.0, rate_p=0.0), rng)) == 3
 
 
-def _seq_params(tmp, **model):
-    base = tiny_params(tmp, run="seq")
-    raw = to_dict(base)
-    raw["train"]["model"]["kind"] = "sequence"
-    raw["train"]["model"]["sequence"] = {
-        "embed": "backbone",
-        "cache_dir": str(tmp / "emb"),
-        "hidden": 16,
-    }
-    raw["train"]["model"].update(model)
-    return params_from_dict(raw)
+def _seq_run(tmp, **model):
+    """A sequence run embedding with a frozen, randomly initialised backbone."""
+    return tiny_sequence_run(
+        "unused",
+        tmp / "emb",
+        run="seq",
+        sequence=SequenceConfig(embed="backbone", cache_dir=str(tmp / "emb"), hidden=16),
+        embed_model=ModelConfig(**{"backbone": "resnet10t", "input_size": 64, **model}),
+    )
 
 
 @pytest.mark.slow
 def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
     import dfdc.kinds.sequence as seqmod
 
-    params = _seq_params(tiny_stage)
+    params, run = tiny_params(tiny_stage), _seq_run(tiny_stage)
     faces = pd.read_parquet(params.faces.table_path)
-    first, _ = fold_embeddings(params, 0, faces)
+    first, _ = fold_embeddings(params, run, 0, faces)
     assert first.shape == (len(faces), 512) and np.isfinite(first).all()
     files = sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy"))
     assert len(files) == 1
@@ -79,11 +77,11 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
     calls = []
     real = seqmod.embed_crops
     monkeypatch.setattr(seqmod, "embed_crops", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again, _ = fold_embeddings(params, 0, faces)
+    again, _ = fold_embeddings(params, run, 0, faces)
     assert calls == [] and np.array_equal(again, first)  # from the cache
 
-    other = _seq_params(tiny_stage, backbone="resnet14t")
-    changed, _ = fold_embeddings(other, 0, faces)
+    other = _seq_run(tiny_stage, backbone="resnet14t")
+    changed, _ = fold_embeddings(params, other, 0, faces)
     assert calls and not np.array_equal(changed[:, :8], first[:, :8])
     assert sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy")) != files  # replaced
 
@@ -95,19 +93,8 @@ def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, 
 
     frame = tiny_params(tiny_stage, run="frames", epochs=1)
     fit(frame, 0, max_batches=2)
-    raw = to_dict(frame)
-    raw["sequence"] = {
-        **raw["train"],
-        "run": "tracks",
-        "epochs": 2,
-        "model": {
-            **raw["train"]["model"],
-            "kind": "sequence",
-            "sequence": {"embed_run": "frames", "cache_dir": str(tmp_path / "emb")},
-        },
-    }
-    params = for_run(params_from_dict(raw), "sequence")
-    result = fit(params, 0)
+    params = frame
+    result = fit(params, 0, run=tiny_sequence_run("frames", tmp_path / "emb"))
     oof = pd.read_parquet(result.out_dir / "oof.parquet")
     assert {"track_logloss", "video_logloss"} <= set(result.best)
     # One probability per track, repeated on each of its crops.
@@ -118,7 +105,7 @@ def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, 
     # dfdc predict on a validation video gives the out-of-fold scores of that video.
     ckpt = torch.load(result.out_dir / "best.pt", weights_only=False)
     assert ckpt["kind"] == "sequence"
-    assert ckpt["extra"]["embedder"]["model_config"]["kind"] == "frame"
+    assert ckpt["extra"]["embedder"]["model_config"]["backbone"] == "resnet10t"
     predictor = load_bundle("unused", "cpu", models=result.out_dir / "best.pt").predictor
     assert predictor.models[0].kind.name == "sequence"
     index = pd.read_parquet(params.data.index_path).set_index("name")

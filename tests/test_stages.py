@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dfdc.cli import main
-from dfdc.core.config import for_run, load_params
+from dfdc.core.config import load_params
 from dfdc.core.notebooks import run_notebook
 from tests.conftest import ROOT, write_params
 
@@ -144,14 +144,13 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     raw["faces"].update(out_dir=str(tmp_path / "faces"), table_path=str(tmp_path / "faces.parquet"),
                         status_path=str(tmp_path / "faces_status.parquet"))  # fmt: skip
     raw["cv"]["path"] = str(tmp_path / "folds.parquet")
-    raw["train"]["models_dir"] = str(tmp_path / "models")
-    raw["sequence"]["models_dir"] = str(tmp_path / "models")
-    raw["sequence"]["model"]["sequence"]["cache_dir"] = str(tmp_path / "embeddings")
+    raw["base"]["models_dir"] = str(tmp_path / "models")
+    raw["sequence"]["sequence"]["cache_dir"] = str(tmp_path / "embeddings")
     params_path.write_text(yaml.safe_dump(raw))
     for command in ("data", "faces", "folds"):
         assert main([command, "--params", str(params_path)]) == 0
     params = load_params(params_path)
-    assert params.train == dataclasses.replace(defaults.train, models_dir=str(tmp_path / "models"))
+    assert params.train == defaults.train  # the shipped frame run, as is
     oof = pd.concat(
         [pd.read_parquet(fit(params, k).out_dir / "oof.parquet") for k in params.cv.folds]
     )
@@ -163,21 +162,17 @@ def test_training_learns_on_the_generated_sample(tmp_path):
 
     # The temporal model on the same folds, embedding with each fold's frame model; the
     # sample's fakes carry per-frame jitter. Then the ensemble's side-by-side table.
-    seq = for_run(params, "sequence")
-    # The shipped settings, only the output folders moved into tmp_path.
+    seq = params.sequence
+    # The shipped settings, only the embedding cache moved into tmp_path.
     moved = dataclasses.replace(
         defaults.sequence,
-        models_dir=str(tmp_path / "models"),
-        model=dataclasses.replace(
-            defaults.sequence.model,
-            sequence=dataclasses.replace(
-                defaults.sequence.model.sequence, cache_dir=str(tmp_path / "embeddings")
-            ),
+        sequence=dataclasses.replace(
+            defaults.sequence.sequence, cache_dir=str(tmp_path / "embeddings")
         ),
     )
-    assert seq.train == moved
+    assert seq == moved
     seq_oof = pd.concat(
-        [pd.read_parquet(fit(seq, k).out_dir / "oof.parquet") for k in params.cv.folds]
+        [pd.read_parquet(fit(params, k, run=seq).out_dir / "oof.parquet") for k in params.cv.folds]
     )
     assert len(seq_oof) == 24
     s = binary_metrics(seq_oof["label"], seq_oof["video_prob"])

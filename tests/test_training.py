@@ -188,7 +188,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
     monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         engine.fit(params, 0, max_batches=2)
-    out = engine.fold_dir(params, 0)
+    out = engine.fold_dir(params, params.train, 0)
     assert (out / "last.pt").exists() and torch.load(out / "last.pt", weights_only=False)[
         "epoch"
     ] == 0
@@ -202,7 +202,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
         and (out / "oof.parquet").exists()
         and (out / "config.json").exists()
     )
-    curves = engine.live_dir(params, 0)
+    curves = engine.live_dir(params, params.train, 0)
     assert (curves / "metrics.json").exists()
     assert (
         len((curves / "plots" / "metrics" / "val" / "video_logloss.tsv").read_text().splitlines())
@@ -240,7 +240,7 @@ def test_oof_predictions_cover_the_fold(tiny_stage):
     assert oof["video_prob"].between(0, 1).all() and (oof["fold"] == 1).all()
     assert all(len(p) == len(f) > 0 for p, f in zip(oof["frame_probs"], oof["frames"], strict=True))
     best = torch.load(result.out_dir / "best.pt", weights_only=False)
-    assert best["config"]["train"]["model"]["backbone"] == "resnet10t"
+    assert best["config"]["run"]["model"]["backbone"] == "resnet10t" and best["kind"] == "frame"
 
 
 def _free_port() -> int:

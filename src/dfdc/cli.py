@@ -60,9 +60,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     # The workspace's fitted ensemble once the ensemble stage has run, else this run's folds.
     models = args.models
     if models is None and not ens_file.exists():
-        models = Path(params.train.models_dir) / params.train.run
+        models = Path(params.base.models_dir) / params.train.run
     bundle = load_bundle(
-        params.train.models_dir,
+        params.base.models_dir,
         params.base.device,
         ensemble=None if models else ens_file,
         models=models,

@@ -237,7 +237,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
 
     cfg = params.ensemble
     index = pd.read_parquet(params.data.index_path)
-    oof = load_oof(params.train.models_dir, cfg.runs)
+    oof = load_oof(params.base.models_dir, cfg.runs)
     report = fit_ensemble(oof, cfg)
     metrics = cv_metrics(report, index)
     write_json(metrics, cfg.metrics_path)
@@ -255,7 +255,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     )
     if smoke:
         order = order[:2]
-    bundle = load_bundle(params.train.models_dir, params.base.device, ensemble=report.ensemble)
+    bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
     sub = make_submission(test_paths, order, bundle, cfg.submission_path)
 
     labels = raw / "test_labels.csv"

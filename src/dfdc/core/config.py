@@ -30,16 +30,20 @@ __all__ = [
     "EnsembleConfig",
     "FacesConfig",
     "KaggleSourceConfig",
+    "LoopConfig",
     "ModelConfig",
     "PackageConfig",
     "Params",
+    "RunConfig",
     "SampleConfig",
     "SequenceConfig",
+    "SequenceRunConfig",
     "TrainConfig",
-    "for_run",
     "load_params",
     "params_from_dict",
     "resolve_device",
+    "run_config",
+    "run_from_dict",
 ]
 
 
@@ -52,6 +56,8 @@ class BaseConfig:
     seed: int = 42
     # "auto" takes CUDA when present; the CPU path is what the tests and the sample use.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Every run's folds, curves and out-of-fold predictions: <models_dir>/<run>/...
+    models_dir: str = "models"
 
 
 @dataclass(frozen=True)
@@ -155,12 +161,12 @@ class CvConfig:
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """The temporal head of ``model.kind: sequence``: per-frame embeddings along a face track
+    """The temporal head of a sequence run: per-frame embeddings along a face track
     into an LSTM or GRU, one logit per track."""
 
     # run: the same fold's best.pt of that frame run embeds the crops (its training videos are
-    # this fold's training videos, so nothing leaks); backbone: train.model's timm backbone,
-    # frozen (its pretrained weights, when given).
+    # this fold's training videos, so nothing leaks); backbone: the ``embed_model`` timm
+    # backbone, frozen (its pretrained weights, when given).
     embed: Literal["run", "backbone"] = "run"
     embed_run: str = "baseline"
     rnn: Literal["lstm", "gru"] = "lstm"
@@ -182,8 +188,8 @@ class SequenceConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # frame: a CNN scores each crop; sequence: a recurrent head scores each face track.
-    kind: Literal["frame", "sequence"] = "frame"
+    """A frame model: a timm backbone with a one-logit head on face crops."""
+
     backbone: str = "resnet10t"
     # true: timm's own loader (needs internet once); a file path: local weights, offline.
     pretrained: bool = False
@@ -191,7 +197,6 @@ class ModelConfig:
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
     input_size: int = 96
-    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
 @dataclass(frozen=True)
@@ -214,13 +219,12 @@ class AugConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class LoopConfig:
+    """What every run gives the training loop, whatever its kind."""
+
     run: str = "baseline"
-    models_dir: str = "models"
     epochs: int = 10
     batch_size: int = 32
-    # Crops drawn from each video in each epoch.
-    frames_per_video: int = 16
     # sample: all reals + as many freshly drawn fakes each epoch; loss: every video, with the
     # loss averaged over the real and the fake halves of a batch; none: every video as is.
     balance: Literal["sample", "loss", "none"] = "sample"
@@ -238,8 +242,35 @@ class TrainConfig:
     num_workers: int = 0
     # Only the largest face track is used for training (a fake video may have a real face).
     train_tracks: int = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    """A frame run (the ``train`` section, DVC ``train@k``): a CNN scores each crop."""
+
+    # frame: a CNN per crop (the kinds of the methods to come are frame kinds too).
+    kind: Literal["frame"] = "frame"
+    # Crops drawn from each video in each epoch.
+    frames_per_video: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)
     aug: AugConfig = field(default_factory=AugConfig)
+
+
+@dataclass(frozen=True)
+class SequenceRunConfig(LoopConfig):
+    """A sequence run (the ``sequence`` section, DVC ``train_sequence@k``): a recurrent head
+    over per-frame embeddings along each face track. No image augmentation or frames per
+    video: embeddings are cached per fold and augmented in time (see ``sequence``)."""
+
+    kind: Literal["sequence"] = "sequence"
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    # The frozen backbone of ``sequence.embed: backbone`` (unused with ``embed: run``).
+    embed_model: ModelConfig = field(default_factory=ModelConfig)
+
+
+RunConfig = TrainConfig | SequenceRunConfig
+# The params.yaml section of each run kind's stage, and its config class.
+RUN_SECTIONS: dict[str, type] = {"train": TrainConfig, "sequence": SequenceRunConfig}
 
 
 @dataclass(frozen=True)
@@ -290,15 +321,10 @@ class Params:
     faces: FacesConfig = field(default_factory=FacesConfig)
     cv: CvConfig = field(default_factory=CvConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # A second run, trained by the train_sequence stage: the temporal model by default.
-    sequence: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            run="lstm",
-            epochs=30,
-            batch_size=16,
-            lr=3e-3,
-            warmup_epochs=1.0,
-            model=ModelConfig(kind="sequence"),
+    # A second run, trained by the train_sequence stage: the temporal model.
+    sequence: SequenceRunConfig = field(
+        default_factory=lambda: SequenceRunConfig(
+            run="lstm", epochs=30, batch_size=16, lr=3e-3, warmup_epochs=1.0
         )
     )
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -332,10 +358,18 @@ def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params
     return _build(Params, raw, prefix="", source=source)
 
 
-def for_run(params: Params, section: Literal["train", "sequence"]) -> Params:
-    """The params a stage trains with: ``train`` as is, or the ``sequence`` section in its
-    place (the training code reads one ``train`` section)."""
-    return params if section == "train" else dataclasses.replace(params, train=params.sequence)
+def run_config(params: Params, section: str) -> RunConfig:
+    """The run a train stage trains: the ``train`` (frame) or ``sequence`` section."""
+    if section not in RUN_SECTIONS:
+        raise ConfigError(f"no run section {section!r} (one of {', '.join(RUN_SECTIONS)})")
+    return getattr(params, section)
+
+
+def run_from_dict(raw: dict[str, Any], source: str = "checkpoint") -> RunConfig:
+    """A run's config saved beside its weights, typed again by its ``kind``."""
+    kind = raw.get("kind", "frame")
+    cls = SequenceRunConfig if kind == "sequence" else TrainConfig
+    return _build(cls, raw, prefix="", source=source)
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str, base: Any = None) -> Any:

@@ -73,7 +73,7 @@ def load_models(paths: list[Path], rt: Runtime) -> list[LoadedModel]:
     out = []
     for path in paths:
         ckpt = read_checkpoint(path)
-        out.append(get_kind(ckpt.kind).load(ckpt, ckpt.params, rt))
+        out.append(get_kind(ckpt.kind).load(ckpt, rt))
     if len({m.faces for m in out}) > 1:
         raise ValueError("the models were trained on crops made with different faces settings")
     return out

@@ -109,7 +109,7 @@ def build_kernel(params: Params, time_videos: int | None = None) -> PackageResul
 
     ens = Ensemble.load(params.ensemble.ensemble_path)
     for run in ens.runs:
-        for ckpt in find_checkpoints(Path(params.train.models_dir) / run):
+        for ckpt in find_checkpoints(Path(params.base.models_dir) / run):
             target = models_out / run / ckpt.parent.name / "best.pt"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ckpt, target)
@@ -119,7 +119,8 @@ def build_kernel(params: Params, time_videos: int | None = None) -> PackageResul
         models_out / "dataset-metadata.json",
     )
 
-    root = Path(__file__).resolve().parents[2]
+    # The project this package is installed from (editable): its pyproject.toml builds the wheel.
+    root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     subprocess.run(
         [

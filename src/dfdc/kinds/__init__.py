@@ -1,4 +1,4 @@
-"""The model kinds, registered by name: ``get_kind(params.train.model.kind)``.
+"""The model kinds, registered by name: ``get_kind(run.kind)``.
 
 A kind plugs in with ``@register_kind`` on a :class:`~dfdc.kinds.base.ModelKind` subclass in its
 own module, imported below; nothing else in the workspace names it (timm's ``register_model``
@@ -27,7 +27,7 @@ def get_kind(name: str) -> ModelKind:
         return _KINDS[name]
     except KeyError:
         raise ValueError(
-            f"train.model.kind: no model kind {name!r} (registered: {', '.join(kind_names())})"
+            f"kind: no model kind {name!r} (registered: {', '.join(kind_names())})"
         ) from None
 
 

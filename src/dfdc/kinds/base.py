@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dfdc.core.config import FacesConfig, Params, resolve_device
+from dfdc.core.config import FacesConfig, Params, RunConfig, resolve_device
 
 __all__ = [
     "LoadedModel",
@@ -180,18 +180,19 @@ class ModelKind(ABC):
     def task(
         self,
         params: Params,
+        run: RunConfig,
         fold: int,
         rt: Runtime,
         faces: pd.DataFrame,
         train_labels: dict[str, str],
         val_labels: dict[str, str],
     ) -> Task:
-        """The training task of one fold (``params.train`` is this run's settings)."""
+        """The training task of ``run``'s fold ``fold`` (``params``: the shared sections)."""
 
     @abstractmethod
-    def load(self, checkpoint: dict, params: Params, rt: Runtime) -> LoadedModel:
-        """Rebuild the model of a checkpoint (see :mod:`dfdc.kinds.checkpoint`) on ``rt``'s device;
-        ``params`` is the config saved in the checkpoint, not ``params.yaml``."""
+    def load(self, checkpoint, rt: Runtime) -> LoadedModel:
+        """Rebuild the model of a :class:`~dfdc.kinds.checkpoint.Checkpoint` on ``rt``'s
+        device, from the run config saved in it (not ``params.yaml``)."""
 
     @abstractmethod
     def crop_probs(

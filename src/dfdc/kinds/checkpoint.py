@@ -4,7 +4,7 @@
 ``params.yaml``::
 
     {"schema": 2, "kind": "frame" | "sequence" | ..., "fold": k, "epoch": e,
-     "metrics": {...}, "config": {"train", "faces", "cv", "base"}, "model": state_dict,
+     "metrics": {...}, "config": {"run", "faces", "cv", "base"}, "model": state_dict,
      "extra": {...}}   # kind-specific (a sequence model's embedder)
 
 ``last.pt`` adds the optimiser, scheduler, scaler, RNG, history and a hash of the config, so an
@@ -21,7 +21,14 @@ from pathlib import Path
 
 import torch
 
-from dfdc.core.config import Params, params_from_dict, to_dict
+from dfdc.core.config import (
+    FacesConfig,
+    Params,
+    RunConfig,
+    params_from_dict,
+    run_from_dict,
+    to_dict,
+)
 from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
 
@@ -48,20 +55,20 @@ class CheckpointError(UserError, ValueError):
     """A file that is not a checkpoint of this schema; the message names it."""
 
 
-def resolved_config(params: Params) -> dict:
-    """What rebuilds the model without params.yaml: model, train and faces settings."""
+def resolved_config(params: Params, run: RunConfig) -> dict:
+    """What rebuilds the model without params.yaml: the run's and the faces settings."""
     return {
-        "train": to_dict(params.train),
+        "run": to_dict(run),
         "faces": to_dict(params.faces),
         "cv": to_dict(params.cv),
         "base": to_dict(params.base),
     }
 
 
-def config_hash(params: Params, fold: int) -> str:
+def config_hash(params: Params, run: RunConfig, fold: int) -> str:
     """Changes whenever a setting that shapes this fold's training changes."""
     d = {
-        "train": to_dict(params.train),
+        "run": to_dict(run),
         "cv": to_dict(params.cv),
         "seed": params.base.seed,
         "fold": fold,
@@ -79,6 +86,7 @@ def _save(path: Path, obj: dict) -> None:
 def save_best(
     path: Path,
     params: Params,
+    run: RunConfig,
     fold: int,
     epoch: int,
     metrics: dict[str, float],
@@ -89,11 +97,11 @@ def save_best(
         path,
         {
             "schema": SCHEMA,
-            "kind": params.train.model.kind,
+            "kind": run.kind,
             "fold": fold,
             "epoch": epoch,
             "metrics": metrics,
-            "config": resolved_config(params),
+            "config": resolved_config(params, run),
             "model": model.state_dict(),
             "extra": extra or {},
         },
@@ -107,15 +115,15 @@ class Checkpoint:
     path: Path
     kind: str
     fold: int
-    run: str
-    params: Params
+    run: RunConfig
+    faces: FacesConfig  # the face settings its training crops were made with
     model: dict  # the state dict
     extra: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        return f"{self.run}/fold{self.fold}"
+        return f"{self.run.run}/fold{self.fold}"
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -130,13 +138,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: checkpoint schema {found!r}, expected {SCHEMA} (retrain: dvc repro train)"
         )
     cfg = state["config"]
-    params = params_from_dict({k: cfg[k] for k in ("train", "faces", "cv", "base") if k in cfg})
     return Checkpoint(
         path,
         state["kind"],
         int(state["fold"]),
-        params.train.run,
-        params,
+        run_from_dict(cfg["run"], source=str(path)),
+        params_from_dict({"faces": cfg["faces"]}, source=str(path)).faces,
         state["model"],
         state.get("extra", {}),
         state.get("metrics", {}),
@@ -167,6 +174,7 @@ class Resume:
 def save_last(
     path: Path,
     params: Params,
+    run: RunConfig,
     fold: int,
     epoch: int,
     model: torch.nn.Module,
@@ -189,7 +197,7 @@ def save_last(
             "best": best,
             "best_epoch": best_epoch,
             "history": history,
-            "config_hash": config_hash(params, fold),
+            "config_hash": config_hash(params, run, fold),
             "torch_rng": torch.get_rng_state(),
         },
     )
@@ -198,6 +206,7 @@ def save_last(
 def read_resume(
     path: Path,
     params: Params,
+    run: RunConfig,
     fold: int,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -210,11 +219,11 @@ def read_resume(
     if not path.exists():
         return None
     state = torch.load(path, map_location=device, weights_only=False)
-    if state.get("epoch", -1) >= params.train.epochs - 1:
+    if state.get("epoch", -1) >= run.epochs - 1:
         # DVC reruns a finished stage only when an input changed: train again.
         log.info("fold %d: %s is a finished run; training again", fold, path)
         return None
-    if state.get("schema") != SCHEMA or state.get("config_hash") != config_hash(params, fold):
+    if state.get("schema") != SCHEMA or state.get("config_hash") != config_hash(params, run, fold):
         log.info("fold %d: %s was made with other params; starting over", fold, path)
         return None
     model.load_state_dict(state["model"])

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dfdc.core.config import Params
+from dfdc.core.config import Params, TrainConfig
 from dfdc.faces.store import decode_crop, decode_reduction
 from dfdc.kinds import register_kind
 from dfdc.kinds.backbones import build_model, model_norm
@@ -26,13 +26,14 @@ class FrameKind(ModelKind):
     def task(
         self,
         params: Params,
+        run: TrainConfig,
         fold: int,
         rt: Runtime,
         faces: pd.DataFrame,
         train_labels: dict[str, str],
         val_labels: dict[str, str],
     ) -> Task:
-        cfg = params.train
+        cfg = run
         train_items = crop_items(faces, train_labels, cfg.train_tracks)
         val_items = crop_items(faces, val_labels, None)
         if not train_items or not val_items:
@@ -69,9 +70,9 @@ class FrameKind(ModelKind):
             to_crops=lambda probs: (val_items, probs),
         )
 
-    def load(self, checkpoint, params: Params, rt: Runtime) -> LoadedModel:
+    def load(self, checkpoint, rt: Runtime) -> LoadedModel:
         # The weights come from the checkpoint: never fetch or read pretrained ones again.
-        mcfg = replace(params.train.model, pretrained=False, pretrained_file="")
+        mcfg = replace(checkpoint.run.model, pretrained=False, pretrained_file="")
         model = build_model(mcfg)
         model.load_state_dict(checkpoint.model)
         model = rt.place(model).eval()
@@ -82,7 +83,7 @@ class FrameKind(ModelKind):
             model,
             mcfg.input_size,
             eval_transform(mcfg.input_size, mean, std),
-            params.faces,
+            checkpoint.faces,
         )
 
     @torch.inference_mode()

@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from dfdc.core.config import ModelConfig, Params, SequenceConfig, params_from_dict, to_dict
+from dfdc.core.config import ModelConfig, Params, SequenceConfig, SequenceRunConfig, to_dict
 from dfdc.core.io import atomic_path
 from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
 from dfdc.kinds import register_kind
@@ -116,11 +116,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_embedder(params: Params, fold: int) -> LoadedEmbedder:
+def load_embedder(params: Params, run: SequenceRunConfig, fold: int) -> LoadedEmbedder:
     """The fold's embedder: the frame run's best.pt for this fold, or the frozen backbone."""
-    seq = params.train.model.sequence
+    seq = run.sequence
     if seq.embed == "run":
-        ckpt = Path(params.train.models_dir) / seq.embed_run / f"fold{fold}" / "best.pt"
+        ckpt = Path(params.base.models_dir) / seq.embed_run / f"fold{fold}" / "best.pt"
         if not ckpt.exists():
             raise FileNotFoundError(
                 f"{ckpt}: model.sequence.embed_run '{seq.embed_run}' has no fold {fold} model "
@@ -129,12 +129,12 @@ def load_embedder(params: Params, fold: int) -> LoadedEmbedder:
         frame_ckpt = read_checkpoint(ckpt)
         if frame_ckpt.kind != "frame":
             raise ValueError(f"{ckpt}: embed_run must be a frame model, not {frame_ckpt.kind}")
-        mcfg = replace(frame_ckpt.params.train.model, pretrained=False, pretrained_file="")
+        mcfg = replace(frame_ckpt.run.model, pretrained=False, pretrained_file="")
         net = build_model(mcfg)
         net.load_state_dict(frame_ckpt.model)
         identity = f"run:{_sha256(ckpt)}"
     else:
-        mcfg = replace(params.train.model, kind="frame")
+        mcfg = run.embed_model
         torch.manual_seed(params.base.seed)  # a random backbone is still a fixed one
         net = build_model(mcfg)
         weights = _sha256(Path(mcfg.pretrained_file)) if mcfg.pretrained_file else ""
@@ -165,17 +165,21 @@ def embed_crops(
 
 
 def fold_embeddings(
-    params: Params, fold: int, faces: pd.DataFrame, device: str | torch.device = "cpu"
+    params: Params,
+    run: SequenceRunConfig,
+    fold: int,
+    faces: pd.DataFrame,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, LoadedEmbedder]:
     """One embedding per row of ``faces`` (the faces table), cached per fold under a key of the
     embedder and the crops; a changed backbone, checkpoint or faces table gives a new key."""
-    emb = load_embedder(params, fold)
-    seq = params.train.model.sequence
+    emb = load_embedder(params, run, fold)
+    seq = run.sequence
     faces_id = hashlib.sha256(pd.util.hash_pandas_object(faces, index=False).values).hexdigest()
     key = hashlib.sha1(
         json.dumps([emb.identity, faces_id, to_dict(params.faces)], sort_keys=True).encode()
     ).hexdigest()[:16]
-    path = Path(seq.cache_dir) / params.train.run / f"fold{fold}-{key}.npy"
+    path = Path(seq.cache_dir) / run.run / f"fold{fold}-{key}.npy"
     if path.exists():
         cached = np.load(path)
         if len(cached) == len(faces):
@@ -331,17 +335,18 @@ class SequenceKind(ModelKind):
     def task(
         self,
         params: Params,
+        run: SequenceRunConfig,
         fold: int,
         rt: Runtime,
         faces: pd.DataFrame,
         train_labels: dict[str, str],
         val_labels: dict[str, str],
     ) -> Task:
-        cfg = params.train
-        seq = cfg.model.sequence
+        cfg = run
+        seq = run.sequence
         labelled = set(train_labels) | set(val_labels)
         faces = faces[faces["video"].isin(labelled)].reset_index(drop=True)
-        embeddings, emb = fold_embeddings(params, fold, faces, rt.device)
+        embeddings, emb = fold_embeddings(params, run, fold, faces, rt.device)
         train_items = track_items(faces, train_labels, cfg.train_tracks)
         val_items = track_items(faces, val_labels, None)
         if not train_items or not val_items:
@@ -391,15 +396,15 @@ class SequenceKind(ModelKind):
             },
         )
 
-    def load(self, checkpoint, params: Params, rt: Runtime) -> LoadedModel:
+    def load(self, checkpoint, rt: Runtime) -> LoadedModel:
         """The head, and the embedder saved inside the checkpoint (so the kernel needs no
         frame run beside it)."""
         saved = checkpoint.extra["embedder"]
-        ecfg = params_from_dict({"train": {"model": saved["model_config"]}}).train.model
+        ecfg = ModelConfig(**{**saved["model_config"], "pretrained": False, "pretrained_file": ""})
         net = build_model(ecfg)
         net.load_state_dict(saved["state"])
         embedder = Embedder(net).eval().to(rt.device)
-        head = SequenceHead(embedder.dim, params.train.model.sequence)
+        head = SequenceHead(embedder.dim, checkpoint.run.sequence)
         head.load_state_dict(checkpoint.model)
         mean, std = model_norm(net)
         return LoadedModel(
@@ -408,7 +413,7 @@ class SequenceKind(ModelKind):
             head.eval().to(rt.device),
             ecfg.input_size,
             eval_transform(ecfg.input_size, mean, std),
-            params.faces,
+            checkpoint.faces,
             embedder=embedder,
         )
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dfdc.core.config import Params, TrainConfig, for_run
+from dfdc.core.config import LoopConfig, Params, RunConfig, run_config
 from dfdc.core.io import write_json, write_parquet
 from dfdc.core.metrics import binary_metrics, log_loss
 from dfdc.kinds import Runtime, Task, get_kind
@@ -45,13 +45,13 @@ __all__ = [
 ]
 
 
-def fold_dir(params: Params, fold: int) -> Path:
-    return Path(params.train.models_dir) / params.train.run / f"fold{fold}"
+def fold_dir(params: Params, run: RunConfig, fold: int) -> Path:
+    return Path(params.base.models_dir) / run.run / f"fold{fold}"
 
 
-def live_dir(params: Params, fold: int) -> Path:
+def live_dir(params: Params, run: RunConfig, fold: int) -> Path:
     """Training curves: small files kept in git beside the run (dvc plots reads them)."""
-    return Path(params.train.models_dir) / params.train.run / "dvclive" / f"fold{fold}"
+    return Path(params.base.models_dir) / run.run / "dvclive" / f"fold{fold}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -75,7 +75,7 @@ def smoothed_bce(
     return loss.mean()
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: LoopConfig) -> torch.optim.Optimizer:
     # No weight decay on norms and biases.
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
@@ -89,7 +89,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 def make_scheduler(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+    opt: torch.optim.Optimizer, cfg: LoopConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
@@ -109,7 +109,7 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
-    cfg: TrainConfig,
+    cfg: LoopConfig,
     rt: Runtime,
     max_batches: int | None = None,
 ) -> dict[str, float]:
@@ -225,25 +225,27 @@ def _epoch_metrics(
 def fit(
     params: Params,
     fold: int,
+    run: RunConfig | None = None,
     max_batches: int | None = None,
     out_dir: Path | None = None,
     curves_dir: Path | None = None,
 ) -> FitResult:
-    """Train one fold of ``params.train`` (any registered kind); resume from ``last.pt`` when
-    it was made with the same config; keep the best epoch by video log loss."""
-    cfg = params.train
-    rt = runtime(params.base.device, cfg.amp, cfg.channels_last)
-    out = Path(out_dir) if out_dir is not None else fold_dir(params, fold)
-    curves = Path(curves_dir) if curves_dir is not None else live_dir(params, fold)
+    """Train one fold of ``run`` (default: the ``train`` section; any registered kind);
+    resume from ``last.pt`` when it was made with the same config; keep the best epoch by
+    video log loss."""
+    run = params.train if run is None else run
+    rt = runtime(params.base.device, run.amp, run.channels_last)
+    out = Path(out_dir) if out_dir is not None else fold_dir(params, run, fold)
+    curves = Path(curves_dir) if curves_dir is not None else live_dir(params, run, fold)
     _seed_everything(params.base.seed + fold)
 
     faces = pd.read_parquet(params.faces.table_path)
     train_labels, val_labels, val_v = _fold_labels(params, fold, faces)
-    task = get_kind(cfg.model.kind).task(params, fold, rt, faces, train_labels, val_labels)
+    task = get_kind(run.kind).task(params, run, fold, rt, faces, train_labels, val_labels)
     model = task.model
     steps = min(task.steps_per_epoch, max_batches or task.steps_per_epoch)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, steps)
+    optimizer = make_optimizer(model, run)
+    scheduler = make_scheduler(optimizer, run, steps)
     scaler = torch.amp.GradScaler("cuda", enabled=rt.amp)
     net = model
     if rt.world > 1:
@@ -254,7 +256,7 @@ def fit(
         )
 
     last = out / "last.pt"
-    resume = read_resume(last, params, fold, model, optimizer, scheduler, scaler, rt.device)
+    resume = read_resume(last, params, run, fold, model, optimizer, scheduler, scaler, rt.device)
     start, best, best_epoch, history = (
         (resume.epoch, resume.best, resume.best_epoch, resume.history)
         if resume
@@ -270,20 +272,20 @@ def fit(
             dir=str(curves), resume=start > 0, save_dvc_exp=False, dvcyaml=None, report=None
         )
         (out / "config.json").write_text(
-            json.dumps({"fold": fold, "params": resolved_config(params)}, indent=1) + "\n"
+            json.dumps({"fold": fold, "params": resolved_config(params, run)}, indent=1) + "\n"
         )
 
     epochs = tqdm(
-        range(start, cfg.epochs),
-        desc=f"{cfg.run} fold {fold}",
+        range(start, run.epochs),
+        desc=f"{run.run} fold {fold}",
         unit="epoch",
         initial=start,
-        total=cfg.epochs,
+        total=run.epochs,
         disable=not rt.main,
     )
     for epoch in epochs:
         loader = task.train_loader(epoch)
-        tr = train_one_epoch(net, loader, optimizer, scheduler, scaler, cfg, rt, max_batches)
+        tr = train_one_epoch(net, loader, optimizer, scheduler, scaler, run, rt, max_batches)
         if rt.main:
             metrics, preds = _epoch_metrics(task, model, rt, fold, val_v, tr)
             history.append({"epoch": epoch, **metrics})
@@ -296,11 +298,12 @@ def fit(
             if metrics["video_logloss"] < best["video_logloss"]:
                 best, best_epoch = metrics, epoch
                 save_best(
-                    out / "best.pt", params, fold, epoch, metrics, model, task.checkpoint_extra
-                )
+                    out / "best.pt", params, run, fold, epoch, metrics, model,
+                    task.checkpoint_extra,
+                )  # fmt: skip
                 write_parquet(preds, out / "oof.parquet")
             save_last(
-                last, params, fold, epoch, model, optimizer, scheduler, scaler, best,
+                last, params, run, fold, epoch, model, optimizer, scheduler, scaler, best,
                 best_epoch, history,
             )  # fmt: skip
         if rt.world > 1:
@@ -317,4 +320,4 @@ def run(params: Params, fold: int, section: str = "train", smoke: bool = False) 
     """The train stages' entry (``dfdc train`` and notebook 20): one fold of the run in
     ``section`` (``train``, or ``sequence``, the second run). ``smoke`` runs 2 batches an
     epoch, for tests of the wiring."""
-    return fit(for_run(params, section), fold, max_batches=2 if smoke else None)
+    return fit(params, fold, run_config(params, section), max_batches=2 if smoke else None)
