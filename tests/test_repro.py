@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, TINY_SAMPLE
+from tests.conftest import ROOT, SAMPLE_SEED, TINY_SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +35,8 @@ def sh(cwd: Path, *cmd: str) -> str:
 def _shrink(params_file: Path) -> None:
     p = yaml.safe_load(params_file.read_text())
     p["data"]["workers"] = 1
+    if SAMPLE_SEED:
+        p["data"]["sample"]["seed"] = int(SAMPLE_SEED)
     p["data"]["sample"].update(
         parts=TINY_SAMPLE.parts, reals_per_part=1, test_reals=1, test_fakes=1, frames=16,
         width=480, height=270, portrait_parts=[1],

@@ -11,7 +11,7 @@ import yaml
 from dfdc.cli import main
 from dfdc.core.config import load_params
 from dfdc.core.notebooks import run_notebook
-from tests.conftest import ROOT, write_params
+from tests.conftest import ROOT, SAMPLE_SEED, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -144,6 +144,8 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     raw["faces"].update(out_dir=str(tmp_path / "faces"), table_path=str(tmp_path / "faces.parquet"),
                         status_path=str(tmp_path / "faces_status.parquet"))  # fmt: skip
     raw["cv"]["path"] = str(tmp_path / "folds.parquet")
+    if SAMPLE_SEED:
+        raw["data"]["sample"]["seed"] = int(SAMPLE_SEED)
     raw["base"]["models_dir"] = str(tmp_path / "models")
     raw["sequence"]["sequence"]["cache_dir"] = str(tmp_path / "embeddings")
     params_path.write_text(yaml.safe_dump(raw))
