@@ -12,6 +12,9 @@ from dfdc.core.metrics import log_loss
 from dfdc.ensemble import Ensemble, fit_ensemble, make_submission
 from dfdc.inference.predict import InferenceBundle, VideoPrediction
 
+# The smallest clip the config allows: as good as none, for tests of weights alone.
+NO_CLIP = {"clip_grid": (1e-6,), "min_clip": 1e-6}
+
 
 def _oof(n=60, seed=0, runs=("good", "noise"), sharp=4.0):
     rng = np.random.default_rng(seed)
@@ -36,7 +39,7 @@ def _oof(n=60, seed=0, runs=("good", "noise"), sharp=4.0):
 
 def test_weights_favour_the_informative_run_and_nested_is_reported():
     report = fit_ensemble(
-        _oof(), EnsembleConfig(runs=("good", "noise"), temperature=False, clip_grid=(0.0,))
+        _oof(), EnsembleConfig(runs=("good", "noise"), temperature=False, **NO_CLIP)
     )
     w = dict(zip(report.ensemble.runs, report.ensemble.weights, strict=True))
     assert w["good"] > 0.8 and sum(w.values()) == pytest.approx(1)
@@ -67,8 +70,35 @@ def test_temperature_and_clip_fix_overconfidence():
     report = fit_ensemble(oof, EnsembleConfig(runs=("good",)))
     assert report.ensemble.temperature > 1
     assert report.ensemble.clip > 0
-    raw = fit_ensemble(oof, EnsembleConfig(runs=("good",), temperature=False, clip_grid=(0.0,)))
+    raw = fit_ensemble(oof, EnsembleConfig(runs=("good",), temperature=False, **NO_CLIP))
     assert report.table.iloc[1]["logloss"] < raw.table.iloc[1]["logloss"]
+
+
+def test_no_clip_below_the_floor_and_no_answer_is_0_or_1():
+    from dfdc.core.config import ConfigError, params_from_dict
+
+    with pytest.raises(ConfigError, match=r"ensemble\.clip_grid: every bound must be >= "):
+        params_from_dict({"ensemble": {"clip_grid": [0.0, 0.01]}})
+    with pytest.raises(ConfigError, match=r"ensemble\.min_clip"):
+        params_from_dict({"ensemble": {"min_clip": 0.0}})
+    # Separable, over-confident scores: the fit wants no clip at all, and gets the floor.
+    oof = _oof(runs=("good",), sharp=40.0)
+    report = fit_ensemble(oof, EnsembleConfig(runs=("good",)))
+    assert report.ensemble.clip >= EnsembleConfig().min_clip > 0
+
+
+def test_temperature_is_shrunk_toward_one_with_few_videos():
+    """Under-confident but perfectly ranked scores ask for sharpening (T < 1); with 24 videos
+    the fitted log-temperature keeps 24 / (24 + 200) of itself, with 24,000 nearly all."""
+    rng = np.random.default_rng(1)
+    y = np.tile([0, 1], 12)
+    p = 0.5 + (2 * y - 1) * rng.uniform(0.01, 0.08, len(y))
+    t_raw = ens_mod._fit_temperature(p, y, prior_videos=0)
+    t_small = ens_mod._fit_temperature(p, y, prior_videos=200)
+    assert t_raw < 0.2  # the fit alone would sharpen hard
+    assert t_small == pytest.approx(np.exp(np.log(t_raw) * 24 / 224), rel=1e-6)
+    big_y, big_p = np.tile(y, 1000), np.tile(p, 1000)
+    assert ens_mod._fit_temperature(big_p, big_y, 200) == pytest.approx(t_raw, rel=0.05)
 
 
 def test_nested_fits_never_see_the_held_out_fold(monkeypatch):
@@ -119,4 +149,5 @@ def test_submission_has_every_file_once_in_order(tmp_path, caplog):
     assert "2 of 5 test videos failed" in caplog.text
     text = (tmp_path / "submission.csv").read_text().splitlines()
     assert text[0] == "filename,label" and text[2] == "f1.mp4,0.850000"
+    assert not {"0.000000", "1.000000"} & {row.split(",")[1] for row in text[1:]}
     assert log_loss([1], [sub["label"].iloc[1]]) < 0.2

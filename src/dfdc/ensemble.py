@@ -77,12 +77,15 @@ def _fit_weights(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def _fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
+def _fit_temperature(p: np.ndarray, y: np.ndarray, prior_videos: int) -> float:
+    """Temperature by out-of-fold log loss, its logarithm shrunk toward 0 by n / (n + prior):
+    few videos cannot support much sharpening (or softening); many can."""
     z = logit(p)
     res = minimize_scalar(
         lambda lt: log_loss(y, sigmoid(z / np.exp(lt))), bounds=(-3, 3), method="bounded"
     )
-    return float(np.exp(res.x))
+    n = len(y)
+    return float(np.exp(res.x * n / (n + max(0, prior_videos))))
 
 
 def _fit(scores: np.ndarray, y: np.ndarray, cfg: EnsembleConfig, runs: list[str]) -> Ensemble:
@@ -93,7 +96,7 @@ def _fit(scores: np.ndarray, y: np.ndarray, cfg: EnsembleConfig, runs: list[str]
     )
     ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces)
     if cfg.temperature:
-        ens.temperature = _fit_temperature(ens.apply(scores), y)
+        ens.temperature = _fit_temperature(ens.apply(scores), y, cfg.temperature_prior_videos)
     curve = {c: log_loss(y, np.clip(ens.apply(scores), c, 1 - c)) for c in cfg.clip_grid}
     ens.clip = float(min(curve, key=lambda c: (curve[c], c)))
     return ens
@@ -217,7 +220,9 @@ def make_submission(
             len(order),
             failed[:5],
         )
-    sub = pd.DataFrame({"filename": order, "label": [probs[n] for n in order]})
+    # Whatever the ensemble says, no printed answer is exactly 0 or 1 (6 decimals).
+    labels = np.clip([probs[n] for n in order], 1e-6, 1 - 1e-6)
+    sub = pd.DataFrame({"filename": order, "label": labels})
     write_text(sub.to_csv(index=False, float_format="%.6f"), out_path)
     return sub
 
