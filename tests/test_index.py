@@ -63,7 +63,9 @@ def test_duplicate_names_across_parts_are_an_error(tmp_path):
 
 
 def test_no_metadata_is_a_clear_error(tmp_path):
-    with pytest.raises(MetadataError, match=r"no metadata\.json"):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.mp4").write_bytes(b"")
+    with pytest.raises(MetadataError, match=r"no known dataset layout \(expected DFDC part "):
         collect_entries(tmp_path)
 
 

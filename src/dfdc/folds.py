@@ -47,37 +47,59 @@ def _components(edges: list[tuple[str, str]], nodes: list[str]) -> dict[str, str
 
 
 def _original_edges(index: pd.DataFrame) -> list[tuple[str, str]]:
-    return [
+    """Links a video must share a fold through: its original, and its identity group (an
+    FF++ pair TTT_SSS / SSS_TTT, a Celeb-DF identity) where the layout gives one."""
+    edges = [
         (f"video:{n}", f"video:{o}")
         for n, o in zip(index["name"], index["original"], strict=True)
         if isinstance(o, str) and o
     ]
+    if "group" in index:
+        edges += [
+            (f"video:{n}", f"group:{g}")
+            for n, g in zip(index["name"], index["group"], strict=True)
+            if isinstance(g, str) and g
+        ]
+    return edges
+
+
+def _name(node: str) -> str:
+    return node.split(":", 1)[1]
 
 
 def original_clusters(index: pd.DataFrame) -> pd.Series:
-    """Cluster id per video: connected components of the video -> original links."""
+    """Cluster id per video: connected components of the video -> original (and identity
+    group) links."""
     nodes = [f"video:{n}" for n in index["name"]]
     comp = _components(_original_edges(index), nodes)
-    return pd.Series(
-        [comp[n].removeprefix("video:") for n in nodes], index=index.index, name="group"
-    )
+    return pd.Series([_name(comp[n]) for n in nodes], index=index.index, name="group")
+
+
+def _is_dfdc(index: pd.DataFrame) -> pd.Series:
+    """Rows whose ``part`` is a DFDC folder (indexes made before the dataset column: all)."""
+    if "dataset" not in index:
+        return pd.Series(True, index=index.index)
+    return index["dataset"].fillna("dfdc") == "dfdc"
 
 
 def make_folds(index: pd.DataFrame, cfg: CvConfig) -> pd.DataFrame:
     """Assign every labelled video a fold: ``name, fold, group, group_kind, label, part``."""
-    train = index[index["label"].notna()].reset_index(drop=True)
+    # A dataset's own test split (FF++ test.json, Celeb-DF's list) never trains.
+    train = index[index["label"].notna() & (index["split"] != "test")].reset_index(drop=True)
     if train.empty:
         raise FoldError("no labelled videos to split into folds")
-    n_parts = train["part"].nunique()
+    dfdc = _is_dfdc(train)
+    n_parts = train.loc[dfdc, "part"].nunique()
     kind = cfg.group_by
     if kind == "auto":
         kind = "part" if n_parts >= cfg.n_folds else "original"
     if kind == "part":
-        # Parts, merged where a fake and its original sit in different parts.
+        # DFDC parts, merged where a fake and its original sit in different parts; other
+        # datasets' videos by their original and identity links.
         nodes = [f"video:{n}" for n in train["name"]]
-        edges = [(v, f"part:{p}") for v, p in zip(nodes, train["part"], strict=True)]
+        edges = [(v, f"part:{p}") for v, p, d in zip(nodes, train["part"], dfdc, strict=True) if d]
         comp = _components(edges + _original_edges(train), nodes)
-        groups = pd.Series([comp[n].removeprefix("part:") for n in nodes], index=train.index)
+        groups = pd.Series([_name(comp[n]) for n in nodes], index=train.index)
     else:
         groups = original_clusters(train)
     n_groups = groups.nunique()

@@ -89,10 +89,14 @@ class KaggleSourceConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: Literal["sample", "kaggle", "local"] = "sample"
+    # local: a dataset folder in any known layout (detected); ffpp / celebdf: local_path is a
+    # FaceForensics++ / Celeb-DF root in that dataset's own layout.
+    source: Literal["sample", "kaggle", "local", "ffpp", "celebdf"] = "sample"
     raw_dir: str = "data/raw"
-    # For source "local": a folder in DFDC layout (part folders, each with metadata.json).
     local_path: str = "../shared/data/dfdc"
+    # More dataset folders (any known layout, detected) indexed with the source, e.g. FF++
+    # beside DFDC; every row says its dataset.
+    extra_paths: tuple[str, ...] = ()
     index_path: str = "data/interim/videos.parquet"
     # Processes that generate the sample and threads that probe videos.
     workers: int = 2

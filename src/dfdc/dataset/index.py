@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 INDEX_COLUMNS = [
-    "name", "path", "label", "original", "part", "split", "method",
+    "name", "path", "label", "original", "part", "split", "method", "dataset", "compression",
+    "group",
     "width", "height", "rotation", "fps", "frame_count", "duration", "codec", "has_audio",
     "bytes", "readable", "reason",
 ]  # fmt: skip
@@ -53,6 +54,10 @@ class VideoEntry:
     part: str
     split: str
     method: str | None = None
+    dataset: str = "dfdc"
+    compression: str | None = None  # FaceForensics++: c0 | c23 | c40 | raw
+    # Videos sharing a group never straddle folds (an FF++ identity pair, a Celeb-DF identity).
+    group: str | None = None
 
 
 def _part_of(meta_path: Path) -> str:
@@ -94,6 +99,8 @@ def read_metadata(meta_path: str | Path) -> list[VideoEntry]:
                 part=part,
                 split=str(entry.get("split") or "train"),
                 method=entry.get("method") or None,
+                dataset=str(entry.get("dataset") or "dfdc"),
+                compression=entry.get("compression") or None,
             )
         )
     return entries
@@ -101,11 +108,12 @@ def read_metadata(meta_path: str | Path) -> list[VideoEntry]:
 
 def find_metadata(root: str | Path) -> list[Path]:
     """Every metadata file below ``root``: ``metadata.json`` per folder, or ``*_metadata.json``."""
+    from dfdc.dataset.layouts import walk
+
     root = Path(root)
     if root.is_file():
         return [root]
-    found = sorted(root.rglob("metadata.json")) + sorted(root.rglob("*_metadata.json"))
-    return sorted(set(found))
+    return [p for p in walk(root) if p.name == "metadata.json" or p.name.endswith("_metadata.json")]
 
 
 def _test_entries(test_dir: Path) -> list[VideoEntry]:
@@ -117,17 +125,23 @@ def _test_entries(test_dir: Path) -> list[VideoEntry]:
 
 
 def collect_entries(
-    train_root: str | Path | None, test_dir: str | Path | None = None
+    train_root: str | Path | None,
+    test_dir: str | Path | None = None,
+    extra_roots: tuple[str | Path, ...] = (),
+    layout: str = "auto",
 ) -> list[VideoEntry]:
+    """The entries of ``train_root`` (a dataset folder in the given or detected layout), of
+    each extra root (detected), and the unlabelled ``test_dir``; names must be unique."""
+    from dfdc.dataset.layouts import layout_entries
+
     entries: list[VideoEntry] = []
     if train_root is not None:
-        metas = find_metadata(train_root)
-        if not metas:
-            raise MetadataError(
-                f"{train_root}: no metadata.json found (expected DFDC part folders)"
-            )
-        for meta in metas:
-            entries.extend(read_metadata(meta))
+        if Path(train_root).is_file():
+            entries.extend(read_metadata(train_root))
+        else:
+            entries.extend(layout_entries(train_root, layout))
+    for root in extra_roots:
+        entries.extend(layout_entries(root))
     if test_dir is not None and Path(test_dir).is_dir():
         entries.extend(_test_entries(Path(test_dir)))
     seen: dict[str, VideoEntry] = {}
@@ -172,6 +186,9 @@ def build_index(
             "part": e.part,
             "split": e.split,
             "method": e.method,
+            "dataset": e.dataset,
+            "compression": e.compression,
+            "group": e.group,
         }
         row.update(info.as_dict())
         return row

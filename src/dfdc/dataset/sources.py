@@ -1,9 +1,10 @@
-"""Where the raw videos come from: the generated sample, Kaggle, or a local DFDC folder.
+"""Where the raw videos come from: the generated sample, Kaggle, or local dataset folders.
 
-Each source ends in the same layout, so every later stage reads one thing:
-``<raw>/train/<part>/`` with ``metadata.json``, ``<raw>/test_videos/`` and
-``<raw>/sample_submission.csv``. A ``local`` source is read in place (the full training set is
-470 GB); only a small ``SOURCE.json`` under ``<raw>`` records which folder was used.
+The sample and Kaggle end in the DFDC layout under ``<raw>`` (``train/<part>/`` with
+``metadata.json``, ``test_videos/``, ``sample_submission.csv``). Local folders (DFDC,
+FaceForensics++ or Celeb-DF, each in its own layout: :mod:`dfdc.dataset.layouts`) are read in
+place (the full DFDC training set is 470 GB); only a small ``SOURCE.json`` under ``<raw>``
+records which folders were used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from dfdc.core.config import DataConfig, to_dict
 from dfdc.core.io import write_json
+from dfdc.dataset.layouts import walk
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class RawLayout:
     train_root: Path | None
     test_dir: Path | None
     sample_submission: Path | None
+    layout: str = "dfdc"  # of train_root: dfdc | ffpp | celebdf | auto (detected)
+    extra_roots: tuple[Path, ...] = ()
 
 
 def _layout(raw_dir: Path) -> RawLayout:
@@ -79,19 +83,30 @@ def prepare_raw(cfg: DataConfig, sample_workers: int = 1) -> RawLayout:
     local = Path(cfg.local_path).expanduser()
     if not local.exists():
         raise FileNotFoundError(f"{local}: data.local_path does not exist")
+    extra = tuple(Path(p).expanduser() for p in cfg.extra_paths)
+    for path in extra:
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: a folder of data.extra_paths does not exist")
     if raw_dir.exists():
         shutil.rmtree(raw_dir)
     raw_dir.mkdir(parents=True)
-    (raw_dir / "SOURCE.json").write_text(
-        json.dumps({"source": "local", "local_path": str(local.resolve())}, indent=1) + "\n"
-    )
-    test_dirs = [p for p in local.rglob("test_videos") if p.is_dir()] if local.is_dir() else []
-    subs = list(local.rglob("sample_submission.csv")) if local.is_dir() else []
+    record = {
+        "source": cfg.source,
+        "local_path": str(local.resolve()),
+        "extra_paths": [str(p.resolve()) for p in extra],
+    }
+    (raw_dir / "SOURCE.json").write_text(json.dumps(record, indent=1) + "\n")
+    layout = "auto" if cfg.source == "local" else cfg.source
+    files = list(walk(local)) if local.is_dir() else []
+    test_dirs = sorted({p.parent for p in files if p.parent.name == "test_videos"})
+    subs = [p for p in files if p.name == "sample_submission.csv"]
     # The submission's file order is a small file: keep a copy where every source has it.
     for name, found in (
         ("sample_submission.csv", subs),
-        ("test_labels.csv", list(local.rglob("test_labels.csv"))),
+        ("test_labels.csv", [p for p in files if p.name == "test_labels.csv"]),
     ):
         if found:
             shutil.copy(found[0], raw_dir / name)
-    return RawLayout(local, test_dirs[0] if test_dirs else None, subs[0] if subs else None)
+    return RawLayout(
+        local, test_dirs[0] if test_dirs else None, subs[0] if subs else None, layout, extra
+    )

@@ -28,7 +28,9 @@ class DataResult:
 def run(params: Params) -> DataResult:
     cfg = params.data
     layout = prepare_raw(cfg, sample_workers=cfg.workers)
-    entries = collect_entries(layout.train_root, layout.test_dir)
+    entries = collect_entries(
+        layout.train_root, layout.test_dir, layout.extra_roots, layout=layout.layout
+    )
     index = build_index(entries, workers=cfg.workers, relative_to=Path.cwd())
     write_parquet(index, cfg.index_path)
     counts = index.groupby("split")["name"].count().to_dict()
