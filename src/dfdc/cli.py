@@ -99,6 +99,45 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score every labelled video under each path; a table, or one JSON object as last line."""
+    import json
+
+    from dfdc.evaluate import evaluate_paths, metrics_table
+    from dfdc.evaluate import run as run_stage
+    from dfdc.inference.predict import load_bundle
+
+    params = load_params(args.params)
+    if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
+        result = run_stage(params)
+        print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
+        return 0
+    for path in args.paths:
+        if not Path(path).is_dir():
+            print(f"dfdc evaluate: error: {path}: not a folder", file=sys.stderr)
+            return 2
+    bundle = load_bundle(
+        params.base.models_dir,
+        params.base.device,
+        ensemble=None if args.models else params.ensemble.ensemble_path,
+        models=args.models,
+    )
+    result = evaluate_paths(bundle, args.paths)
+    for path, reason in result.failed:
+        print(f"dfdc evaluate: error: {path}: {reason}", file=sys.stderr)
+    if result.scores.empty:
+        print("dfdc evaluate: error: no labelled video could be scored", file=sys.stderr)
+        return 1
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        table = metrics_table(summary)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"{len(result.scores)} videos scored, {len(result.failed)} unreadable")
+    return 0
+
+
 def _cmd_kaggle(args: argparse.Namespace) -> int | None:
     from dfdc.kaggle.cli import main as kaggle_main
 
@@ -171,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate", help="score labelled folders (DFDC, FF++, Celeb-DF layouts) per dataset"
+    )
+    p.add_argument(
+        "paths", nargs="*", help="dataset folders in any supported layout (none: evaluate.sets)"
+    )
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--models", help="a run folder, fold folder or best.pt (default: the fitted ensemble)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")

@@ -28,6 +28,7 @@ __all__ = [
     "DataConfig",
     "EdaConfig",
     "EnsembleConfig",
+    "EvaluateConfig",
     "FacesConfig",
     "KaggleSourceConfig",
     "LoopConfig",
@@ -319,6 +320,16 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """Cross-dataset evaluation: labelled folders (any supported layout) the ensemble never
+    trained on, scored by the evaluate stage."""
+
+    sets: tuple[str, ...] = ()
+    metrics_path: str = "metrics/eval.json"
+    plots_dir: str = "metrics/eval"
+
+
+@dataclass(frozen=True)
 class PackageConfig:
     """The offline Kaggle kernel and its datasets (ids are <owner>/<slug>)."""
 
@@ -352,6 +363,7 @@ class Params:
         )
     )
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
 
 
