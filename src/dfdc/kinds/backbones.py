@@ -41,8 +41,6 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         model = timm.create_model(cfg.backbone, pretrained=pretrained, **kwargs)
-        model.pretrained_weights = origin
-        return model
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise ValueError(f"train.model.backbone: timm has no model {cfg.backbone!r}") from None
@@ -53,6 +51,21 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
                 f"train.model.drop_path_rate: {cfg.backbone} has no drop path; set it to 0"
             ) from None
         raise
+    _small_head(model)
+    model.pretrained_weights = origin
+    return model
+
+
+def _small_head(model: torch.nn.Module) -> None:
+    """Start the one-logit head near p = 0.5. timm's EfficientNet initialises a classifier
+    uniformly in +-1/sqrt(outputs): with one output that is +-1 per weight, and the first
+    logits on real face crops were -13 to +16 (std 9 over 8 FF++ crops), so the first epochs
+    of a pretrained fine-tune (train loss 3.7 in epoch 0) were spent undoing the head,
+    disturbing the pretrained features on the way."""
+    head = model.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.normal_(head.weight, std=0.01)
+        torch.nn.init.zeros_(head.bias)
 
 
 def model_norm(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
