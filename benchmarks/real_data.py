@@ -2,7 +2,7 @@
 clips, ImageNet-pretrained against from scratch on the same grouped folds in the same run.
 
     python benchmarks/real_data.py [ROOT] [--params params.yaml] [--work DIR] [--set KEY=VALUE]...
-                                   [--only pretrained|scratch] [--folds N]
+                                   [--only pretrained|scratch] [--folds N] [--eval PATH...]
 
 ROOT defaults to ../shared/data/ffpp (FaceForensics++ in its own layout). The faces come from
 the workspace's faces stage code with the params file's ``faces`` section (cached in --work, so
@@ -11,7 +11,10 @@ fold trains the params file's ``train`` run through the one training loop, once 
 ``model.pretrained`` as the params say (packaged ImageNet weights by default) and once from
 scratch, everything else equal. ``--set train.lr=0.001`` overrides a key for both. Scores are
 the video-level out-of-fold predictions (mean over frames, as the ensemble's default rule),
-without any calibration. The last line printed is one JSON object.
+without any calibration. Then the pretrained run's fold models, averaged equally, score the
+other shared sets (``--eval``; default ../shared/data/dfdc and ../shared/data/ffpp_c23, the ones
+present) through ``dfdc evaluate``'s code: a cross-dataset check, not a tuned number. The last
+line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--only", choices=["pretrained", "scratch"])
     ap.add_argument("--folds", type=int, help="train only the first N folds")
+    ap.add_argument(
+        "--eval",
+        nargs="*",
+        default=["../shared/data/dfdc", "../shared/data/ffpp_c23"],
+        help="labelled folders the pretrained models score afterwards",
+    )
     args = ap.parse_args(argv)
     setup_logging()
     root, work = Path(args.root), Path(args.work)
@@ -111,6 +120,19 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    cross = {}
+    if "pretrained" in results:
+        from dfdc.evaluate import evaluate_paths
+        from dfdc.inference.predict import load_bundle
+
+        bundle = load_bundle(
+            work / "models", params.base.device, models=work / "models" / "real_pretrained"
+        )
+        for path in [p for p in args.eval if Path(p).is_dir()]:
+            s = evaluate_paths(bundle, [path]).summary()
+            cross[path] = {k: s[k] for k in ("auc", "logloss", "accuracy", "eer", "ap", "n")}
+            print(f"pretrained on {path}: AUC {s['auc']}, log loss {s['logloss']:.3f}, n {s['n']}")
+
     summary = {
         "root": str(root),
         "videos": len(index),
@@ -120,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "faces_s": round(faces_s, 1),
         "total_s": round(time.perf_counter() - t0, 1),
         **results,
+        "cross_dataset": cross,
     }
     print(json.dumps(summary))
     return 0
