@@ -112,6 +112,9 @@ def run(params: Params) -> EvalResult:
     if not cfg.sets:
         result = EvalResult(pd.DataFrame(columns=["set", "label", "prob"]))
         write_json({"sets": [], "n": 0}, cfg.metrics_path)
+        # The stage's declared plot files exist even when there is nothing to draw.
+        write_text("set,fpr,tpr\n", out / "roc.csv")
+        write_text("bin,predicted,observed,set\n", out / "reliability.csv")
         return result
     bundle = load_bundle(params.base.models_dir, params.base.device, params.ensemble.ensemble_path)
     result = evaluate_paths(bundle, list(cfg.sets))

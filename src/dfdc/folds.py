@@ -85,7 +85,8 @@ def _is_dfdc(index: pd.DataFrame) -> pd.Series:
 def make_folds(index: pd.DataFrame, cfg: CvConfig) -> pd.DataFrame:
     """Assign every labelled video a fold: ``name, fold, group, group_kind, label, part``."""
     # A dataset's own test split (FF++ test.json, Celeb-DF's list) never trains.
-    train = index[index["label"].notna() & (index["split"] != "test")].reset_index(drop=True)
+    split = index["split"] if "split" in index else pd.Series("train", index=index.index)
+    train = index[index["label"].notna() & (split != "test")].reset_index(drop=True)
     if train.empty:
         raise FoldError("no labelled videos to split into folds")
     dfdc = _is_dfdc(train)
