@@ -23,11 +23,16 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from dfdc.dataset.index import MetadataError, VideoEntry, read_metadata
+from dfdc.dataset.index import (
+    VIDEO_SUFFIXES,
+    MetadataError,
+    VideoEntry,
+    find_metadata,
+    read_metadata,
+)
 
 __all__ = ["LAYOUTS", "celebdf_entries", "detect_layout", "ffpp_entries", "layout_entries", "walk"]
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
 FFPP_METHODS = (
     "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection",
 )  # fmt: skip
@@ -58,7 +63,7 @@ def detect_layout(root: str | Path) -> str:
         return "ffpp"
     if (root / "Celeb-synthesis").is_dir() or (root / "Celeb-real").is_dir():
         return "celebdf"
-    if any(p.name == "metadata.json" or p.name.endswith("_metadata.json") for p in walk(root)):
+    if find_metadata(root):
         return "dfdc"
     raise MetadataError(
         f"{root}: no known dataset layout (expected DFDC part folders with metadata.json, "
@@ -194,11 +199,7 @@ def celebdf_entries(root: str | Path) -> list[VideoEntry]:
 
 
 def dfdc_entries(root: str | Path) -> list[VideoEntry]:
-    metas = [
-        p
-        for p in walk(Path(root))
-        if p.name == "metadata.json" or p.name.endswith("_metadata.json")
-    ]
+    metas = find_metadata(root)
     if not metas:
         raise MetadataError(f"{root}: no metadata.json found (expected DFDC part folders)")
     return [e for meta in metas for e in read_metadata(meta)]

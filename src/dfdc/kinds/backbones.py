@@ -8,7 +8,8 @@ import timm
 import torch
 
 from dfdc.core.config import ModelConfig
-from dfdc.kinds.weights import package_weights, sha256_file
+from dfdc.core.provenance import sha256_file
+from dfdc.kinds.weights import package_weights
 
 __all__ = ["build_model", "model_norm"]
 

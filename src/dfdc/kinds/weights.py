@@ -12,7 +12,6 @@ from it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import logging
@@ -23,6 +22,7 @@ import torch
 
 from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
+from dfdc.core.provenance import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,6 @@ class PretrainedWeights:
 
     def as_dict(self) -> dict:
         return {"file": str(self.path), "sha256": self.sha256, "source": self.source}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_in_order(source: dict, target: dict, what: str) -> dict:
