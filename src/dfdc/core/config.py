@@ -206,6 +206,9 @@ class ModelConfig:
     drop_rate: float = 0.2
     drop_path_rate: float = 0.0
     input_size: int = 96
+    # Noise-residual input: the 3 classic 5x5 SRM high-pass filters as 3 more input channels
+    # (forensic, not learned; the stem's pretrained weights are spread over 6 channels).
+    srm: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,52 @@ class AugConfig:
 
 
 @dataclass(frozen=True)
+class SelfBlendConfig:
+    """Self-blended pseudo-fakes (SBI): a real crop blended with a transformed copy of itself
+    through a landmark-placed, feathered face mask, labelled fake (``dfdc.training.selfblend``).
+    """
+
+    # Probability that a real crop drawn for training also yields a pseudo-fake (0: off).
+    p: float = 0.0
+    # Train on reals and pseudo-fakes only, no real fakes (the paper's setting that generalises
+    # best across datasets).
+    only: bool = False
+    color_gain: float = 0.1  # per-channel gain in 1 +- this
+    color_shift: float = 12.0  # per-channel shift in +- grey levels
+    resample_p: float = 0.5  # down-then-up resampling of the copy (else it is sharpened)
+    resample_range: tuple[float, float] = (0.4, 0.8)
+    scale: float = 0.05  # the copy's scale about the face in 1 +- this
+    shift: float = 0.02  # and its shift, as a fraction of the crop side
+    mask_jitter: float = 0.15  # the mask's half-axes in 1 +- this
+    blend_ratios: tuple[float, ...] = (0.5, 0.75, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        bounds = {
+            "p": (self.p, 0.0, 1.0),
+            "color_gain": (self.color_gain, 0.0, 0.5),
+            "color_shift": (self.color_shift, 0.0, 64.0),
+            "resample_p": (self.resample_p, 0.0, 1.0),
+            "scale": (self.scale, 0.0, 0.3),
+            "shift": (self.shift, 0.0, 0.2),
+            "mask_jitter": (self.mask_jitter, 0.0, 0.5),
+        }
+        for key, (value, lo, hi) in bounds.items():
+            if not lo <= value <= hi:
+                raise ConfigError(f"train.sbi.{key} must be in [{lo}, {hi}], got {value}")
+        lo, hi = self.resample_range
+        if not 0.05 <= lo <= hi <= 1.0:
+            raise ConfigError(
+                f"train.sbi.resample_range must be [low, high] in [0.05, 1], got {[lo, hi]}"
+            )
+        if not self.blend_ratios or not all(0 < r <= 1 for r in self.blend_ratios):
+            raise ConfigError(
+                f"train.sbi.blend_ratios must be numbers in (0, 1], got {list(self.blend_ratios)}"
+            )
+        if self.only and self.p <= 0:
+            raise ConfigError("train.sbi.only needs train.sbi.p > 0 (pseudo-fakes are its fakes)")
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """What every run gives the training loop, whatever its kind."""
 
@@ -235,8 +284,10 @@ class LoopConfig:
     epochs: int = 10
     batch_size: int = 32
     # sample: all reals + as many freshly drawn fakes each epoch; loss: every video, with the
-    # loss averaged over the real and the fake halves of a batch; none: every video as is.
-    balance: Literal["sample", "loss", "none"] = "sample"
+    # loss averaged over the real and the fake halves of a batch; none: every video as is;
+    # pairs (frame runs): each fake's crop beside its original's crop of the same frame, both
+    # augmented alike, so identity and scene cancel and only the manipulation differs.
+    balance: Literal["sample", "loss", "none", "pairs"] = "sample"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -263,6 +314,7 @@ class TrainConfig(LoopConfig):
     frames_per_video: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)
     aug: AugConfig = field(default_factory=AugConfig)
+    sbi: SelfBlendConfig = field(default_factory=SelfBlendConfig)
 
 
 @dataclass(frozen=True)
@@ -275,6 +327,13 @@ class SequenceRunConfig(LoopConfig):
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     # The frozen backbone of ``sequence.embed: backbone`` (unused with ``embed: run``).
     embed_model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.balance == "pairs":
+            raise ConfigError(
+                "sequence.balance: pairs pairs crops of one frame and applies to frame runs; "
+                "use sample, loss or none"
+            )
 
 
 RunConfig = TrainConfig | SequenceRunConfig

@@ -9,6 +9,7 @@ import torch
 
 from dfdc.core.config import ModelConfig
 from dfdc.core.provenance import sha256_file
+from dfdc.kinds.residuals import NoiseResidualInput
 from dfdc.kinds.weights import package_weights
 
 __all__ = ["build_model", "model_norm"]
@@ -25,6 +26,8 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
         "num_classes": 1,
         "drop_rate": cfg.drop_rate,
         "drop_path_rate": cfg.drop_path_rate or None,
+        # With SRM residuals the stem takes 6 channels; timm spreads pretrained stem weights.
+        "in_chans": 6 if cfg.srm else None,
     }
     pretrained = bool(cfg.pretrained)
     origin: dict = {"source": "timm (download)"} if cfg.pretrained is True else {}
@@ -52,6 +55,8 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
                 f"train.model.drop_path_rate: {cfg.backbone} has no drop path; set it to 0"
             ) from None
         raise
+    if cfg.srm:
+        model = NoiseResidualInput(model)
     _small_head(model)
     model.pretrained_weights = origin
     return model

@@ -13,7 +13,14 @@ from dfdc.faces.store import decode_crop, decode_reduction
 from dfdc.kinds import register_kind
 from dfdc.kinds.backbones import build_model, model_norm
 from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
-from dfdc.training.crops import CropDataset, crop_items, epoch_plan
+from dfdc.training.crops import (
+    CropDataset,
+    collate_groups,
+    crop_items,
+    epoch_plan,
+    fake_originals,
+    plan_group,
+)
 from dfdc.training.transforms import eval_transform, train_transform
 
 __all__ = ["FrameKind"]
@@ -45,20 +52,34 @@ class FrameKind(ModelKind):
         size = cfg.model.input_size
         reduce = decode_reduction(params.faces.crop_size, size)
         seed = params.base.seed
+        group = plan_group(cfg)
+        originals = fake_originals(pd.read_parquet(params.cv.path), train_labels)
+
+        def plan(epoch: int) -> list:
+            return epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world, originals)
 
         def train_loader(epoch: int):
-            plan = epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world)
             aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
             ds = CropDataset(
-                plan,
-                train_transform(cfg.aug, size, mean, std, seed=aug_seed),
+                plan(epoch),
+                train_transform(cfg.aug, size, mean, std, seed=aug_seed, pairs=group == 2),
                 cfg.aug.part_dropout_p,
                 seed=aug_seed,
                 reduce=reduce,
+                group=group,
+                sbi=cfg.sbi,
             )
-            return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, train=True)
+            # A batch holds batch_size crops: batch_size / 2 pairs when the plan is of pairs.
+            collate = collate_groups if group == 2 else None
+            return make_loader(ds, cfg.batch_size // group, cfg.num_workers, rt, True, collate)
 
-        steps = len(epoch_plan(train_items, cfg, 0, seed, rt.rank, rt.world)) // cfg.batch_size
+        first = plan(0)
+        if not first:
+            raise ValueError(
+                f"fold {fold}: the epoch plan is empty (balance {cfg.balance!r}; with pairs, "
+                "the training fakes need their originals' crops of the same frames)"
+            )
+        steps = len(first) // cfg.batch_size
         val_ds = CropDataset(val_items, eval_transform(size, mean, std), reduce=reduce)
         return Task(
             model=model,

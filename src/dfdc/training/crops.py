@@ -4,11 +4,19 @@ A training epoch is a plan: a list of (video, crop) items drawn afresh each epoc
 balancing rule, so every real video is seen every epoch and the fakes rotate (the DFDC train
 set has about five fakes per real). Under DistributedDataParallel every rank draws the same
 plan from the same seed and takes its own slice.
+
+With ``balance: pairs`` the plan is a list of pairs, flattened: a fake's crop follows its
+original's crop of the same frame. DFDC and FaceForensics++ fakes are pixel-aligned with their
+originals and the faces stage crops a fake with its original's boxes, so the two crops differ
+only where the face was manipulated; the dataset augments both alike, so identity, scene and
+augmentation cancel within the pair and the loss can only be lowered by the manipulation.
+Self-blended pseudo-fakes (``sbi``) are drawn from real crops: a real crop is followed by its
+own self-blend (an item with ``blend`` set, label fake) and made in the dataset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -16,11 +24,22 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dfdc.core.config import TrainConfig
+from dfdc.core.config import SelfBlendConfig, TrainConfig
 from dfdc.faces.store import decode_crop, load_video_faces
+from dfdc.training.selfblend import self_blend
 from dfdc.training.transforms import FacePartDropout
 
-__all__ = ["CropDataset", "CropItem", "balanced_videos", "crop_items", "epoch_plan"]
+__all__ = [
+    "CropDataset",
+    "CropItem",
+    "balanced_videos",
+    "collate_groups",
+    "crop_items",
+    "epoch_plan",
+    "fake_originals",
+    "plan_group",
+    "pseudo_fake",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,12 @@ class CropItem:
     track: int
     label: float  # 1.0 FAKE, 0.0 REAL
     landmarks: tuple[float, ...]  # 10 numbers, as fractions of the crop's side
+    blend: bool = False  # the self-blended pseudo-fake of this (real) crop, label 1.0
+
+
+def pseudo_fake(item: CropItem) -> CropItem:
+    """The self-blended pseudo-fake of a real crop (made when the dataset reads it)."""
+    return replace(item, label=1.0, blend=True)
 
 
 def crop_items(
@@ -80,25 +105,86 @@ def balanced_videos(labels: dict[str, float], balance: str, rng: np.random.Gener
     return list(rng.choice(reals, n, replace=False)) + list(rng.choice(fakes, n, replace=False))
 
 
+def fake_originals(folds: pd.DataFrame, videos: dict[str, str]) -> dict[str, str]:
+    """Fake video -> its original, for the ``videos`` given (the folds table's column)."""
+    rows = folds[folds["name"].isin(videos) & folds["original"].notna()]
+    return dict(zip(rows["name"], rows["original"], strict=True))
+
+
+def plan_group(cfg: TrainConfig) -> int:
+    """Items per draw of a plan: 2 when it is made of pairs (``balance: pairs``, or
+    self-blends beside their real crop), else 1."""
+    return 2 if cfg.balance == "pairs" or cfg.sbi.only else 1
+
+
 def epoch_plan(
-    items: list[CropItem], cfg: TrainConfig, epoch: int, seed: int, rank: int = 0, world: int = 1
+    items: list[CropItem],
+    cfg: TrainConfig,
+    epoch: int,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    originals: dict[str, str] | None = None,
 ) -> list[CropItem]:
-    """The items of one epoch: ``frames_per_video`` crops per chosen video, shuffled."""
+    """The items of one epoch: ``frames_per_video`` crops per chosen video, shuffled; for a
+    plan of pairs (:func:`plan_group`) a flat list whose items ``2i`` and ``2i + 1`` are a real
+    crop and a fake (or self-blended) crop of the same frame. ``originals`` maps a fake video
+    to its original (needed for ``balance: pairs``; a fake whose original has no crop of the
+    frame is left out)."""
     rng = np.random.default_rng([seed, epoch])
     by_video: dict[str, list[CropItem]] = {}
     for it in items:
         by_video.setdefault(it.video, []).append(it)
-    chosen = balanced_videos({v: c[0].label for v, c in by_video.items()}, cfg.balance, rng)
-    plan: list[CropItem] = []
-    for v in chosen:
-        crops = by_video[v]
-        k = min(cfg.frames_per_video, len(crops))
-        plan.extend(crops[i] for i in rng.choice(len(crops), k, replace=False))
-    order = rng.permutation(len(plan))
-    plan = [plan[i] for i in order]
+    if cfg.sbi.only:  # reals and their pseudo-fakes alone
+        by_video = {v: c for v, c in by_video.items() if c[0].label == 0.0}
+    group = plan_group(cfg)
+    if cfg.balance == "pairs" and not cfg.sbi.only:
+        draws = _pair_draws(by_video, cfg, rng, originals or {})
+    else:
+        labels = {v: c[0].label for v, c in by_video.items()}
+        chosen = balanced_videos(labels, cfg.balance, rng)
+        draws = []
+        for v in chosen:
+            crops = by_video[v]
+            k = min(cfg.frames_per_video, len(crops))
+            draws.extend((crops[i],) for i in rng.choice(len(crops), k, replace=False))
+    # Pseudo-fakes: each drawn real crop yields its self-blend with probability sbi.p (beside
+    # it in a plan of pairs, as a draw of its own otherwise).
+    if cfg.sbi.p > 0:
+        reals = [d[0] for d in draws if d[0].label == 0.0]
+        blends = [r for r in reals if rng.random() < cfg.sbi.p]
+        if group == 2:
+            if cfg.sbi.only:
+                draws = []
+            draws.extend((r, pseudo_fake(r)) for r in blends)
+        else:
+            draws.extend((pseudo_fake(r),) for r in blends)
+    order = rng.permutation(len(draws))
+    draws = [draws[i] for i in order]
     # Equal shares per rank (DDP needs the same number of steps everywhere).
-    per_rank = len(plan) // world
-    return plan[rank * per_rank : (rank + 1) * per_rank]
+    per_rank = len(draws) // world
+    return [it for d in draws[rank * per_rank : (rank + 1) * per_rank] for it in d]
+
+
+def _pair_draws(
+    by_video: dict[str, list[CropItem]],
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    originals: dict[str, str],
+) -> list[tuple[CropItem, ...]]:
+    """(original crop, fake crop) of the same frame and track, ``frames_per_video`` per fake
+    video; every fake video is used each epoch (each real then appears once per fake)."""
+    draws: list[tuple[CropItem, ...]] = []
+    for video in sorted(by_video):
+        crops = by_video[video]
+        original = originals.get(video)
+        if crops[0].label != 1.0 or original not in by_video:
+            continue
+        same = {(c.frame, c.track): c for c in by_video[original]}
+        pairs = [(same[(c.frame, c.track)], c) for c in crops if (c.frame, c.track) in same]
+        k = min(cfg.frames_per_video, len(pairs))
+        draws.extend(pairs[i] for i in rng.choice(len(pairs), k, replace=False))
+    return draws
 
 
 @lru_cache(maxsize=64)
@@ -107,6 +193,10 @@ def _video_crops(file: str) -> tuple[bytes, ...]:
 
 
 class CropDataset(Dataset):
+    """Decoded, augmented crops of a plan. With ``group`` 2 an index is a pair (plan items
+    ``2i``, ``2i + 1``): both get the same face-part dropout and the same augmentation, and
+    come back stacked (:func:`collate_groups` makes batches of them)."""
+
     def __init__(
         self,
         items: list[CropItem],
@@ -114,6 +204,8 @@ class CropDataset(Dataset):
         part_dropout: float = 0.0,
         seed: int = 0,
         reduce: int = 1,
+        group: int = 1,
+        sbi: SelfBlendConfig | None = None,
     ) -> None:
         self.items = items
         self.transform = transform
@@ -121,14 +213,38 @@ class CropDataset(Dataset):
         self.rng = np.random.default_rng(seed)
         # Crops are stored larger than most models' input: decode them at 1/reduce the size.
         self.reduce = reduce
+        self.group = group
+        self.sbi = sbi or SelfBlendConfig()
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) // self.group
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        it = self.items[i]
+    def _image(self, it: CropItem) -> tuple[np.ndarray, np.ndarray]:
         image = decode_crop(_video_crops(it.file)[it.crop_index], self.reduce)
         landmarks = np.asarray(it.landmarks).reshape(5, 2) * image.shape[1]
-        image = self.dropout(image, landmarks, self.rng)
-        x = self.transform(image=image)["image"]
-        return x, torch.tensor(it.label, dtype=torch.float32)
+        if it.blend:
+            image = self_blend(image, landmarks, self.sbi, self.rng)
+        return image, landmarks
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.group == 1:
+            it = self.items[i]
+            image, landmarks = self._image(it)
+            image = self.dropout(image, landmarks, self.rng)
+            x = self.transform(image=image)["image"]
+            return x, torch.tensor(it.label, dtype=torch.float32)
+        real, fake = self.items[2 * i], self.items[2 * i + 1]
+        (a, lm), (b, _) = self._image(real), self._image(fake)
+        # The same dropout draw for both: replay the generator's state.
+        state = self.rng.bit_generator.state
+        a = self.dropout(a, lm, self.rng)
+        self.rng.bit_generator.state = state
+        b = self.dropout(b, lm, self.rng)
+        out = self.transform(image=a, image1=b)
+        x = torch.stack([out["image"], out["image1"]])
+        return x, torch.tensor([real.label, fake.label], dtype=torch.float32)
+
+
+def collate_groups(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+    """A batch of pairs as one batch of crops (pair members side by side)."""
+    return torch.cat([x for x, _ in batch]), torch.cat([y for _, y in batch])

@@ -67,9 +67,11 @@ def train_transform(
     mean: tuple = IMAGENET_MEAN,
     std: tuple = IMAGENET_STD,
     seed: int | None = None,
+    pairs: bool = False,
 ) -> A.Compose:
     """``seed`` makes the augmentation stream reproducible (albumentations 2 draws from its
-    own generator, not numpy's global one)."""
+    own generator, not numpy's global one). ``pairs``: a second image, ``image1``, gets the
+    very same augmentation (a real crop and its fake of the same frame)."""
     return A.Compose(
         [
             A.ImageCompression(quality_range=cfg.jpeg_quality, p=cfg.jpeg_p),
@@ -99,6 +101,7 @@ def train_transform(
             *_tail(size, mean, std),
         ],
         seed=seed,
+        additional_targets={"image1": "image"} if pairs else None,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dfdc.core.blending import blend, ellipse_mask
 from dfdc.dataset.sample.photos import Photo
 
 __all__ = ["face_mask", "self_blend", "swap_face"]
@@ -20,18 +21,13 @@ def face_mask(
     landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
 ) -> np.ndarray:
     """Feathered inner-face ellipse (float32 in [0, 1]) with per-frame jitter."""
-    left_eye, right_eye = landmarks[0], landmarks[1]
-    eye_dist = float(np.linalg.norm(right_eye - left_eye))
+    eye_dist = float(np.linalg.norm(landmarks[1] - landmarks[0]))
     centre = landmarks.mean(axis=0) + rng.normal(0, 0.6, size=2)
-    angle = float(np.degrees(np.arctan2(*(right_eye - left_eye)[::-1])))
     axes = (
         int(round(1.05 * eye_dist * (1 + rng.normal(0, 0.03)))),
         int(round(1.35 * eye_dist * (1 + rng.normal(0, 0.03)))),
     )
-    mask = np.zeros(shape, np.float32)
-    cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))), axes, angle, 0, 360, 1.0, -1)
-    sigma = max(1.0, 0.12 * eye_dist)
-    return cv2.GaussianBlur(mask, (0, 0), sigma)
+    return ellipse_mask(landmarks, shape, centre, axes, max(1.0, 0.12 * eye_dist))
 
 
 def _colour_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -49,11 +45,6 @@ def _colour_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -
     t_mean, t_std = tgt[weights].mean(0), tgt[weights].std(0) + 1e-3
     out = (src - s_mean) * (t_std / s_std) + t_mean
     return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32)
-
-
-def _blend(base: np.ndarray, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[..., None]
-    return base * (1 - m) + face * m
 
 
 def _jitter(
@@ -88,7 +79,7 @@ def swap_face(
     warped = cv2.warpAffine(image.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR)
     mask = face_mask(target_landmarks, (h, w), rng)
     warped = _colour_transfer(warped, clean, mask)
-    return _blend(clean, warped, mask)
+    return blend(clean, warped, mask)
 
 
 def self_blend(
@@ -109,4 +100,4 @@ def self_blend(
     # Lose a little detail, as generated faces do.
     copy = cv2.GaussianBlur(copy, (0, 0), 0.8)
     mask = face_mask(landmarks, (h, w), rng)
-    return _blend(clean, copy, mask)
+    return blend(clean, copy, mask)
