@@ -7,14 +7,16 @@ clips, ImageNet-pretrained against from scratch on the same grouped folds in the
 ROOT defaults to ../shared/data/ffpp (FaceForensics++ in its own layout). The faces come from
 the workspace's faces stage code with the params file's ``faces`` section (cached in --work, so
 a rerun starts at training); folds are the folds stage's (identity pairs kept together); each
-fold trains the params file's ``train`` run through the one training loop, once with
-``model.pretrained`` as the params say (packaged ImageNet weights by default) and once from
-scratch, everything else equal. ``--set train.lr=0.001`` overrides a key for both. Scores are
-the video-level out-of-fold predictions (mean over frames, as the ensemble's default rule),
-without any calibration. Then the pretrained run's fold models, averaged equally, score the
-other shared sets (``--eval``; default ../shared/data/dfdc and ../shared/data/ffpp_c23, the ones
-present) through ``dfdc evaluate``'s code: a cross-dataset check, not a tuned number. The last
-line printed is one JSON object.
+fold trains the params file's ``train`` run, resolved for this real dataset (``train.recipe:
+auto`` gives the real-data recipe, as ``dvc exp run -S data.source=ffpp`` would), through the
+one training loop, once with ``model.pretrained`` as the params say (packaged ImageNet weights
+by default) and once from scratch, everything else equal. ``--set train.lr=0.001`` overrides
+a key for both. Scores are the video-level out-of-fold predictions (mean over frames, as the
+ensemble's default rule), without any calibration; each variant's training time is printed
+(the recipe's own budget is the pretrained line's). Then the pretrained run's fold models,
+averaged equally, score the other shared sets (``--eval``; default ../shared/data/dfdc and
+../shared/data/ffpp_c23, the ones present) through ``dfdc evaluate``'s code: a cross-dataset
+check, not a tuned number. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dfdc.core.config import load_params, params_from_dict, resolve_device, to_dict
+from dfdc.core.config import params_from_dict, resolve_device, to_dict
 from dfdc.core.io import write_parquet
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
@@ -69,17 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
         return 2
 
-    raw = to_dict(load_params(args.params))
-    for assignment in args.set:
-        _set(raw, assignment)
-    raw["faces"].update(
+    # The params file as written (not resolved): with data.source ffpp, train.recipe auto
+    # resolves to the real-data recipe, as `dvc exp run -S data.source=ffpp` would.
+    raw = yaml.safe_load(Path(args.params).read_text()) or {}
+    raw.setdefault("data", {}).update(source="ffpp", local_path=str(root))
+    raw.setdefault("faces", {}).update(
         out_dir=str(work / "faces"),
         table_path=str(work / "faces.parquet"),
         status_path=str(work / "faces_status.parquet"),
     )
-    raw["cv"]["path"] = str(work / "folds.parquet")
+    raw.setdefault("cv", {})["path"] = str(work / "folds.parquet")
     raw["data"]["index_path"] = str(work / "videos.parquet")
-    params = params_from_dict(raw)
+    for assignment in args.set:
+        _set(raw, assignment)
+    params = params_from_dict(raw, source=args.params)
     t0 = time.perf_counter()
 
     index = build_index(collect_entries(root), workers=params.data.workers)

@@ -7,7 +7,9 @@ file, on this machine's device:
 
 - bare: forward + backward + optimizer step on random tensors already in memory;
 - pipeline: the same steps fed by the training DataLoader: crops read from the faces stage's
-  per-video files, JPEG-decoded, face-part dropout, albumentations, normalisation, batching.
+  per-video files, JPEG-decoded, face-part dropout, albumentations, normalisation, batching;
+- layout: the bare step in PyTorch's default (contiguous) memory layout, against the
+  channels-last layout the loop uses (``train.channels_last``), on CPU as on CUDA.
 
 It needs the faces stage's output (``dvc repro faces`` on the sample is enough). The last line
 printed is one JSON object; ``pipeline_overhead`` is 1 - pipeline/bare images per second.
@@ -24,10 +26,11 @@ import time
 import pandas as pd
 import torch
 
-from dfdc.core.config import load_params, resolve_device
+from dfdc.core.config import load_params
 from dfdc.faces.store import decode_reduction
 from dfdc.kinds import Runtime
 from dfdc.kinds.backbones import build_model, model_norm
+from dfdc.kinds.base import runtime
 from dfdc.training.crops import CropDataset, crop_items, epoch_plan
 from dfdc.training.engine import make_optimizer, smoothed_bce
 from dfdc.training.transforms import train_transform
@@ -67,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = params.train
     if args.workers is not None:
         cfg = dataclasses.replace(cfg, num_workers=args.workers)
-    device = torch.device(resolve_device(params.base.device))
+    rt = runtime(params.base.device, cfg.amp, cfg.channels_last)
+    device = rt.device
     cuda = device.type == "cuda"
-    rt = Runtime(device, cfg.amp and cuda, cfg.channels_last and cuda)
     faces = pd.read_parquet(params.faces.table_path)
     labels = {v: "FAKE" for v in faces["video"].unique()}
     items = crop_items(faces, labels, cfg.train_tracks)
@@ -83,16 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
-    model = build_model(cfg.model).to(device)
-    if rt.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model.train()
-    opt = make_optimizer(model, cfg)
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, 2, (batch,)).float()
+    contiguous = Runtime(device, rt.amp, False)
+    flat = contiguous.place(build_model(cfg.model)).train()
+    flat_opt = make_optimizer(flat, cfg)
+    flat_s = timed(lambda: step(flat, flat_opt, x, y, cfg, contiguous), args.steps)
+    flat_ips = args.steps * batch / flat_s
+    print(f"bare model step, default layout: {flat_ips:.1f} images/s", flush=True)
+
+    model = rt.place(build_model(cfg.model)).train()
+    opt = make_optimizer(model, cfg)
     bare_s = timed(lambda: step(model, opt, x, y, cfg, rt), args.steps)
     bare_ips = args.steps * batch / bare_s
-    print(f"bare model step: {bare_ips:.1f} images/s", flush=True)
+    layout = "channels-last" if rt.channels_last else "default layout"
+    print(f"bare model step, {layout}: {bare_ips:.1f} images/s", flush=True)
 
     mean, std = model_norm(model)
     reduce = decode_reduction(params.faces.crop_size, size)
@@ -117,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": batch,
         "device": str(device),
         "num_workers": cfg.num_workers,
+        "channels_last": rt.channels_last,
+        "bare_default_layout_images_per_s": round(flat_ips, 2),
         "bare_images_per_s": round(bare_ips, 2),
         "pipeline_images_per_s": round(pipe_ips, 2),
         "loader_only_images_per_s": round(load_ips, 2),

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dfdc.cli import main
 from dfdc.core.config import ConfigError, Params, load_params, params_from_dict
@@ -88,3 +89,30 @@ def test_a_partial_sequence_section_keeps_the_sequence_defaults():
         params_from_dict({"sequence": {"aug": {"flip_p": 0.5}}})
     with pytest.raises(ConfigError, match=r"unknown key 'train\.model\.sequence'"):
         params_from_dict({"train": {"model": {"sequence": {}}}})
+
+
+def test_train_recipe_follows_the_data_source_and_keys_override_it():
+    from dfdc.core.config import RECIPES, run_from_dict, to_dict
+
+    sample = load_params(ROOT / "params.yaml").train
+    assert sample.recipe == "sample"
+    assert sample.model.input_size == RECIPES["sample"]["model"]["input_size"]
+    assert sample.balance == "sample" and sample.aug.jpeg_p > 0
+    # The contract: a FaceForensics++ root trains with the real-data recipe.
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"].update(source="ffpp", local_path="/data/ffpp")
+    real = params_from_dict(raw).train
+    assert real.recipe == "real"
+    assert (real.model.input_size, real.balance, real.keep) == (224, "pairs", "last")
+    assert real.aug.jpeg_p == 0 and real.aug.flip_p == 0.5
+    # Keys written in the section win over the recipe; the recipe can be named outright.
+    raw["train"].update(epochs=2, model={**raw["train"]["model"], "input_size": 160})
+    tuned = params_from_dict(raw).train
+    assert (tuned.epochs, tuned.model.input_size, tuned.balance) == (2, 160, "pairs")
+    raw["train"]["recipe"] = "sample"
+    assert params_from_dict(raw).train.model.input_size == 160
+    assert params_from_dict(raw).train.balance == "sample"
+    # A checkpoint's saved run config rebuilds the same run (no recipe applied again).
+    assert run_from_dict(to_dict(real)) == real
+    with pytest.raises(ConfigError, match=r"train\.recipe"):
+        params_from_dict({"train": {"recipe": "fast"}})

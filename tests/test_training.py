@@ -1,6 +1,7 @@
 """Folds, model, augmentation, the training loop, resume and DistributedDataParallel."""
 
 import dataclasses
+import json
 import os
 import socket
 
@@ -12,6 +13,7 @@ import torch
 from dfdc.core.config import AugConfig, CvConfig, ModelConfig, TrainConfig
 from dfdc.folds import FoldError, check_folds, make_folds
 from dfdc.kinds.backbones import build_model
+from dfdc.kinds.checkpoint import read_checkpoint
 from dfdc.training.crops import CropItem, epoch_plan
 from dfdc.training.engine import smoothed_bce
 from dfdc.training.transforms import FacePartDropout, eval_transform, train_transform
@@ -241,6 +243,21 @@ def test_oof_predictions_cover_the_fold(tiny_stage):
     assert all(len(p) == len(f) > 0 for p, f in zip(oof["frame_probs"], oof["frames"], strict=True))
     best = torch.load(result.out_dir / "best.pt", weights_only=False)
     assert best["config"]["run"]["model"]["backbone"] == "resnet10t" and best["kind"] == "frame"
+
+
+def test_keep_last_keeps_the_final_epoch_whatever_its_score(tiny_stage):
+    """keep: last makes no choice on the validation videos (an unbiased out-of-fold score)."""
+    from dfdc.training.engine import fit
+
+    params = tiny_params(tiny_stage, run="keep_last", epochs=3, keep="last", val_every=2)
+    result = fit(params, 0, max_batches=1)
+    assert result.best_epoch == 2
+    assert result.best == {k: v for k, v in result.history[-1].items() if k != "epoch"}
+    # val_every 2: epoch 1 and the last were validated, epoch 0 was not.
+    assert ["video_logloss" in h for h in result.history] == [False, True, True]
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 2
+    assert read_checkpoint(result.out_dir / "best.pt").run.keep == "last"
 
 
 def _free_port() -> int:

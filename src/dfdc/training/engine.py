@@ -232,7 +232,7 @@ def fit(
 ) -> FitResult:
     """Train one fold of ``run`` (default: the ``train`` section; any registered kind);
     resume from ``last.pt`` when it was made with the same config; keep the best epoch by
-    video log loss."""
+    video log loss, or the last (``run.keep``)."""
     run = params.train if run is None else run
     rt = runtime(params.base.device, run.amp, run.channels_last)
     out = Path(out_dir) if out_dir is not None else fold_dir(params, run, fold)
@@ -287,7 +287,10 @@ def fit(
         loader = task.train_loader(epoch)
         tr = train_one_epoch(net, loader, optimizer, scheduler, scaler, run, rt, max_batches)
         if rt.main:
-            metrics, preds = _epoch_metrics(task, model, rt, fold, val_v, tr)
+            if epoch == run.epochs - 1 or (epoch + 1) % run.val_every == 0:
+                metrics, preds = _epoch_metrics(task, model, rt, fold, val_v, tr)
+            else:  # no validation this epoch (val_every): the training side only
+                metrics, preds = {"train_loss": tr["loss"], "lr": tr["lr"]}, None
             history.append({"epoch": epoch, **metrics})
             for k, v in metrics.items():
                 live.log_metric(("train/" if k in ("train_loss", "lr") else "val/") + k, v)
@@ -295,7 +298,8 @@ def fit(
             log.info(
                 "fold %d epoch %d: %s", fold, epoch, {k: round(v, 4) for k, v in metrics.items()}
             )
-            if metrics["video_logloss"] < best["video_logloss"]:
+            better = preds is not None and metrics["video_logloss"] < best["video_logloss"]
+            if (run.keep == "last" and epoch == run.epochs - 1) or (run.keep == "best" and better):
                 best, best_epoch = metrics, epoch
                 save_best(
                     out / "best.pt", params, run, fold, epoch, metrics, model,
