@@ -10,13 +10,15 @@ a rerun starts at training); folds are the folds stage's (identity pairs kept to
 fold trains the params file's ``train`` run, resolved for this real dataset (``train.recipe:
 auto`` gives the real-data recipe, as ``dvc exp run -S data.source=ffpp`` would), through the
 one training loop, once with ``model.pretrained`` as the params say (packaged ImageNet weights
-by default) and once from scratch, everything else equal. ``--set train.lr=0.001`` overrides
-a key for both. Scores are the video-level out-of-fold predictions (mean over frames, as the
-ensemble's default rule), without any calibration; each variant's training time is printed
-(the recipe's own budget is the pretrained line's). Then the pretrained run's fold models,
-averaged equally, score the other shared sets (``--eval``; default ../shared/data/dfdc and
-../shared/data/ffpp_c23, the ones present) through ``dfdc evaluate``'s code: a cross-dataset
-check, not a tuned number. The last line printed is one JSON object.
+by default) and once from scratch, everything else equal. ``--set train.lr=0.001`` overrides a
+key for both. Scores are the video-level out-of-fold predictions, each face track's frames
+combined by ``ensemble.rule`` and the faces by ``ensemble.faces`` (as ``dfdc predict`` and the
+ensemble score a video; the plain mean of all crops is printed beside), without calibration;
+each variant's training time is printed (the recipe's own budget is the pretrained line's). Then
+the pretrained run's fold models, averaged equally, score the other shared sets (``--eval``;
+default ../shared/data/dfdc and ../shared/data/ffpp_c23, the ones present) through ``dfdc
+evaluate``'s code: a cross-dataset check, not a tuned number. The last line printed is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dfdc.core.metrics import binary_metrics
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.extract import run_faces
 from dfdc.folds import make_folds
+from dfdc.inference.aggregate import video_score
 from dfdc.training.engine import fit
 
 
@@ -115,13 +118,27 @@ def main(argv: list[str] | None = None) -> int:
         oof = pd.concat(
             [pd.read_parquet(fit(in_work, k, run=run).out_dir / "oof.parquet") for k in fold_ids]
         )
-        m = binary_metrics(oof["label"], oof["video_prob"])
-        m["train_s"] = round(time.perf_counter() - t1, 1)
-        m["pretrained"] = pretrained
+        train_s = round(time.perf_counter() - t1, 1)
+        # Videos scored as dfdc predict and the ensemble score them: each face track's frames
+        # by ensemble.rule, the tracks by ensemble.faces; the plain mean of every crop beside.
+        rule, faces = params.ensemble.rule, params.ensemble.faces
+        scores = [
+            video_score(p, t, rule, faces)
+            for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
+        ]
+        m = binary_metrics(oof["label"], scores)
+        crop_mean = binary_metrics(oof["label"], oof["video_prob"])
+        m.update(
+            rule=f"{rule} per face, {faces} over faces",
+            crop_mean={k: crop_mean[k] for k in ("auc", "logloss", "accuracy")},
+            train_s=train_s,
+            pretrained=pretrained,
+        )
         results[name] = m
         print(
             f"{name}: out-of-fold video AUC {m['auc']:.3f}, log loss {m['logloss']:.3f}, "
-            f"accuracy {m['accuracy']:.3f}, n {m['n']} ({m['train_s']:.0f} s)",
+            f"accuracy {m['accuracy']:.3f}, n {m['n']} ({m['rule']}; mean of all crops: AUC "
+            f"{crop_mean['auc']:.3f}, log loss {crop_mean['logloss']:.3f}); {train_s:.0f} s",
             flush=True,
         )
 
