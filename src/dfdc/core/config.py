@@ -352,19 +352,19 @@ class SequenceRunConfig(LoopConfig):
             )
 
 
-# The frame run's recipes: the base values of the train section (a key given in params.yaml
-# overrides its recipe's value). sample: what trains the generated sample within make repro's
-# budget. real: what learned real FaceForensics++ deepfakes on a 2-core CPU (README, "Real
-# deepfakes"): 224 px crops (at 128 px fold AUCs were 0.1 lower), each fake beside its original's
-# crop of the same frame, no augmentation beyond flips (heavier augmentation underfit in the
-# epochs a CPU affords), the final epoch kept (no choice made on the validation videos).
+# The frame run's recipes: the base values of the train section's training keys (a key given in
+# params.yaml overrides its recipe's value); which backbone and weights is params.yaml's. sample:
+# what trains the generated sample within make repro's budget. real: what learned real
+# FaceForensics++ deepfakes on a 2-core CPU (README, "Real deepfakes"): 224 px crops (at 128 px
+# fold AUCs were 0.1 lower), each fake beside its original's crop of the same frame, no
+# augmentation beyond flips (heavier augmentation underfit in the epochs a CPU affords), the final
+# epoch kept (no choice made on the validation videos).
 RECIPES: dict[str, dict[str, Any]] = {
     "sample": {
         "epochs": 6, "batch_size": 32, "frames_per_video": 16, "balance": "sample",
         "optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "schedule": "cosine",
         "warmup_epochs": 1.0, "label_smoothing": 0.05, "grad_clip": 1.0,
-        "model": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "input_size": 128,
-                  "drop_rate": 0.2},
+        "model": {"input_size": 128, "drop_rate": 0.2},
         "aug": {"jpeg_p": 0.3, "jpeg_quality": [50, 100], "noise_p": 0.1, "blur_p": 0.1,
                 "flip_p": 0.5, "downscale_p": 0.2, "downscale_range": [0.4, 0.9], "color_p": 0.4,
                 "gray_p": 0.05, "affine_p": 0.3, "rotate_limit": 10.0, "part_dropout_p": 0.2},
@@ -374,8 +374,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "schedule": "cosine",
         "warmup_epochs": 0.0, "label_smoothing": 0.0, "grad_clip": 1.0, "keep": "last",
         "val_every": 5,
-        "model": {"backbone": "tf_efficientnet_lite0", "pretrained": "package", "input_size": 224,
-                  "drop_rate": 0.2},
+        "model": {"input_size": 224, "drop_rate": 0.2},
         "aug": {"jpeg_p": 0.0, "noise_p": 0.0, "blur_p": 0.0, "flip_p": 0.5, "downscale_p": 0.0,
                 "color_p": 0.0, "gray_p": 0.0, "affine_p": 0.0, "part_dropout_p": 0.0},
     },
