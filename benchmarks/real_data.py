@@ -31,26 +31,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
+from realdata import oof_metrics, prepare, real_params
 
-from dfdc.core.config import params_from_dict, resolve_device, to_dict
-from dfdc.core.io import write_parquet
+from dfdc.core.config import to_dict
 from dfdc.core.logs import setup_logging
-from dfdc.core.metrics import binary_metrics
-from dfdc.dataset.index import build_index, collect_entries
-from dfdc.faces.extract import run_faces
-from dfdc.folds import make_folds
-from dfdc.inference.aggregate import video_score
 from dfdc.training.engine import fit
-
-
-def _set(raw: dict, assignment: str) -> None:
-    key, _, value = assignment.partition("=")
-    *path, last = key.split(".")
-    node = raw
-    for part in path:
-        node = node.setdefault(part, {})
-    node[last] = yaml.safe_load(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,28 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
         return 2
 
-    # The params file as written (not resolved): with data.source ffpp, train.recipe auto
-    # resolves to the real-data recipe, as `dvc exp run -S data.source=ffpp` would.
-    raw = yaml.safe_load(Path(args.params).read_text()) or {}
-    raw.setdefault("data", {}).update(source="ffpp", local_path=str(root))
-    raw.setdefault("faces", {}).update(
-        out_dir=str(work / "faces"),
-        table_path=str(work / "faces.parquet"),
-        status_path=str(work / "faces_status.parquet"),
-    )
-    raw.setdefault("cv", {})["path"] = str(work / "folds.parquet")
-    raw["data"]["index_path"] = str(work / "videos.parquet")
-    for assignment in args.set:
-        _set(raw, assignment)
-    params = params_from_dict(raw, source=args.params)
+    params = real_params(args.params, root, work, args.set)
     t0 = time.perf_counter()
-
-    index = build_index(collect_entries(root), workers=params.data.workers)
-    write_parquet(index, params.data.index_path)
-    run_faces(index, params.faces, device=resolve_device(params.base.device))
-    folds = make_folds(index, params.cv)
-    write_parquet(folds, params.cv.path)
-    faces_s = time.perf_counter() - t0
+    index, folds, faces_s = prepare(params, root)
     fakes = int((index["label"] == "FAKE").sum())
     print(
         f"{len(index)} videos, {fakes} fake, {folds['group'].nunique()} identity groups in "
@@ -107,33 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         variants = {args.only: variants[args.only]}
     fold_ids = list(params.cv.folds)[: args.folds] if args.folds else list(params.cv.folds)
-    in_work = dataclasses.replace(
-        params, base=dataclasses.replace(params.base, models_dir=str(work / "models"))
-    )
     results: dict[str, dict] = {}
     for name, pretrained in variants.items():
         model = dataclasses.replace(params.train.model, pretrained=pretrained)
         run = dataclasses.replace(params.train, run=f"real_{name}", model=model)
         t1 = time.perf_counter()
         oof = pd.concat(
-            [pd.read_parquet(fit(in_work, k, run=run).out_dir / "oof.parquet") for k in fold_ids]
+            [pd.read_parquet(fit(params, k, run=run).out_dir / "oof.parquet") for k in fold_ids]
         )
         train_s = round(time.perf_counter() - t1, 1)
-        # Videos scored as dfdc predict and the ensemble score them: each face track's frames
-        # by ensemble.rule, the tracks by ensemble.faces; the plain mean of every crop beside.
-        rule, faces = params.ensemble.rule, params.ensemble.faces
-        scores = [
-            video_score(p, t, rule, faces)
-            for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
-        ]
-        m = binary_metrics(oof["label"], scores)
-        crop_mean = binary_metrics(oof["label"], oof["video_prob"])
-        m.update(
-            rule=f"{rule} per face, {faces} over faces",
-            crop_mean={k: crop_mean[k] for k in ("auc", "logloss", "accuracy")},
-            train_s=train_s,
-            pretrained=pretrained,
-        )
+        m = oof_metrics(oof, params)
+        m.update(train_s=train_s, pretrained=pretrained)
+        crop_mean = m["crop_mean"]
         results[name] = m
         print(
             f"{name}: out-of-fold video AUC {m['auc']:.3f}, log loss {m['logloss']:.3f}, "

@@ -27,6 +27,19 @@ run_cfg = run_config(params, section)
 print(run_cfg)
 
 # %% [markdown]
+# ## Difference masks
+# Where fakes differ from their originals (the masks stage), shown when this run uses them
+# (`train.masks`: segmentation head, guided part dropout).
+
+# %%
+if getattr(run_cfg, "masks", None) is not None and run_cfg.masks.used:
+    plots.plot_masks(
+        pd.read_parquet(params.masks.table_path), pd.read_parquet(params.faces.table_path)
+    )
+else:
+    print("this run does not use the difference masks")
+
+# %% [markdown]
 # ## Train
 
 # %%

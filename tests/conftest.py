@@ -137,6 +137,7 @@ def tiny_params(tmp, **train):
             "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
             "data": {"index_path": str(tmp / "videos.parquet")},
             "base": {"models_dir": str(tmp / "models")},
+            "masks": {"out_dir": str(tmp / "masks"), "table_path": str(tmp / "masks.parquet")},
             "train": base,
         }
     )

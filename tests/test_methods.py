@@ -17,6 +17,7 @@ from dfdc.training.crops import (
     crop_items,
     epoch_plan,
     fake_originals,
+    sbi_skipped,
 )
 from dfdc.training.engine import fit
 from dfdc.training.selfblend import self_blend, selfblend_mask
@@ -24,6 +25,7 @@ from dfdc.training.transforms import train_transform
 from tests.conftest import tiny_params
 
 LANDMARKS = np.array([[40, 50], [88, 50], [64, 70], [46, 92], [82, 92]], np.float32)
+LM_FRACTIONS = tuple(float(v) for v in (LANDMARKS / 128).ravel())
 
 
 def _face(seed: int = 0) -> np.ndarray:
@@ -84,8 +86,21 @@ def _items() -> tuple[list[CropItem], dict[str, str]]:
         ("f1", 1.0, range(3)),
         ("orphan", 1.0, range(4)),
     ]:
-        items += [CropItem(v, v, f, f * 10, 0, label, (0.0,) * 10) for f in frames]
+        items += [CropItem(v, v, f, f * 10, 0, label, LM_FRACTIONS) for f in frames]
     return items, {"f0": "r0", "f1": "r1", "orphan": "missing"}
+
+
+def test_crops_without_usable_landmarks_get_no_self_blend():
+    items, originals = _items()
+    blind = dataclasses.replace(items[0], landmarks=(float("nan"),) * 10)
+    flat = dataclasses.replace(items[1], landmarks=(0.5,) * 10)  # every point in one place
+    items = [blind, flat, *items[2:]]
+    assert sbi_skipped(items) == 2
+    cfg = TrainConfig(balance="sample", frames_per_video=4, sbi=SelfBlendConfig(p=1.0))
+    for epoch in range(3):
+        plan = epoch_plan(items, cfg, epoch=epoch, seed=1, originals=originals)
+        blended = {(it.video, it.crop_index) for it in plan if it.blend}
+        assert blended and not blended & {("r0", 0), ("r0", 1)}
 
 
 def test_pair_plan_puts_each_fake_beside_its_original_frame():
@@ -162,11 +177,19 @@ def test_pair_dataset_augments_both_crops_alike(tiny_stage):
         {"balance": "sample", "sbi": {"p": 0.5}},
         {"balance": "pairs", "sbi": {"p": 1.0, "only": True}},
         {"balance": "sample", "model": {"backbone": "resnet10t", "input_size": 64, "srm": True}},
+        {"balance": "pairs", "masks": {"weight": 1.0, "guide_dropout": True}, "sbi": {"p": 0.5},
+         "aug": {"part_dropout_p": 0.5}},
+        {"balance": "sample", "model": {"backbone": "resnet10t", "input_size": 64,
+                                        "wsdan_maps": 4}},
     ],
-    ids=["pairs", "sbi", "sbi-only", "srm"],
-)
+    ids=["pairs", "sbi", "sbi-only", "srm", "masks", "wsdan"],
+)  # fmt: skip
 def test_each_method_trains_a_fold_that_predict_loads(tiny_stage, train, request):
     params = tiny_params(tiny_stage, run=f"m_{request.node.callspec.id}", epochs=1, **train)
+    if params.train.masks.used and not (tiny_stage / "masks.parquet").exists():
+        from dfdc.diffmasks import run as masks_stage
+
+        masks_stage(params)
     result = fit(params, fold=0, max_batches=2)
     assert np.isfinite(result.history[0]["train_loss"])
     from dfdc.inference.predict import load_bundle

@@ -29,6 +29,7 @@ STAGES = {
     "data": "dfdc.dataset.stage",
     "faces": "dfdc.faces.stage",
     "folds": "dfdc.folds",
+    "masks": "dfdc.diffmasks",
     "train": "dfdc.training.engine",
     "ensemble": "dfdc.ensemble",
     "package": "dfdc.kaggle.kernel",
@@ -138,6 +139,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    """Labelled folders scored clean and under every distortion of ``robustness``."""
+    import json
+    import tempfile
+
+    from dfdc.robustness.report import metrics_table, run_paths
+
+    params = load_params(args.params)
+    for path in args.paths:
+        if not Path(path).is_dir():
+            print(f"dfdc robustness: error: {path}: not a folder", file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="dfdc-robustness-") as tmp:
+        result = run_paths(params, args.paths, args.cache or tmp, models=args.models)
+    for row in result.metrics["failed"]:
+        print(f"dfdc robustness: error: {row['video']} ({row['distortion']} {row['level']:g}): "
+              f"{row['reason']}", file=sys.stderr)  # fmt: skip
+    if args.json:
+        print(json.dumps(result.metrics))
+    else:
+        table = metrics_table(result.metrics)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"{result.metrics['videos']} videos; {len(result.metrics['skipped'])} skipped, "
+              f"{len(result.metrics['failed'])} failed")  # fmt: skip
+    return 0
+
+
 def _cmd_kaggle(args: argparse.Namespace) -> int | None:
     from dfdc.kaggle.cli import main as kaggle_main
 
@@ -176,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data": "materialise data/raw and write the video index",
         "faces": "extract face crops for the indexed videos (resumable)",
         "folds": "split the labelled videos into group k-folds",
+        "masks": "difference masks: where each fake crop differs from its original's",
         "train": "train one fold (under torchrun: DistributedDataParallel)",
         "ensemble": "fit the ensemble out of fold and write the submission",
         "package": "build the offline Kaggle kernel and its datasets",
@@ -223,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "robustness", help="score labelled folders clean and under the black-box distortions"
+    )
+    p.add_argument("paths", nargs="+", help="dataset folders in any supported layout")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument(
+        "--models", help="a run folder, fold folder or best.pt (default: the fitted ensemble)"
+    )
+    p.add_argument("--cache", help="keep the distorted clips in this folder (default: a temp one)")
+    p.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    p.set_defaults(func=_cmd_robustness)
 
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")

@@ -34,6 +34,7 @@ __all__ = [
     "load_oof",
     "make_submission",
     "run",
+    "test_truth",
 ]
 
 
@@ -198,6 +199,17 @@ def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
     return out
 
 
+def test_truth(params: Params, index: pd.DataFrame) -> pd.Series:
+    """Test video name -> 1 (FAKE) / 0 (REAL), where known: the sample's hidden
+    ``test_labels.csv``, else the index's own labels of the test split (FaceForensics++
+    test.json, Celeb-DF's list)."""
+    labels = Path(params.data.raw_dir) / "test_labels.csv"
+    if labels.exists():
+        return pd.read_csv(labels).set_index("filename")["label"].astype(int)
+    test = index[(index["split"] == "test") & index["label"].notna()]
+    return pd.Series((test["label"] == "FAKE").astype(int).to_numpy(), index=test["name"])
+
+
 def make_submission(
     test_paths: list[Path], order: list[str], bundle, out_path: str | Path
 ) -> pd.DataFrame:
@@ -263,15 +275,8 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
     sub = make_submission(test_paths, order, bundle, cfg.submission_path)
 
-    labels = raw / "test_labels.csv"
     test_metrics: dict = {"available": False}
-    # Truth: the sample's hidden test_labels.csv, else the index's own labels of the test
-    # split (FaceForensics++ test.json, Celeb-DF's list).
-    if labels.exists():
-        truth = pd.read_csv(labels).set_index("filename")["label"]
-    else:
-        known = test[test["label"].notna()]
-        truth = pd.Series((known["label"] == "FAKE").astype(int).to_numpy(), index=known["name"])
+    truth = test_truth(params, index)
     if len(truth):
         scored = sub[sub["filename"].isin(truth.index)]
         test_metrics = {

@@ -25,7 +25,7 @@ from dfdc.dataset.layouts import layout_entries
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalResult", "evaluate_paths", "metrics_table", "run"]
+__all__ = ["EvalResult", "evaluate_paths", "labelled_entries", "metrics_table", "run"]
 
 BREAKDOWN = ("dataset", "method", "compression")
 
@@ -65,7 +65,8 @@ def metrics_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _labelled(path: Path) -> list[VideoEntry]:
+def labelled_entries(path: Path) -> list[VideoEntry]:
+    """The videos under ``path`` (any supported layout) that have a label and a file."""
     return [e for e in layout_entries(path) if e.label in ("REAL", "FAKE") and e.path.exists()]
 
 
@@ -73,7 +74,7 @@ def evaluate_paths(bundle, paths: list[str | Path]) -> EvalResult:
     """Score every labelled video under each path with ``bundle`` (an
     :class:`~dfdc.inference.predict.InferenceBundle`)."""
     rows, failed = [], []
-    jobs = [(Path(p), e) for p in paths for e in _labelled(Path(p))]
+    jobs = [(Path(p), e) for p in paths for e in labelled_entries(Path(p))]
     for root, e in tqdm(jobs, desc="evaluate", unit="video"):
         pred = bundle.score(e.path)
         if pred.status == "unreadable":

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_curves", "plot_prediction", "plot_roc_reliability"]
+__all__ = ["plot_curves", "plot_masks", "plot_prediction", "plot_roc_reliability"]
 
 
 def plot_curves(history: list[dict]) -> plt.Figure:
@@ -81,5 +81,38 @@ def plot_prediction(pred, max_crops: int = 16) -> plt.Figure:
             f"f{pred.frames[i]} t{pred.tracks[i]} {scores[i]:.2f}", fontsize=7, color=colour
         )
     fig.suptitle(f"{pred.video}: P(fake) = {pred.prob:.3f}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_masks(masks: pd.DataFrame, faces: pd.DataFrame, n: int = 6) -> plt.Figure | None:
+    """Fake crops beside their original's crop of the same frame and the difference mask (the
+    masks stage), for the ``n`` most altered crops of different videos."""
+    from dfdc.diffmasks import MaskStore
+    from dfdc.faces.store import decode_crop, load_video_faces
+
+    if masks.empty:
+        return None
+    rows = masks.sort_values("area", ascending=False).drop_duplicates("video").head(n)
+    files = faces.groupby("video")["file"].first()
+    store = MaskStore(masks)
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6, 2 * len(rows)), squeeze=False)
+    for ax, (_, r) in zip(axes, rows.iterrows(), strict=True):
+        fake = load_video_faces(files[r["video"]])
+        real = load_video_faces(files[r["original"]])
+        i = int(r["crop_index"])
+        j = next(
+            k
+            for k in range(len(real.frame))
+            if (real.frame[k], real.track[k]) == (fake.frame[i], fake.track[i])
+        )
+        ax[0].imshow(decode_crop(real.crops[j]))
+        ax[1].imshow(decode_crop(fake.crops[i]))
+        ax[2].imshow(store.get(r["video"], i), cmap="magma", vmin=0, vmax=1)
+        ax[0].set_ylabel(r["video"][:14], fontsize=7)
+        for a, title in zip(ax, ("original", "fake", f"mask {r['area']:.0%}"), strict=True):
+            a.set_xticks([])
+            a.set_yticks([])
+            a.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig

@@ -209,6 +209,28 @@ class ModelConfig:
     # Noise-residual input: the 3 classic 5x5 SRM high-pass filters as 3 more input channels
     # (forensic, not learned; the stem's pretrained weights are spread over 6 channels).
     srm: bool = False
+    # WS-DAN (dfdc.kinds.heads): this many attention maps pool the backbone's features
+    # (bilinear attention pooling; 0: the plain head). In training one map crops and zooms a
+    # second view and another erases its region from a third; at inference the crop view (from
+    # the mean map) is averaged in. Thresholds are fractions of a map's maximum, drawn in range.
+    wsdan_maps: int = 0
+    wsdan_crop: tuple[float, float] = (0.4, 0.6)
+    wsdan_drop: tuple[float, float] = (0.2, 0.5)
+    wsdan_eval_crop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.wsdan_maps <= 64:
+            raise ConfigError(f"train.model.wsdan_maps must be in [0, 64], got {self.wsdan_maps}")
+        for key in ("wsdan_crop", "wsdan_drop"):
+            lo, hi = getattr(self, key)
+            if not 0 < lo <= hi < 1:
+                raise ConfigError(
+                    f"train.model.{key} must be [low, high] in (0, 1), got {[lo, hi]}"
+                )
+        if not 0 < self.wsdan_eval_crop < 1:
+            raise ConfigError(
+                f"train.model.wsdan_eval_crop must be in (0, 1), got {self.wsdan_eval_crop}"
+            )
 
 
 @dataclass(frozen=True)
@@ -277,6 +299,48 @@ class SelfBlendConfig:
 
 
 @dataclass(frozen=True)
+class MaskTrainConfig:
+    """How a frame run uses the difference masks (the ``masks`` stage): an auxiliary
+    segmentation head that predicts the altered pixels, and face-part dropout guided to them."""
+
+    # Weight of the segmentation loss beside the classification loss (0: no segmentation head).
+    weight: float = 0.0
+    # Face-part dropout picks the part (eyes, nose, mouth) in proportion to its altered pixels.
+    guide_dropout: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 10.0:
+            raise ConfigError(f"train.masks.weight must be in [0, 10], got {self.weight}")
+
+    @property
+    def used(self) -> bool:
+        return self.weight > 0 or self.guide_dropout
+
+
+@dataclass(frozen=True)
+class DiffMasksConfig:
+    """The masks stage: where each fake crop differs from its original's crop of the same frame
+    (structural dissimilarity, thresholded), one small mask per crop."""
+
+    out_dir: str = "data/interim/masks"
+    table_path: str = "data/interim/masks.parquet"
+    # Stored side of a mask (each cell: the fraction of its pixels that were altered).
+    size: int = 32
+    # SSIM's Gaussian window, in crop pixels, and the dissimilarity (1 - SSIM) / 2 above which
+    # a pixel counts as altered (JPEG noise between two encodes of the same frame stays below).
+    sigma: float = 1.5
+    threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.size <= 256:
+            raise ConfigError(f"masks.size must be in [4, 256], got {self.size}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"masks.threshold must be in (0, 1), got {self.threshold}")
+        if not 0.5 <= self.sigma <= 8.0:
+            raise ConfigError(f"masks.sigma must be in [0.5, 8], got {self.sigma}")
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """What every run gives the training loop, whatever its kind."""
 
@@ -330,6 +394,15 @@ class TrainConfig(LoopConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     sbi: SelfBlendConfig = field(default_factory=SelfBlendConfig)
+    masks: MaskTrainConfig = field(default_factory=MaskTrainConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model.wsdan_maps and self.masks.weight > 0:
+            raise ConfigError(
+                "train.model.wsdan_maps and train.masks.weight: the WS-DAN head and the "
+                "segmentation head cannot be combined; set one of them to 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -444,6 +517,53 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class RobustnessConfig:
+    """The robustness report: held-out videos scored clean and under the DFDC black-box
+    distortions (``dfdc.robustness``), each at the severity levels listed (empty: not run)."""
+
+    out_dir: str = "data/interim/robustness"  # the distorted clips (a cache)
+    metrics_path: str = "metrics/robustness.json"
+    plots_dir: str = "metrics/robustness"
+    seed: int = 0
+    base_crf: int = 18  # H.264 CRF of every re-encode that does not set its own
+    # At most this many videos of each held-out group (out-of-fold, labelled test), half real
+    # and half fake, drawn with the seed (0: all).
+    videos: int = 0
+    include_test: bool = True  # the index's labelled test videos, scored by the full ensemble
+    reencode: tuple[float, ...] = (1.0,)  # the control: re-encoded, nothing else
+    fps: tuple[float, ...] = (15.0, 10.0)
+    downscale: tuple[float, ...] = (0.5, 0.25)
+    crf: tuple[float, ...] = (30.0, 38.0, 45.0)
+    overlay: tuple[float, ...] = (0.1, 0.25)
+    flip: tuple[float, ...] = (1.0,)
+    brightness: tuple[float, ...] = (0.25, 0.5)
+    noise: tuple[float, ...] = (5.0, 15.0)
+    blur: tuple[float, ...] = (1.5, 4.0)
+    mix: tuple[float, ...] = (1.0,)
+
+    def levels(self) -> dict[str, tuple[float, ...]]:
+        """Distortion name -> its severity levels, mildest first, in the report's order."""
+        names = ("reencode", "fps", "downscale", "crf", "overlay", "flip", "brightness",
+                 "noise", "blur", "mix")  # fmt: skip
+        return {n: tuple(getattr(self, n)) for n in names if getattr(self, n)}
+
+    def __post_init__(self) -> None:
+        checks = {
+            "fps": lambda v: 1 <= v <= 120, "downscale": lambda v: 0.05 <= v < 1,
+            "crf": lambda v: 0 <= v <= 51, "overlay": lambda v: 0 < v <= 0.5,
+            "brightness": lambda v: 0 < v < 1, "noise": lambda v: 0 < v <= 64,
+            "blur": lambda v: 0 < v <= 20, "mix": lambda v: v in (1, 2),
+            "flip": lambda v: v == 1, "reencode": lambda v: v == 1,
+        }  # fmt: skip
+        for key, ok in checks.items():
+            bad = [v for v in getattr(self, key) if not ok(v)]
+            if bad:
+                raise ConfigError(f"robustness.{key}: level(s) {bad} out of range")
+        if not 0 <= self.base_crf <= 51:
+            raise ConfigError(f"robustness.base_crf must be in [0, 51], got {self.base_crf}")
+
+
+@dataclass(frozen=True)
 class PackageConfig:
     """The offline Kaggle kernel and its datasets (ids are <owner>/<slug>)."""
 
@@ -469,6 +589,7 @@ class Params:
     eda: EdaConfig = field(default_factory=EdaConfig)
     faces: FacesConfig = field(default_factory=FacesConfig)
     cv: CvConfig = field(default_factory=CvConfig)
+    masks: DiffMasksConfig = field(default_factory=DiffMasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     # A second run, trained by the train_sequence stage: the temporal model.
     sequence: SequenceRunConfig = field(
@@ -478,6 +599,7 @@ class Params:
     )
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
 
 

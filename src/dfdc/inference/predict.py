@@ -152,14 +152,16 @@ def load_bundle(
     models: str | Path | None = None,
     rule: str | None = None,
     faces: str | None = None,
+    fold: int | None = None,
 ) -> InferenceBundle:
     """The one loader of an inference bundle.
 
     With ``ensemble`` (an :class:`Ensemble` or its JSON file): the checkpoints of its runs
     under ``models_dir``, its rule, weights, temperature and clip. With ``models`` (a run
     folder, fold folder or ``best.pt``): those checkpoints, averaged equally. ``rule`` and
-    ``faces`` override the ensemble's. Weights and inputs share one device (``auto``: CUDA
-    when present).
+    ``faces`` override the ensemble's. ``fold``: that fold's checkpoints only (they never
+    trained on the fold's validation videos: how out-of-fold scores are made at inference).
+    Weights and inputs share one device (``auto``: CUDA when present).
     """
     if isinstance(ensemble, str | Path):
         ensemble = Ensemble.load(ensemble)
@@ -170,6 +172,10 @@ def load_bundle(
         paths = [c for run in ensemble.runs for c in find_checkpoints(Path(models_dir) / run)]
     else:
         raise ValueError("load_bundle needs an ensemble or a models folder")
+    if fold is not None:
+        paths = [p for p in paths if p.parent.name == f"fold{fold}"]
+        if not paths:
+            raise FileNotFoundError(f"{models_dir}: no fold{fold}/best.pt for fold {fold}")
     rt = inference_runtime(device)
     loaded = load_models(paths, rt)
     if ensemble is not None:

@@ -9,19 +9,22 @@ import torch
 
 from dfdc.core.config import ModelConfig
 from dfdc.core.provenance import sha256_file
+from dfdc.kinds.heads import AttentionHead, SegmentationAux
 from dfdc.kinds.residuals import NoiseResidualInput
 from dfdc.kinds.weights import package_weights
 
 __all__ = ["build_model", "model_norm"]
 
 
-def build_model(cfg: ModelConfig) -> torch.nn.Module:
+def build_model(cfg: ModelConfig, seg_head: bool = False) -> torch.nn.Module:
     """A timm backbone with one logit. ``pretrained: true`` uses timm's own loader (ImageNet
     weights, for users with internet); ``pretrained: package`` converts the weights an
     installed package ships (:mod:`dfdc.kinds.weights`); ``pretrained_file`` loads any local
     file. The last two go through timm's ``pretrained_cfg_overlay`` (the 1000-class classifier
     dropped since its shape differs), offline. Where the weights came from, with their digest,
-    is ``model.pretrained_weights`` (saved in the checkpoint)."""
+    is ``model.pretrained_weights`` (saved in the checkpoint). ``cfg.srm`` adds the noise
+    residual input, ``cfg.wsdan_maps`` the WS-DAN head, ``seg_head`` the altered-pixel decoder
+    (:mod:`dfdc.kinds.heads`)."""
     kwargs: dict = {
         "num_classes": 1,
         "drop_rate": cfg.drop_rate,
@@ -58,6 +61,17 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
     if cfg.srm:
         model = NoiseResidualInput(model)
     _small_head(model)
+    if cfg.wsdan_maps:
+        model = AttentionHead(
+            model,
+            cfg.wsdan_maps,
+            cfg.wsdan_crop,
+            cfg.wsdan_drop,
+            cfg.wsdan_eval_crop,
+            cfg.drop_rate,
+        )
+    if seg_head:
+        model = SegmentationAux(model)
     model.pretrained_weights = origin
     return model
 

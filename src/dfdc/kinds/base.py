@@ -62,11 +62,14 @@ class Runtime:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def logits(self, model: torch.nn.Module, x: torch.Tensor | tuple) -> torch.Tensor:
+    def forward(self, model: torch.nn.Module, x: torch.Tensor | tuple):
+        """The model's raw output on ``x`` (moved to the device, under autocast)."""
         x = self.to_input(x)
         with self.autocast():
-            out = model(*x) if isinstance(x, tuple) else model(x)
-        return out.squeeze(1).float()
+            return model(*x) if isinstance(x, tuple) else model(x)
+
+    def logits(self, model: torch.nn.Module, x: torch.Tensor | tuple) -> torch.Tensor:
+        return self.forward(model, x).squeeze(1).float()
 
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model on this runtime's device (channels-last where that applies)."""
@@ -145,6 +148,9 @@ class Task:
     val_labels: np.ndarray  # one per validation unit
     to_crops: Callable[[np.ndarray], tuple[list, np.ndarray]]  # unit probs -> crop items, probs
     checkpoint_extra: dict = field(default_factory=dict)  # saved in best.pt (an embedder)
+    # The training loss of (model output, the batch's targets on the device); None: the
+    # classification loss on (B, 1) logits (dfdc.training.losses.smoothed_bce).
+    loss: Callable[[object, list[torch.Tensor]], torch.Tensor] | None = None
 
 
 @dataclass

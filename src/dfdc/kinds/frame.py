@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import torch
 
 from dfdc.core.config import Params, TrainConfig
+from dfdc.diffmasks import MaskStore
 from dfdc.faces.store import decode_crop, decode_reduction
 from dfdc.kinds import register_kind
 from dfdc.kinds.backbones import build_model, model_norm
@@ -20,8 +22,12 @@ from dfdc.training.crops import (
     epoch_plan,
     fake_originals,
     plan_group,
+    sbi_skipped,
 )
+from dfdc.training.losses import frame_loss
 from dfdc.training.transforms import eval_transform, train_transform
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FrameKind"]
 
@@ -47,13 +53,25 @@ class FrameKind(ModelKind):
             raise ValueError(
                 f"fold {fold}: no crops to train on or to validate (check the faces stage)"
             )
-        model = rt.place(build_model(cfg.model))
+        model = rt.place(build_model(cfg.model, seg_head=cfg.masks.weight > 0))
         mean, std = model_norm(model)
         size = cfg.model.input_size
         reduce = decode_reduction(params.faces.crop_size, size)
         seed = params.base.seed
         group = plan_group(cfg)
         originals = fake_originals(pd.read_parquet(params.cv.path), train_labels)
+        masks = MaskStore.open(params.masks.table_path) if cfg.masks.used else None
+        if masks is not None:
+            fake = [it for it in train_items if it.label == 1.0]
+            without = sum(1 for it in fake if (it.video, it.crop_index) not in masks)
+            log.info(
+                "fold %d: %d of %d training fake crops have no difference mask (no original): "
+                "classification loss only", fold, without, len(fake),
+            )  # fmt: skip
+        if cfg.sbi.p > 0 and (skipped := sbi_skipped(train_items)):
+            log.info(
+                "fold %d: %d real crops without usable landmarks get no self-blend", fold, skipped
+            )
 
         def plan(epoch: int) -> list:
             return epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world, originals)
@@ -68,6 +86,9 @@ class FrameKind(ModelKind):
                 reduce=reduce,
                 group=group,
                 sbi=cfg.sbi,
+                masks=masks,
+                mask_targets=cfg.masks.weight > 0,
+                guide=cfg.masks.guide_dropout,
             )
             # A batch holds batch_size crops: batch_size / 2 pairs when the plan is of pairs.
             collate = collate_groups if group == 2 else None
@@ -90,12 +111,13 @@ class FrameKind(ModelKind):
             val_labels=np.array([it.label for it in val_items]),
             to_crops=lambda probs: (val_items, probs),
             checkpoint_extra={"weights": getattr(model, "pretrained_weights", {})},
+            loss=lambda out, targets: frame_loss(out, targets, cfg),
         )
 
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:
         # The weights come from the checkpoint: never fetch or read pretrained ones again.
         mcfg = replace(checkpoint.run.model, pretrained=False, pretrained_file="")
-        model = build_model(mcfg)
+        model = build_model(mcfg, seg_head=checkpoint.run.masks.weight > 0)
         model.load_state_dict(checkpoint.model)
         model = rt.place(model).eval()
         mean, std = model_norm(model)

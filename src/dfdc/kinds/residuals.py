@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dfdc.kinds.heads import TimmWrapper
+
 __all__ = ["SRM_KERNELS", "NoiseResidualInput", "srm_kernels"]
 
 # The three classic SRM kernels (5x5, each normalised; all sum to zero).
@@ -32,15 +34,11 @@ def srm_kernels() -> torch.Tensor:
     return k.unsqueeze(1).repeat(1, 3, 1, 1) / 3.0
 
 
-class NoiseResidualInput(nn.Module):
-    """A timm model built for 6 input channels, fed the image and its 3 SRM residuals. It
-    answers like the timm model it wraps (``forward_features``, ``forward_head``,
-    ``num_features``, ``get_classifier``, ``pretrained_cfg``), so the loop, the embedder of
-    the sequence kind and inference use it unchanged."""
+class NoiseResidualInput(TimmWrapper):
+    """A timm model built for 6 input channels, fed the image and its 3 SRM residuals."""
 
     def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net)
         self.register_buffer("srm", srm_kernels(), persistent=False)
 
     def residuals(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,20 +46,3 @@ class NoiseResidualInput(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(torch.cat([x, self.residuals(x)], dim=1))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.net.forward_head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    @property
-    def num_features(self) -> int:
-        return int(self.net.num_features)
-
-    @property
-    def pretrained_cfg(self) -> dict:
-        return getattr(self.net, "pretrained_cfg", {})
-
-    def get_classifier(self) -> nn.Module:
-        return self.net.get_classifier()

@@ -99,7 +99,8 @@ class Embedder(nn.Module):
 
     @property
     def dim(self) -> int:
-        return int(self.net.num_features)
+        # A WS-DAN head pools maps x channels features; any other head, the backbone's.
+        return int(getattr(self.net, "pooled_features", self.net.num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)

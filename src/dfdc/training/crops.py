@@ -19,14 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from dfdc.core.config import SelfBlendConfig, TrainConfig
+from dfdc.diffmasks import MaskStore
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.training.selfblend import self_blend
+from dfdc.training.selfblend import has_landmarks, self_blend
 from dfdc.training.transforms import FacePartDropout
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "fake_originals",
     "plan_group",
     "pseudo_fake",
+    "sbi_skipped",
 ]
 
 
@@ -105,6 +108,11 @@ def balanced_videos(labels: dict[str, float], balance: str, rng: np.random.Gener
     return list(rng.choice(reals, n, replace=False)) + list(rng.choice(fakes, n, replace=False))
 
 
+def sbi_skipped(items: list[CropItem]) -> int:
+    """Real crops that can get no self-blend (landmarks missing or degenerate)."""
+    return sum(1 for it in items if it.label == 0.0 and not has_landmarks(it.landmarks))
+
+
 def fake_originals(folds: pd.DataFrame, videos: dict[str, str]) -> dict[str, str]:
     """Fake video -> its original, for the ``videos`` given (the folds table's column)."""
     rows = folds[folds["name"].isin(videos) & folds["original"].notna()]
@@ -150,8 +158,8 @@ def epoch_plan(
             draws.extend((crops[i],) for i in rng.choice(len(crops), k, replace=False))
     # Pseudo-fakes: each drawn real crop yields its self-blend with probability sbi.p (beside
     # it in a plan of pairs, as a draw of its own otherwise).
-    if cfg.sbi.p > 0:
-        reals = [d[0] for d in draws if d[0].label == 0.0]
+    if cfg.sbi.p > 0:  # a crop without usable landmarks cannot place a mask (sbi_skipped)
+        reals = [d[0] for d in draws if d[0].label == 0.0 and has_landmarks(d[0].landmarks)]
         blends = [r for r in reals if rng.random() < cfg.sbi.p]
         if group == 2:
             if cfg.sbi.only:
@@ -195,7 +203,12 @@ def _video_crops(file: str) -> tuple[bytes, ...]:
 class CropDataset(Dataset):
     """Decoded, augmented crops of a plan. With ``group`` 2 an index is a pair (plan items
     ``2i``, ``2i + 1``): both get the same face-part dropout and the same augmentation, and
-    come back stacked (:func:`collate_groups` makes batches of them)."""
+    come back stacked (:func:`collate_groups` makes batches of them).
+
+    With ``masks`` (the masks stage's :class:`~dfdc.diffmasks.MaskStore`) each crop also comes
+    with where it was altered: a fake's difference mask, a pseudo-fake's blend mask, nothing
+    for a real; ``mask_targets`` returns them (and whether each is known: a fake without its
+    original has none) for the segmentation head, ``guide`` steers the part dropout to them."""
 
     def __init__(
         self,
@@ -206,6 +219,9 @@ class CropDataset(Dataset):
         reduce: int = 1,
         group: int = 1,
         sbi: SelfBlendConfig | None = None,
+        masks: MaskStore | None = None,
+        mask_targets: bool = False,
+        guide: bool = False,
     ) -> None:
         self.items = items
         self.transform = transform
@@ -215,36 +231,74 @@ class CropDataset(Dataset):
         self.reduce = reduce
         self.group = group
         self.sbi = sbi or SelfBlendConfig()
+        self.masks = masks
+        self.mask_targets = mask_targets and masks is not None
+        self.guide = guide and masks is not None
 
     def __len__(self) -> int:
         return len(self.items) // self.group
 
-    def _image(self, it: CropItem) -> tuple[np.ndarray, np.ndarray]:
+    def _image(self, it: CropItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+        """(crop, landmarks in its pixels, altered-pixel mask at its size or None, whether the
+        mask is known)."""
         image = decode_crop(_video_crops(it.file)[it.crop_index], self.reduce)
         landmarks = np.asarray(it.landmarks).reshape(5, 2) * image.shape[1]
+        if self.masks is None:
+            if it.blend:
+                image = self_blend(image, landmarks, self.sbi, self.rng)
+            return image, landmarks, None, 0.0
+        shape = image.shape[:2]
         if it.blend:
-            image = self_blend(image, landmarks, self.sbi, self.rng)
-        return image, landmarks
+            image, mask = self_blend(image, landmarks, self.sbi, self.rng, return_mask=True)
+            return image, landmarks, mask, 1.0
+        if it.label == 0.0:
+            return image, landmarks, np.zeros(shape, np.float32), 1.0
+        stored = self.masks.get(it.video, it.crop_index)
+        if stored is None:
+            return image, landmarks, np.zeros(shape, np.float32), 0.0
+        return (
+            image,
+            landmarks,
+            cv2.resize(stored, shape[::-1], interpolation=cv2.INTER_LINEAR),
+            1.0,
+        )
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if self.group == 1:
             it = self.items[i]
-            image, landmarks = self._image(it)
-            image = self.dropout(image, landmarks, self.rng)
-            x = self.transform(image=image)["image"]
-            return x, torch.tensor(it.label, dtype=torch.float32)
+            image, landmarks, mask, known = self._image(it)
+            image = self.dropout(image, landmarks, self.rng, mask if self.guide else None)
+            if not self.mask_targets:
+                x = self.transform(image=image)["image"]
+                return x, torch.tensor(it.label, dtype=torch.float32)
+            out = self.transform(image=image, mask=mask)
+            return (
+                out["image"],
+                torch.tensor(it.label, dtype=torch.float32),
+                out["mask"].float(),
+                torch.tensor(known, dtype=torch.float32),
+            )
         real, fake = self.items[2 * i], self.items[2 * i + 1]
-        (a, lm), (b, _) = self._image(real), self._image(fake)
-        # The same dropout draw for both: replay the generator's state.
+        (a, lm, ma, ka), (b, _, mb, kb) = self._image(real), self._image(fake)
+        # The same dropout draw for both (replay the generator's state), guided by the fake's mask.
+        guide = mb if self.guide else None
         state = self.rng.bit_generator.state
-        a = self.dropout(a, lm, self.rng)
+        a = self.dropout(a, lm, self.rng, guide)
         self.rng.bit_generator.state = state
-        b = self.dropout(b, lm, self.rng)
-        out = self.transform(image=a, image1=b)
-        x = torch.stack([out["image"], out["image1"]])
-        return x, torch.tensor([real.label, fake.label], dtype=torch.float32)
+        b = self.dropout(b, lm, self.rng, guide)
+        y = torch.tensor([real.label, fake.label], dtype=torch.float32)
+        if not self.mask_targets:
+            out = self.transform(image=a, image1=b)
+            return torch.stack([out["image"], out["image1"]]), y
+        out = self.transform(image=a, image1=b, mask=ma, mask1=mb)
+        return (
+            torch.stack([out["image"], out["image1"]]),
+            y,
+            torch.stack([out["mask"], out["mask1"]]).float(),
+            torch.tensor([ka, kb], dtype=torch.float32),
+        )
 
 
-def collate_groups(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
-    """A batch of pairs as one batch of crops (pair members side by side)."""
-    return torch.cat([x for x, _ in batch]), torch.cat([y for _, y in batch])
+def collate_groups(batch: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """A batch of pairs as one batch of crops (pair members side by side), every field."""
+    return tuple(torch.cat(parts) for parts in zip(*batch, strict=True))

@@ -14,14 +14,14 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dfdc.core.config import LoopConfig, Params, RunConfig, run_config
@@ -31,6 +31,7 @@ from dfdc.kinds import Runtime, Task, get_kind
 from dfdc.kinds.base import runtime
 from dfdc.kinds.checkpoint import read_resume, resolved_config, save_best, save_last
 from dfdc.training.crops import CropItem
+from dfdc.training.losses import smoothed_bce
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ __all__ = [
     "fold_dir",
     "live_dir",
     "run",
+    "smoothed_bce",
     "train_one_epoch",
     "validate",
 ]
@@ -61,18 +63,6 @@ def _seed_everything(seed: int) -> None:
     # Deterministic kernels where PyTorch has a choice (a warning, not an error, where an op
     # has none), so a rerun on the same machine gives the same weights.
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def smoothed_bce(
-    logits: torch.Tensor, y: torch.Tensor, smoothing: float, balance_halves: bool
-) -> torch.Tensor:
-    """BCE on label-smoothed targets; with ``balance_halves``, the mean of the real half's
-    and the fake half's losses (the DFDC winner's answer to 5 fakes per real)."""
-    target = y * (1 - smoothing) + 0.5 * smoothing
-    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    if balance_halves and (y > 0.5).any() and (y < 0.5).any():
-        return 0.5 * (loss[y > 0.5].mean() + loss[y < 0.5].mean())
-    return loss.mean()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig) -> torch.optim.Optimizer:
@@ -112,15 +102,22 @@ def train_one_epoch(
     cfg: LoopConfig,
     rt: Runtime,
     max_batches: int | None = None,
+    loss_fn: Callable[[object, list[torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, float]:
+    """One pass over ``loader``'s batches (inputs, labels[, more targets]); ``loss_fn`` (the
+    task's) takes the model's raw output and the targets, else the classification loss."""
     model.train()
     total, count = 0.0, 0
-    for i, (x, y) in enumerate(tqdm(loader, desc="train", leave=False, disable=not rt.main)):
+    for i, batch in enumerate(tqdm(loader, desc="train", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
-        y = y.to(rt.device, non_blocking=True)
-        logits = rt.logits(model, x)
-        loss = smoothed_bce(logits, y, cfg.label_smoothing, cfg.balance == "loss")
+        x, targets = batch[0], [t.to(rt.device, non_blocking=True) for t in batch[1:]]
+        y = targets[0]
+        if loss_fn is None:
+            logits = rt.logits(model, x)
+            loss = smoothed_bce(logits, y, cfg.label_smoothing, cfg.balance == "loss")
+        else:
+            loss = loss_fn(rt.forward(model, x), targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -131,7 +128,7 @@ def train_one_epoch(
         scheduler.step()
         total += float(loss.detach()) * len(y)
         count += len(y)
-    return {"loss": total / max(1, count), "lr": optimizer.param_groups[0]["lr"]}
+    return {"loss": total / max(1, count), "lr": optimizer.param_groups[0]["lr"], "images": count}
 
 
 @torch.inference_mode()
@@ -141,10 +138,10 @@ def validate(
     """FAKE probabilities of the loader's units (frames or tracks), in its order."""
     model.eval()
     probs = []
-    for i, (x, _) in enumerate(tqdm(loader, desc="validate", leave=False, disable=not rt.main)):
+    for i, batch in enumerate(tqdm(loader, desc="validate", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
-        probs.append(torch.sigmoid(rt.logits(model, x)).cpu().numpy())
+        probs.append(torch.sigmoid(rt.logits(model, batch[0])).cpu().numpy())
     return np.concatenate(probs) if probs else np.zeros(0)
 
 
@@ -186,6 +183,10 @@ class FitResult:
     best: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     model: torch.nn.Module | None = None
+    # What this call trained (a resumed fit counts its own epochs only): crops seen, and the
+    # seconds spent in training steps (validation excluded), for methods' cost per image.
+    train_images: int = 0
+    train_seconds: float = 0.0
 
 
 def _fold_labels(params: Params, fold: int, faces: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame]:
@@ -283,9 +284,14 @@ def fit(
         total=run.epochs,
         disable=not rt.main,
     )
+    images, seconds = 0, 0.0
     for epoch in epochs:
+        t0 = time.perf_counter()
         loader = task.train_loader(epoch)
-        tr = train_one_epoch(net, loader, optimizer, scheduler, scaler, run, rt, max_batches)
+        tr = train_one_epoch(
+            net, loader, optimizer, scheduler, scaler, run, rt, max_batches, task.loss
+        )
+        images, seconds = images + tr["images"], seconds + time.perf_counter() - t0
         if rt.main:
             if epoch == run.epochs - 1 or (epoch + 1) % run.val_every == 0:
                 metrics, preds = _epoch_metrics(task, model, rt, fold, val_v, tr)
@@ -317,7 +323,7 @@ def fit(
     if rt.main:
         write_json({"fold": fold, "best_epoch": best_epoch, **best}, out / "metrics.json")
         live.end()
-    return FitResult(out, best_epoch, best, history, model)
+    return FitResult(out, best_epoch, best, history, model, images, seconds)
 
 
 def run(params: Params, fold: int, section: str = "train", smoke: bool = False) -> FitResult:

@@ -19,7 +19,14 @@ import numpy as np
 from dfdc.core.blending import blend, ellipse_mask
 from dfdc.core.config import SelfBlendConfig
 
-__all__ = ["self_blend", "selfblend_mask"]
+__all__ = ["has_landmarks", "self_blend", "selfblend_mask"]
+
+
+def has_landmarks(landmarks: np.ndarray | tuple, min_eye_dist: float = 0.02) -> bool:
+    """Whether landmarks (5 points, any units where the crop side is 1 or more) can place a
+    blend mask: all finite and the eyes apart by at least ``min_eye_dist`` of a unit side."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    return bool(np.isfinite(lm).all() and np.linalg.norm(lm[1] - lm[0]) >= min_eye_dist)
 
 
 def selfblend_mask(
@@ -49,10 +56,12 @@ def self_blend(
     landmarks: np.ndarray,
     cfg: SelfBlendConfig,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """The self-blended version of ``image`` (RGB uint8; ``landmarks`` (5, 2) in its pixels).
-    The mask is the first draw from ``rng``: ``selfblend_mask`` with a generator in the same
-    state gives the mask that was used."""
+    return_mask: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """The self-blended version of ``image`` (RGB uint8; ``landmarks`` (5, 2) in its pixels),
+    and with ``return_mask`` the blend mask (float32 in [0, 1]: the altered pixels). The mask
+    is the first draw from ``rng``: ``selfblend_mask`` with a generator in the same state gives
+    the mask that was used."""
     h, w = image.shape[:2]
     mask = selfblend_mask(landmarks, (h, w), cfg, rng)
     src = image.astype(np.float32)
@@ -77,4 +86,4 @@ def self_blend(
     # Outside the mask's support the crop stays the real one exactly (no rounding drift).
     outside = mask <= 0
     out[outside] = image[outside]
-    return out
+    return (out, mask.astype(np.float32)) if return_mask else out

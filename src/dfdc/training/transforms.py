@@ -22,33 +22,52 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class FacePartDropout:
-    """Blank out the eyes, the nose or the mouth, located by the 5 landmarks (crop pixels)."""
+    """Blank out the eyes, the nose or the mouth, located by the 5 landmarks (crop pixels).
+    Given where the crop was altered (``altered``: a mask of any size, its values the altered
+    fraction), the part is drawn in proportion to its altered pixels, so the model learns to
+    find the manipulation elsewhere too (the DFDC winner's mask-guided dropout)."""
 
     def __init__(self, p: float) -> None:
         self.p = p
 
+    @staticmethod
+    def part_boxes(landmarks: np.ndarray, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """(x1, y1, x2, y2) of the eyes' band, the nose and the mouth, clipped to ``shape``."""
+        lm = np.asarray(landmarks, np.float32)
+        eye_dist = float(np.linalg.norm(lm[1] - lm[0])) or shape[1] / 4
+        parts = (
+            (lm[[0, 1]], (0.45 * eye_dist, 0.22 * eye_dist)),  # both eyes: one band
+            (lm[[2]], (0.3 * eye_dist, 0.3 * eye_dist)),  # nose
+            (lm[[3, 4]], (0.3 * eye_dist, 0.25 * eye_dist)),  # mouth
+        )
+        return [
+            (
+                int(max(0, pts[:, 0].min() - hx)),
+                int(max(0, pts[:, 1].min() - hy)),
+                int(min(shape[1], pts[:, 0].max() + hx)),
+                int(min(shape[0], pts[:, 1].max() + hy)),
+            )
+            for pts, (hx, hy) in parts
+        ]
+
     def __call__(
-        self, image: np.ndarray, landmarks: np.ndarray | None, rng: np.random.Generator
+        self,
+        image: np.ndarray,
+        landmarks: np.ndarray | None,
+        rng: np.random.Generator,
+        altered: np.ndarray | None = None,
     ) -> np.ndarray:
         if landmarks is None or self.p <= 0 or rng.random() >= self.p:
             return image
-        lm = np.asarray(landmarks, np.float32)
-        eye_dist = float(np.linalg.norm(lm[1] - lm[0])) or image.shape[1] / 4
-        part = rng.integers(3)
+        boxes = self.part_boxes(landmarks, image.shape)
+        if altered is not None and altered.any():
+            full = cv2.resize(altered.astype(np.float32), image.shape[1::-1])
+            weight = np.array([full[y1:y2, x1:x2].sum() for x1, y1, x2, y2 in boxes]) + 1e-6
+            part = int(rng.choice(3, p=weight / weight.sum()))
+        else:
+            part = int(rng.integers(3))
+        x1, y1, x2, y2 = boxes[part]
         out = image.copy()
-        if part == 0:  # both eyes: one band along the eye line
-            pts = lm[[0, 1]]
-            half = (0.45 * eye_dist, 0.22 * eye_dist)
-        elif part == 1:  # nose
-            pts = lm[[2]]
-            half = (0.3 * eye_dist, 0.3 * eye_dist)
-        else:  # mouth
-            pts = lm[[3, 4]]
-            half = (0.3 * eye_dist, 0.25 * eye_dist)
-        x1 = int(max(0, pts[:, 0].min() - half[0]))
-        x2 = int(min(image.shape[1], pts[:, 0].max() + half[0]))
-        y1 = int(max(0, pts[:, 1].min() - half[1]))
-        y2 = int(min(image.shape[0], pts[:, 1].max() + half[1]))
         out[y1:y2, x1:x2] = 0
         return out
 
@@ -70,8 +89,9 @@ def train_transform(
     pairs: bool = False,
 ) -> A.Compose:
     """``seed`` makes the augmentation stream reproducible (albumentations 2 draws from its
-    own generator, not numpy's global one). ``pairs``: a second image, ``image1``, gets the
-    very same augmentation (a real crop and its fake of the same frame)."""
+    own generator, not numpy's global one). ``pairs``: a second image, ``image1`` (and mask,
+    ``mask1``), gets the very same augmentation (a real crop and its fake of the same frame).
+    Masks (``mask``) follow the geometric transforms only."""
     return A.Compose(
         [
             A.ImageCompression(quality_range=cfg.jpeg_quality, p=cfg.jpeg_p),
@@ -101,7 +121,7 @@ def train_transform(
             *_tail(size, mean, std),
         ],
         seed=seed,
-        additional_targets={"image1": "image"} if pairs else None,
+        additional_targets={"image1": "image", "mask1": "mask"} if pairs else None,
     )
 
 

@@ -1,0 +1,139 @@
+"""The training methods against the plain recipe on real clips: one out-of-fold table.
+
+    python benchmarks/methods.py [ROOT] [--params params.yaml] [--work DIR] [--folds N]
+                                 [--methods plain,sbi,...] [--set KEY=VALUE]...
+
+ROOT defaults to ../shared/data/ffpp (FaceForensics++ c23 in its own layout). Each method is the
+params file's frame run resolved for this real dataset (the real recipe: 224 px real/fake pairs,
+5 epochs, packaged ImageNet weights), with one switch turned on; every method trains the same
+folds (``--folds N``: the first N) with the same seed and epochs, through the one training loop,
+and its fold models are an ensemble member like any other run (``<work>/models/<method>``).
+
+    plain      the real recipe as is
+    sbi        + self-blended pseudo-fakes beside half of the real crops (train.sbi.p 0.5)
+    sbi_only   reals and their self-blends only, no real fakes (train.sbi.only; SBI's setting)
+    masks      + segmentation head on the difference masks (train.masks.weight 1) and
+               face-part dropout (p 0.3) drawn toward the altered pixels
+    wsdan      WS-DAN head, 8 attention maps (train.model.wsdan_maps 8)
+    srm        + SRM noise-residual input channels (train.model.srm)
+
+Printed per method: out-of-fold video AUC and log loss (each face track's frames by
+``ensemble.rule``, faces by ``ensemble.faces``, no calibration), the plain mean of all crops
+beside, and the cost: training crops per second (training steps only) and its ratio to the
+plain recipe's in the same run. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from realdata import oof_metrics, prepare, real_params
+
+from dfdc.core.config import MaskTrainConfig, TrainConfig
+from dfdc.core.logs import setup_logging
+from dfdc.diffmasks import run as masks_stage
+from dfdc.training.engine import fit
+
+
+def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
+    """Each method as a run: the base recipe with one switch on (and its own run name)."""
+    model, sbi, aug = base.model, base.sbi, base.aug
+    r = dataclasses.replace
+    return {
+        "plain": r(base, run="plain"),
+        "sbi": r(base, run="sbi", sbi=r(sbi, p=0.5, only=False)),
+        "sbi_only": r(base, run="sbi_only", sbi=r(sbi, p=1.0, only=True)),
+        "masks": r(
+            base,
+            run="masks",
+            masks=MaskTrainConfig(weight=1.0, guide_dropout=True),
+            aug=r(aug, part_dropout_p=0.3),
+        ),
+        "wsdan": r(base, run="wsdan", model=r(model, wsdan_maps=8)),
+        "srm": r(base, run="srm", model=r(model, srm=True)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default="../shared/data/ffpp")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--work", default="data/bench/methods")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--folds", type=int, help="train only the first N folds")
+    ap.add_argument("--methods", default="plain,sbi,sbi_only,masks,wsdan,srm")
+    args = ap.parse_args(argv)
+    setup_logging()
+    root, work = Path(args.root), Path(args.work)
+    if not root.is_dir():
+        print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
+        return 2
+    params = real_params(args.params, root, work, args.set)
+    runs = method_runs(params.train)
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(runs))
+    if unknown:
+        print(f"--methods: unknown {unknown} (known: {', '.join(runs)})", file=sys.stderr)
+        return 2
+
+    t0 = time.perf_counter()
+    index, _, faces_s = prepare(params, root)
+    masks = masks_stage(params)
+    fold_ids = list(params.cv.folds)[: args.folds] if args.folds else list(params.cv.folds)
+    print(
+        f"{len(index)} videos, {int((index['label'] == 'FAKE').sum())} fake, folds {fold_ids} of "
+        f"{params.cv.n_folds}; faces {faces_s:.0f} s; masks for {len(masks.table)} crops "
+        f"({masks.status['status'].value_counts().to_dict()})",
+        flush=True,
+    )
+
+    results: dict[str, dict] = {}
+    for name in chosen:
+        run = runs[name]
+        t1 = time.perf_counter()
+        fits = [fit(params, k, run=run) for k in fold_ids]
+        oof = pd.concat([pd.read_parquet(f.out_dir / "oof.parquet") for f in fits])
+        images = sum(f.train_images for f in fits)
+        seconds = sum(f.train_seconds for f in fits)
+        m = oof_metrics(oof, params)
+        m.update(
+            total_s=round(time.perf_counter() - t1, 1),
+            train_images=images,
+            images_per_s=round(images / seconds, 2) if seconds else None,
+        )
+        if "plain" in results and m["images_per_s"] and results["plain"]["images_per_s"]:
+            m["cost_vs_plain"] = round(results["plain"]["images_per_s"] / m["images_per_s"], 2)
+        results[name] = m
+        print(
+            f"{name}: out-of-fold video AUC {m['auc']:.3f}, log loss {m['logloss']:.3f}, "
+            f"accuracy {m['accuracy']:.3f}, n {m['n']} (mean of all crops: AUC "
+            f"{m['crop_mean']['auc']:.3f}, log loss {m['crop_mean']['logloss']:.3f}); "
+            f"{m['images_per_s']} training crops/s"
+            + (f", {m['cost_vs_plain']}x plain's time a crop" if "cost_vs_plain" in m else "")
+            + f"; {m['total_s']:.0f} s",
+            flush=True,
+        )
+
+    summary = {
+        "root": str(root),
+        "videos": len(index),
+        "folds": fold_ids,
+        "recipe": params.train.recipe,
+        "epochs": params.train.epochs,
+        "seed": params.base.seed,
+        "overrides": args.set,
+        "total_s": round(time.perf_counter() - t0, 1),
+        **results,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""What the real-data benchmarks share: params resolved for a real dataset (the real recipe),
+its faces and folds through the stages' code (cached in a work folder), and out-of-fold video
+scores by the ensemble's rule. Imported by ``real_data.py`` and ``methods.py``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dfdc.core.config import Params, params_from_dict, resolve_device
+from dfdc.core.io import write_parquet
+from dfdc.core.metrics import binary_metrics
+from dfdc.dataset.index import build_index, collect_entries
+from dfdc.faces.extract import run_faces
+from dfdc.folds import make_folds
+from dfdc.inference.aggregate import video_score
+
+
+def set_key(raw: dict, assignment: str) -> None:
+    """Apply ``a.b.c=VALUE`` (VALUE read as YAML) to a raw params dict."""
+    key, _, value = assignment.partition("=")
+    *path, last = key.split(".")
+    node = raw
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value)
+
+
+def real_params(params_file: str, root: Path, work: Path, sets: list[str]) -> Params:
+    """The params file as written (not resolved) pointed at ``root`` with data.source ffpp, so
+    ``train.recipe: auto`` resolves to the real-data recipe (as ``dvc exp run -S
+    data.source=ffpp`` would); every path of the faces, folds and masks in ``work``."""
+    raw = yaml.safe_load(Path(params_file).read_text()) or {}
+    raw.setdefault("data", {}).update(source="ffpp", local_path=str(root))
+    raw["data"]["index_path"] = str(work / "videos.parquet")
+    raw.setdefault("faces", {}).update(
+        out_dir=str(work / "faces"),
+        table_path=str(work / "faces.parquet"),
+        status_path=str(work / "faces_status.parquet"),
+    )
+    raw.setdefault("cv", {})["path"] = str(work / "folds.parquet")
+    raw.setdefault("masks", {}).update(
+        out_dir=str(work / "masks"), table_path=str(work / "masks.parquet")
+    )
+    raw.setdefault("base", {})["models_dir"] = str(work / "models")
+    for assignment in sets:
+        set_key(raw, assignment)
+    return params_from_dict(raw, source=params_file)
+
+
+def prepare(params: Params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(index, folds, seconds): the video index, faces (resumed) and folds of ``root``."""
+    t0 = time.perf_counter()
+    index = build_index(collect_entries(root), workers=params.data.workers)
+    write_parquet(index, params.data.index_path)
+    run_faces(index, params.faces, device=resolve_device(params.base.device))
+    folds = make_folds(index, params.cv)
+    write_parquet(folds, params.cv.path)
+    return index, folds, time.perf_counter() - t0
+
+
+def oof_metrics(oof: pd.DataFrame, params: Params) -> dict:
+    """Video metrics of out-of-fold rows: each face track's frames by ``ensemble.rule``, the
+    tracks by ``ensemble.faces`` (how ``dfdc predict`` and the ensemble score a video), with
+    the plain mean of every crop beside (``crop_mean``)."""
+    rule, faces = params.ensemble.rule, params.ensemble.faces
+    scores = [
+        video_score(p, t, rule, faces)
+        for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
+    ]
+    m = binary_metrics(oof["label"], scores)
+    crop_mean = binary_metrics(oof["label"], oof["video_prob"])
+    m.update(
+        rule=f"{rule} per face, {faces} over faces",
+        crop_mean={k: crop_mean[k] for k in ("auc", "logloss", "accuracy")},
+    )
+    return m

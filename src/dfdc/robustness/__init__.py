@@ -1,0 +1,1 @@
+"""Robustness: the DFDC black-box distortions and the report of what they cost."""
