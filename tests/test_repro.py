@@ -45,6 +45,10 @@ def _shrink(params_file: Path) -> None:
     p["cv"].update(n_folds=2, folds=[0, 1])
     p["train"].update(epochs=1, batch_size=8, frames_per_video=4)
     p["train"]["model"].update(input_size=64)
+    p["robustness"].update(
+        videos=2, fps=[15], downscale=[0.5], crf=[], overlay=[0.2], flip=[], brightness=[],
+        noise=[], blur=[], mix=[],
+    )  # fmt: skip
     params_file.write_text(yaml.safe_dump(p, sort_keys=False))
 
 

@@ -250,6 +250,9 @@ class AugConfig:
     rotate_limit: float = 10.0
     # Blank out one face part (eyes, nose or mouth), located by the landmarks.
     part_dropout_p: float = 0.2
+    # Overlay patches: 1-3 rectangles of random colour over 10-30 % of the crop's side each,
+    # the crop-level stand-in for the black-box set's distractors (robustness: overlay).
+    overlay_p: float = 0.0
 
 
 @dataclass(frozen=True)

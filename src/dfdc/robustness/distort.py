@@ -108,7 +108,7 @@ def _fps(level, info, rng, crf) -> Plan:
 
 def _downscale(level, info, rng, crf) -> Plan:
     w, h = _even(info.width * level), _even(info.height * level)
-    if min(w, h) < 64:
+    if min(w, h) < 32:
         raise NotApplicable(f"too small: {info.width}x{info.height} at {level:g} is {w}x{h}")
 
     def frame(img: np.ndarray, _: int) -> np.ndarray:

@@ -130,7 +130,7 @@ def score_jobs(
                 bar.update()
                 row = {"video": job.name, "group": group, "label": job.label,
                        "distortion": name, "level": level, "status": "ok", "reason": "",
-                       "prob": np.nan}  # fmt: skip
+                       "prob": np.nan, "models": ""}  # fmt: skip
                 path = job.path
                 if name != CLEAN:
                     path = distorted_path(out_dir, name, level, job.path)
@@ -148,10 +148,15 @@ def score_jobs(
                 if pred.status == "unreadable":
                     log.error("%s: %s", path, pred.reason)
                     rows.append({**row, "status": "failed", "reason": str(pred.reason)})
+                    if name == CLEAN:  # one line for a clip that cannot be read at all
+                        bar.update(len(versions) - 1)
+                        break
                     continue
-                # A clip with no face scores 0.5, as it would in a submission.
+                # A clip with no face scores 0.5, as it would in a submission. ``models``:
+                # which checkpoints scored it (a training video: its own fold's only).
+                models = ",".join(sorted(pred.frame_probs))
                 rows.append({**row, "status": pred.status, "reason": pred.reason or "",
-                             "prob": pred.prob})  # fmt: skip
+                             "prob": pred.prob, "models": models})  # fmt: skip
     bar.close()
     return pd.DataFrame(rows)
 

@@ -118,6 +118,14 @@ def train_transform(
                 border_mode=cv2.BORDER_CONSTANT,
                 p=cfg.affine_p,
             ),
+            # Last before resizing, so adding it left the earlier transforms' draws unchanged.
+            A.CoarseDropout(
+                num_holes_range=(1, 3),
+                hole_height_range=(0.1, 0.3),
+                hole_width_range=(0.1, 0.3),
+                fill="random_uniform",
+                p=cfg.overlay_p,
+            ),
             *_tail(size, mean, std),
         ],
         seed=seed,
