@@ -71,14 +71,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         faces=args.faces,
     )
     failed = 0
-    results = []
+    paths = []
     for video in args.videos:
         path = Path(video)
         if not path.is_file():
             print(f"dfdc predict: error: {path}: file not found", file=sys.stderr)
             failed += 1
-            continue
-        pred = bundle.score(path)
+        else:
+            paths.append(path)
+    # Many videos go to Ray actors with faces.executor: ray (without their crops: no --image).
+    preds = bundle.score_all(paths, None if args.image else params.faces)
+    results = []
+    for path, pred in zip(paths, preds, strict=True):
         if pred.status == "unreadable":
             print(f"dfdc predict: error: {path}: {pred.reason}", file=sys.stderr)
             failed += 1
@@ -123,7 +127,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         ensemble=None if args.models else params.ensemble.ensemble_path,
         models=args.models,
     )
-    result = evaluate_paths(bundle, args.paths)
+    result = evaluate_paths(bundle, args.paths, params.faces)
     for path, reason in result.failed:
         print(f"dfdc evaluate: error: {path}: {reason}", file=sys.stderr)
     if result.scores.empty:

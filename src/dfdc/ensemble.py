@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from dfdc.core.config import EnsembleConfig, Params, to_dict
+from dfdc.core.config import EnsembleConfig, FacesConfig, Params, to_dict
 from dfdc.core.io import write_json, write_text
 from dfdc.core.metrics import binary_metrics, log_loss
 from dfdc.core.provenance import git_revision, sha256_file
@@ -211,20 +211,27 @@ def test_truth(params: Params, index: pd.DataFrame) -> pd.Series:
 
 
 def make_submission(
-    test_paths: list[Path], order: list[str], bundle, out_path: str | Path
+    test_paths: list[Path],
+    order: list[str],
+    bundle,
+    out_path: str | Path,
+    faces: FacesConfig | None = None,
 ) -> pd.DataFrame:
     """``filename,label`` for every file of ``order`` scored by ``bundle`` (an
-    :class:`~dfdc.inference.predict.InferenceBundle`); a video that fails scores 0.5."""
+    :class:`~dfdc.inference.predict.InferenceBundle`; on Ray actors with ``faces.executor:
+    ray``); a video that fails scores 0.5."""
     by_name = {p.name: p for p in test_paths}
-    probs, failed = {}, []
-    for name in tqdm(order, desc="test videos", unit="video"):
-        path = by_name.get(name)
-        pred = bundle.score(path) if path is not None else None
-        if pred is None or pred.status != "ok":
+    probs, failed = {}, [n for n in order if n not in by_name]
+    present = [n for n in order if n in by_name]
+    with tqdm(total=len(present), desc="test videos", unit="video") as bar:
+        preds = bundle.score_all([by_name[n] for n in present], faces, lambda _: bar.update())
+    for name, pred in zip(present, preds, strict=True):
+        if pred.status != "ok":
             failed.append(name)
-            probs[name] = 0.5
             continue
         probs[name] = pred.prob
+    for name in failed:
+        probs[name] = 0.5
     if failed:
         log.warning(
             "%d of %d test videos failed or had no face and score 0.5: %s",
@@ -273,7 +280,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     if smoke:
         order = order[:2]
     bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
-    sub = make_submission(test_paths, order, bundle, cfg.submission_path)
+    sub = make_submission(test_paths, order, bundle, cfg.submission_path, params.faces)
 
     test_metrics: dict = {"available": False}
     truth = test_truth(params, index)

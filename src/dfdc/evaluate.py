@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfdc.core.config import Params
+from dfdc.core.config import FacesConfig, Params
 from dfdc.core.io import write_json, write_text
 from dfdc.core.metrics import binary_metrics
 from dfdc.dataset.index import VideoEntry
@@ -70,13 +70,15 @@ def labelled_entries(path: Path) -> list[VideoEntry]:
     return [e for e in layout_entries(path) if e.label in ("REAL", "FAKE") and e.path.exists()]
 
 
-def evaluate_paths(bundle, paths: list[str | Path]) -> EvalResult:
+def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = None) -> EvalResult:
     """Score every labelled video under each path with ``bundle`` (an
-    :class:`~dfdc.inference.predict.InferenceBundle`)."""
+    :class:`~dfdc.inference.predict.InferenceBundle`; on Ray actors with ``faces.executor:
+    ray``)."""
     rows, failed = [], []
     jobs = [(Path(p), e) for p in paths for e in labelled_entries(Path(p))]
-    for root, e in tqdm(jobs, desc="evaluate", unit="video"):
-        pred = bundle.score(e.path)
+    with tqdm(total=len(jobs), desc="evaluate", unit="video") as bar:
+        preds = bundle.score_all([e.path for _, e in jobs], faces, lambda _: bar.update())
+    for (root, e), pred in zip(jobs, preds, strict=True):
         if pred.status == "unreadable":
             log.error("%s: %s", e.path, pred.reason)
             failed.append((str(e.path), str(pred.reason)))
@@ -118,7 +120,7 @@ def run(params: Params) -> EvalResult:
         write_text("bin,predicted,observed,set\n", out / "reliability.csv")
         return result
     bundle = load_bundle(params.base.models_dir, params.base.device, params.ensemble.ensemble_path)
-    result = evaluate_paths(bundle, list(cfg.sets))
+    result = evaluate_paths(bundle, list(cfg.sets), params.faces)
     write_json({"sets": list(cfg.sets), **result.summary()}, cfg.metrics_path)
     _write_plots(result.scores, out)
     return result

@@ -148,6 +148,12 @@ class FacesConfig:
     workers: int = 2
     # Which splits to extract in the pipeline (test faces are made on the fly at inference).
     splits: tuple[str, ...] = ("train",)
+    # Where extraction (and scoring many videos) runs: pool, a local process pool of
+    # ``workers``; ray, Ray actors (``workers`` of them, one model each) on the Ray instance at
+    # ray_address: local (a private one on this machine), auto (the cluster this node joined)
+    # or ray://host:10001. Inputs and outputs must be paths every worker can read.
+    executor: Literal["pool", "ray"] = "pool"
+    ray_address: str = "local"
 
 
 @dataclass(frozen=True)

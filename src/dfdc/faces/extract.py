@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 __all__ = ["FaceJob", "extract_video", "faces_params_hash", "run_faces", "video_faces_path"]
 
 # Keys that change what is stored for a video; workers and paths do not.
-_HASH_EXCLUDE = {"out_dir", "table_path", "status_path", "workers", "splits"}
+_HASH_EXCLUDE = {
+    "out_dir", "table_path", "status_path", "workers", "splits", "executor", "ray_address",
+}  # fmt: skip
 
 
 # Bumped when what a video's file holds changes, so old files are redone, not misread.
@@ -282,6 +284,16 @@ def _prune(out_dir: str, keep: set[str]) -> None:
         log.info("faces: removed %d files of videos no longer in the index", len(stale))
 
 
+class FaceActor:
+    """A Ray actor: one worker's detector, the pool worker's job function."""
+
+    def __init__(self, cfg: FacesConfig, device: str, torch_threads: int) -> None:
+        _init_worker(cfg, device, torch_threads)
+
+    def run(self, job: FaceJob) -> dict:
+        return _run_job(job)
+
+
 def _ready(_: int) -> bool:
     time.sleep(0.2)  # long enough that every worker takes one, so all of them start
     return "detector" in _worker
@@ -309,7 +321,17 @@ def run_faces(
     timing = {} if timing is None else timing
     t0 = time.perf_counter()
     with tqdm(total=total, desc="faces", unit="video") as bar:
-        if workers == 1 or total <= 1:
+        if cfg.executor == "ray" and total:
+            from dfdc.core.executor import ray_map, ray_session
+
+            with ray_session(cfg.ray_address, num_cpus=workers):
+                timing["start_s"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                gpus = 1 / workers if device == "cuda" else 0  # actors share a node's GPU
+                # Fakes after originals (they reuse the originals' boxes), on the same actors.
+                results += ray_map(FaceActor, (cfg, device, 1), "run", todo, workers,
+                                   num_gpus=gpus, on_result=lambda _: bar.update())  # fmt: skip
+        elif workers == 1 or total <= 1:
             _init_worker(cfg, device, torch_threads)
             timing["start_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()

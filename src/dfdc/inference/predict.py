@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.core.config import resolve_device
+from dfdc.core.config import FacesConfig, resolve_device
 from dfdc.faces.detect import Detector
 from dfdc.faces.extract import extract_video
 from dfdc.inference.aggregate import video_score
@@ -27,6 +27,7 @@ from dfdc.kinds.checkpoint import find_checkpoints, read_checkpoint
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BundleActor",
     "InferenceBundle",
     "Predictor",
     "VideoPrediction",
@@ -136,12 +137,52 @@ class InferenceBundle:
 
     predictor: Predictor
     ensemble: Ensemble | None  # None: the models are averaged equally (``--models``)
+    # load_bundle's arguments: how a Ray actor rebuilds this bundle on its own worker.
+    spec: dict = field(default_factory=dict)
 
     def score(self, path: str | Path) -> VideoPrediction:
         """The video's prediction, ``prob`` under the ensemble when there is one."""
         pred = self.predictor.predict_video(path)
         if pred.status == "ok" and self.ensemble is not None:
             pred.prob = self.ensemble.prob(pred)
+        return pred
+
+    def score_all(
+        self, paths: list[str | Path], faces: FacesConfig | None = None, on_result=None
+    ) -> list[VideoPrediction]:
+        """Every video's prediction, in order: here, one after the other, or with
+        ``faces.executor: ray`` on ``faces.workers`` Ray actors, each with its own copy of
+        this bundle (the predictions then come back without their crops)."""
+        if faces is None or faces.executor != "ray" or len(paths) <= 1:
+            out = []
+            for path in paths:
+                out.append(self.score(path))
+                if on_result is not None:
+                    on_result(out[-1])
+            return out
+        from dfdc.core.executor import ray_map, ray_session
+
+        workers = max(1, faces.workers)
+        gpus = 1 / workers if self.predictor.device == "cuda" else 0
+        with ray_session(faces.ray_address, num_cpus=workers):
+            return ray_map(
+                BundleActor, (self.spec,), "score", [[str(p) for p in paths]], workers,
+                num_gpus=gpus, on_result=on_result,
+            )  # fmt: skip
+
+
+class BundleActor:
+    """A Ray actor: its own inference bundle, rebuilt from :func:`load_bundle`'s arguments."""
+
+    def __init__(self, spec: dict) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.bundle = load_bundle(**spec)
+
+    def score(self, path: str) -> VideoPrediction:
+        pred = self.bundle.score(path)
+        pred.crops = []  # only the scores travel back
         return pred
 
 
@@ -182,4 +223,7 @@ def load_bundle(
         ensemble = replace(ensemble, rule=rule or ensemble.rule, faces=faces or ensemble.faces)
         rule, faces = ensemble.rule, ensemble.faces
     predictor = Predictor(loaded, rt, rule=rule or "mean", faces_combine=faces or "max")
-    return InferenceBundle(predictor, ensemble)
+    spec = {"models_dir": str(models_dir), "device": device, "ensemble": ensemble,
+            "models": None if models is None else str(models), "fold": fold,
+            "rule": rule, "faces": faces}  # fmt: skip
+    return InferenceBundle(predictor, ensemble, spec)
