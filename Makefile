@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
 export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
-.PHONY: install repro test lab lint lock bench clean-venv kaggle-release kaggle-submit
+.PHONY: install repro test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit
 
 install: $(STAMP)
 
@@ -22,7 +22,16 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 repro: install
 	dvc repro
 
+# The suite CI runs (under 15 minutes on 2 cores); the end-to-end runs marked slow (whole
+# pipelines, dvc repro twice, Ray, notebooks) are test-slow; test-all runs both.
+PYTEST_ARGS ?=
 test: install lint
+	python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	python -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: install lint
 	python -m pytest $(PYTEST_ARGS)
 
 lint: install

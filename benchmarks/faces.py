@@ -1,6 +1,7 @@
 """Face extraction speed and recall against the decode floor and a naive MTCNN, in one run.
 
     python benchmarks/faces.py [FOLDER] [--frames 32] [--params params.yaml] [--limit N]
+                               [--ray] [--project 1 8 32 128]
 
 FOLDER defaults to ../shared/data/dfdc (every .mp4 below it). Three measurements:
 
@@ -17,6 +18,10 @@ the frames, so neither a one-frame false positive nor a photo on the wall is the
 In each frame where that track has a box, the stage finds
 the main face if one of its crops' boxes overlaps it with IoU >= 0.5. Times exclude starting
 the worker pools (a few seconds, once per run), for the decode floor and the stage alike.
+With ``--ray`` the stage runs again on a local Ray instance (``faces.executor: ray``, as many
+actors as ``faces.workers``) on the same clips: its time a video against the pool's, and the
+start-up it costs once. Then a projection (labelled as one) of the full DFDC, 120,000 videos,
+on N machines like this one from the measured time a video.
 The last line printed is one JSON object.
 """
 
@@ -42,6 +47,8 @@ from dfdc.core.video import even_indices, frame_count, iter_frames
 from dfdc.faces.detect import Detection
 from dfdc.faces.extract import run_faces
 from dfdc.faces.track import build_tracks, iou
+
+FULL_DFDC = 120_000  # videos in the full DFDC training set
 
 
 def decode_all(path: str) -> int:
@@ -112,11 +119,15 @@ def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], 
     return seconds, main_faces
 
 
-def stage(paths: list[str], params_path: str, n: int) -> tuple[float, pd.DataFrame, pd.DataFrame]:
+def stage(
+    paths: list[str], params_path: str, n: int, executor: str = "pool"
+) -> tuple[float, pd.DataFrame, pd.DataFrame, float]:
+    """(extraction s/video, table, status, start-up s) of ``run_faces`` on ``executor``."""
     params = load_params(params_path)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(
             params.faces,
+            executor=executor,
             frames=n,
             out_dir=f"{tmp}/faces",
             table_path=f"{tmp}/faces.parquet",
@@ -136,7 +147,7 @@ def stage(paths: list[str], params_path: str, n: int) -> tuple[float, pd.DataFra
         timing: dict = {}
         table = run_faces(index, cfg, device="cpu", timing=timing)
         status = pd.read_parquet(cfg.status_path)
-    return timing["extract_s"] / len(paths), table, status
+    return timing["extract_s"] / len(paths), table, status, timing["start_s"]
 
 
 def recall(main_faces: dict, table: pd.DataFrame) -> float:
@@ -157,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--ray", action="store_true", help="also run the stage on a local Ray")
+    ap.add_argument(
+        "--project", type=int, nargs="*", default=[1, 8, 32, 128],
+        help="machines of this kind to project the full DFDC (120,000 videos) onto",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     paths = sorted(str(p) for p in Path(args.folder).rglob("*.mp4"))
     if args.limit:
@@ -174,8 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"decode floor: {serial:.3f} s/video one at a time, {pooled:.3f} s/video pooled", flush=True
     )
-    stage_s, table, status = stage(paths, args.params, args.frames)
+    stage_s, table, status, _ = stage(paths, args.params, args.frames)
     print(f"stage: {stage_s:.3f} s/video", flush=True)
+    ray_s = ray_start = None
+    if args.ray:
+        ray_s, ray_table, _, ray_start = stage(paths, args.params, args.frames, "ray")
+        same = len(ray_table) == len(table)
+        print(
+            f"stage on Ray (local, {load_params(args.params).faces.workers} actors): "
+            f"{ray_s:.3f} s/video ({ray_s / stage_s:.2f}x the pool's), start-up "
+            f"{ray_start:.1f} s once; same crops as the pool: {same}",
+            flush=True,
+        )
     naive_s, main_faces = naive(paths, args.frames)
     print(f"naive: {np.mean(naive_s):.3f} s/video", flush=True)
 
@@ -202,6 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         "faces_found_ratio_vs_naive": round(recall(main_faces, table), 4),
         "naive_frames_with_face": len(main_faces),
     }
+    # A projection, not a measurement: the measured time a video on one machine of this kind,
+    # divided over N such machines, assuming the Ray overhead measured here stays and the
+    # shared filesystem keeps up (neither checked past one machine).
+    per_machine = ray_s if ray_s is not None else stage_s
+    projection = {
+        str(m): round(FULL_DFDC * per_machine / m / 3600, 1) for m in (args.project or [])
+    }
+    for m, hours in projection.items():
+        print(f"projection: the full DFDC ({FULL_DFDC:,} videos) on {m} machine(s) like this "
+              f"one: {hours} h")  # fmt: skip
+    result.update(
+        ray_s_per_video=None if ray_s is None else round(ray_s, 4),
+        ray_over_pool=None if ray_s is None else round(ray_s / stage_s, 3),
+        ray_start_s=None if ray_start is None else round(ray_start, 1),
+        projection_hours_by_machines=projection,
+    )
     print(json.dumps(result))
     return 0
 
