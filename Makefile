@@ -12,9 +12,10 @@ export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name dfdc --display-name "Python (dfdc)" >/dev/null
 	@touch $(STAMP)
@@ -42,6 +43,7 @@ lint: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install -q -r requirements.txt
+	.venv-lock/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	{ echo "# The whole resolved environment, pinned (pip freeze of a 'make install' venv); 'make lock' renews it."; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
 	rm -rf .venv-lock

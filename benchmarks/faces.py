@@ -18,6 +18,10 @@ the frames, so neither a one-frame false positive nor a photo on the wall is the
 In each frame where that track has a box, the stage finds
 the main face if one of its crops' boxes overlaps it with IoU >= 0.5. Times exclude starting
 the worker pools (a few seconds, once per run), for the decode floor and the stage alike.
+With ``--detectors mtcnn,blazeface,blazeface+w2,both`` the stage runs once per detector on the
+same clips (a detection audit): seconds a video against the decode floor, the main face found,
+false positives (crops that overlap no face the full-resolution reference found in that frame:
+per crop, and tracks made mostly of them) and the boxes' IoU with the reference's main face.
 With ``--ray`` the stage runs again on a local Ray instance (``faces.executor: ray``, as many
 actors as ``faces.workers``) on the same clips: its time a video against the pool's, and the
 start-up it costs once. Then a projection (labelled as one) of the full DFDC, 120,000 videos,
@@ -79,13 +83,17 @@ def decode_floor(paths: list[str]) -> tuple[float, float, list[float]]:
     return serial, pooled, per_video
 
 
-def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], np.ndarray]]:
+def naive(
+    paths: list[str], n: int
+) -> tuple[list[float], dict[tuple[str, int], np.ndarray], dict[tuple[str, int], list]]:
+    """(seconds a video, the main face's box per (video, frame), every face's boxes per
+    (video, frame)) of MTCNN at full resolution with its default settings, p >= 0.9."""
     import torch
     from facenet_pytorch import MTCNN
 
     torch.set_num_threads(os.cpu_count() or 1)
     mtcnn = MTCNN(keep_all=True, device="cpu")
-    seconds, main_faces = [], {}
+    seconds, main_faces, all_faces = [], {}, {}
     for p in paths:
         t = time.perf_counter()
         frames = list(iter_frames(p, even_indices(frame_count(p), n)))
@@ -102,6 +110,8 @@ def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], 
                             )
                         )
         seconds.append(time.perf_counter() - t)
+        for pos, dets in found.items():
+            all_faces[(Path(p).name, frames[pos].index)] = [d.box for d in dets]
         tracks = build_tracks(
             found,
             len(frames),
@@ -116,17 +126,19 @@ def naive(paths: list[str], n: int) -> tuple[list[float], dict[tuple[str, int], 
             main = max(steady, key=lambda tr: tr.score())
             for pos, d in main.hits.items():
                 main_faces[(Path(p).name, frames[pos].index)] = d.box
-    return seconds, main_faces
+    return seconds, main_faces, all_faces
 
 
 def stage(
-    paths: list[str], params_path: str, n: int, executor: str = "pool"
+    paths: list[str], params_path: str, n: int, executor: str = "pool", **faces
 ) -> tuple[float, pd.DataFrame, pd.DataFrame, float]:
-    """(extraction s/video, table, status, start-up s) of ``run_faces`` on ``executor``."""
+    """(extraction s/video, table, status, start-up s) of ``run_faces`` on ``executor``
+    (``faces``: other keys of the faces section, e.g. detector)."""
     params = load_params(params_path)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = dataclasses.replace(
             params.faces,
+            **faces,
             executor=executor,
             frames=n,
             out_dir=f"{tmp}/faces",
@@ -162,6 +174,33 @@ def recall(main_faces: dict, table: pd.DataFrame) -> float:
     return found / len(main_faces)
 
 
+def audit(table: pd.DataFrame, main_faces: dict, all_faces: dict) -> dict:
+    """A detector's crops against the full-resolution reference: the main face found (IoU
+    >= 0.5), false positives (crops overlapping no face the reference found in that frame,
+    IoU < 0.3 with each; per crop, and per track where most of its crops are such), and the
+    main face's mean IoU where found."""
+    false, ious = [], []
+    for r in table.itertuples():
+        box = np.array([r.x1, r.y1, r.x2, r.y2])
+        refs = all_faces.get((r.video, int(r.frame)))
+        if refs is None:  # a frame the reference did not look at
+            continue
+        false.append(all(iou(box, ref) < 0.3 for ref in refs))
+        main = main_faces.get((r.video, int(r.frame)))
+        if main is not None and iou(box, main) >= 0.5:
+            ious.append(iou(box, main))
+    looked = [(v, int(f)) in all_faces for v, f in zip(table["video"], table["frame"], strict=True)]
+    checked = table[looked]
+    per_track = checked.assign(false=false).groupby(["video", "track"])["false"].mean()
+    return {
+        "main_face_found": round(recall(main_faces, table), 4),
+        "false_positive_crops": round(float(np.mean(false)), 4) if false else 0.0,
+        "false_positive_tracks": int((per_track > 0.5).sum()),
+        "tracks": int(len(per_track)),
+        "main_face_iou": round(float(np.mean(ious)), 3) if ious else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", default="../shared/data/dfdc")
@@ -169,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--ray", action="store_true", help="also run the stage on a local Ray")
+    ap.add_argument(
+        "--detectors", default="",
+        help="comma list of faces.detector values to audit (e.g. mtcnn,blazeface,both); "
+        "'blazeface+w2' adds 2x2 sliding windows",
+    )  # fmt: skip
     ap.add_argument(
         "--project", type=int, nargs="*", default=[1, 8, 32, 128],
         help="machines of this kind to project the full DFDC (120,000 videos) onto",
@@ -202,8 +246,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{ray_start:.1f} s once; same crops as the pool: {same}",
             flush=True,
         )
-    naive_s, main_faces = naive(paths, args.frames)
+    naive_s, main_faces, all_faces = naive(paths, args.frames)
     print(f"naive: {np.mean(naive_s):.3f} s/video", flush=True)
+    detectors = {}
+    for name in [d.strip() for d in args.detectors.split(",") if d.strip()]:
+        det, _, win = name.partition("+w")
+        s_video, t, _, _ = stage(paths, args.params, args.frames, detector=det,
+                                 windows=int(win or 0))  # fmt: skip
+        row = {"s_per_video": round(s_video, 4), "ratio_to_decode_floor": round(s_video / floor, 3),
+               **audit(t, main_faces, all_faces)}  # fmt: skip
+        detectors[name] = row
+        print(f"detector {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
     status = status.set_index("video")
     print(f"{'video':<18}{'decode_s':>9}{'naive_s':>9}{'stage_s*':>9}{'tracks':>7}{'recall':>8}")
@@ -243,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         ray_over_pool=None if ray_s is None else round(ray_s / stage_s, 3),
         ray_start_s=None if ray_start is None else round(ray_start, 1),
         projection_hours_by_machines=projection,
+        detectors=detectors,
     )
     print(json.dumps(result))
     return 0

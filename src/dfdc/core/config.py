@@ -133,6 +133,14 @@ class FacesConfig:
     min_prob: float = 0.9
     # Detection copies darker than this mean level are brightened (gamma) before MTCNN.
     dark_level: float = 60.0
+    # Whole-frame detector: mtcnn; blazeface (MediaPipe's full-range model, offline; far
+    # faster); both (MTCNN's faces that BlazeFace confirms: fewer false positives). Tracking,
+    # refinement between detections (MTCNN's O-Net) and crops are the same for each.
+    detector: Literal["mtcnn", "blazeface", "both"] = "mtcnn"
+    blazeface_min_score: float = 0.6
+    # BlazeFace also on an n x n grid of overlapping tiles (0: the whole frame only), for
+    # faces far from the camera.
+    windows: int = 0
     # Tracking: IoU to link a detection to a track, and how short a track may be.
     track_iou: float = 0.3
     max_gap: int = 2

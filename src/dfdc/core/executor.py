@@ -48,7 +48,7 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs = dict(
         include_dashboard=False,
-        logging_level=logging.WARNING,
+        logging_level=logging.ERROR,
         log_to_driver=False,
         configure_logging=True,
     )

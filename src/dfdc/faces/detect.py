@@ -1,4 +1,6 @@
-"""MTCNN (facenet-pytorch; its weights ship in the wheel) on shrunken frames, batched per video."""
+"""Whole-frame face detection on shrunken frames: MTCNN (facenet-pytorch; its weights ship in
+the wheel), BlazeFace (:mod:`dfdc.faces.blazeface`), or both agreeing; MTCNN's O-Net refines
+tracked boxes between detections whichever detects."""
 
 from __future__ import annotations
 
@@ -42,6 +44,35 @@ class Detector:
             select_largest=False,
             device=self.device,
         )
+        self.blaze = None
+        if cfg.detector in ("blazeface", "both"):
+            from dfdc.faces.blazeface import BlazeFace
+
+            self.blaze = BlazeFace("full", cfg.blazeface_min_score)
+
+    def _blazeface(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        """BlazeFace on each image (with its windows): (boxes, probs, landmarks)."""
+        out = []
+        for im in images:
+            b, lm, p = self.blaze.detect_windows(
+                _brighten(im, self.cfg.dark_level), self.cfg.windows
+            )
+            out.append((b, p, lm))
+        return out
+
+    def _agreed(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        """MTCNN's detections that a BlazeFace detection overlaps (IoU >= 0.3): its boxes and
+        its 5 landmarks, kept only where the two detectors agree."""
+        from dfdc.faces.blazeface import _iou
+
+        out = []
+        for (b, p, lm), (bb, _, _) in zip(
+            self._run(images, self.cfg.min_face_size), self._blazeface(images), strict=True
+        ):
+            keep = [len(bb) > 0 and _iou(box, bb).max() >= 0.3 for box in b]
+            keep = np.asarray(keep, bool)
+            out.append((b[keep], p[keep], lm[keep]))
+        return out
 
     def _run(
         self, images: list[np.ndarray], min_face: int
@@ -79,9 +110,13 @@ class Detector:
     ) -> list[list[Detection]]:
         """Detect on shrunken whole frames; boxes come back in full-size pixels."""
         results = []
-        for (b, p, lm), im, (fw, fh) in zip(
-            self._run(images, self.cfg.min_face_size), images, full_sizes, strict=True
-        ):
+        if self.cfg.detector == "blazeface":
+            found_all = self._blazeface(images)
+        elif self.cfg.detector == "both":
+            found_all = self._agreed(images)
+        else:
+            found_all = self._run(images, self.cfg.min_face_size)
+        for (b, p, lm), im, (fw, fh) in zip(found_all, images, full_sizes, strict=True):
             s = fw / im.shape[1]
             found = []
             for k in range(len(b)):
