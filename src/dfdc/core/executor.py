@@ -3,7 +3,7 @@
 The full DFDC is about 120,000 videos; face extraction at about 1 s a video on 2 cores is some
 35 hours on one machine. Ray spreads the same per-video function over a cluster's workers
 without a home-made scheduler: one actor per worker holds its models (one MTCNN, or one
-inference bundle) and takes videos from an ordered queue (:func:`ray_map`), so the results come
+inference bundle) and takes videos from an ordered queue (:class:`RayActors`), so the results come
 back in the order of the inputs, as the pool's ``map`` gives them. Inputs and outputs are paths
 every worker must be able to read and write (a shared filesystem); nothing is shipped between
 nodes but the job descriptions and the small results.
@@ -23,7 +23,7 @@ from dfdc.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayUnavailable", "ray_map", "ray_session"]
+__all__ = ["RayActors", "RayUnavailable", "ray_session"]
 
 
 class RayUnavailable(UserError, RuntimeError):
@@ -67,32 +67,34 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
         ray.shutdown()
 
 
-def ray_map(
-    actor_class: type,
-    init_args: tuple,
-    method: str,
-    phases: list[list],
-    actors: int,
-    num_cpus: float = 1,
-    num_gpus: float = 0,
-    on_result: Callable[[object], None] | None = None,
-) -> list:
-    """``actor.method(item)`` for every item of each phase on ``actors`` Ray actors of
-    ``actor_class`` (built once with ``init_args``, each reserving ``num_cpus``/``num_gpus``);
-    a phase starts when the one before has finished (the faces stage's fakes reuse their
-    originals' boxes). Results in the items' order, all phases concatenated; ``on_result``
-    sees each as it is ready, in that order."""
-    import ray
-    from ray.util import ActorPool
+class RayActors:
+    """``actors`` Ray actors of ``actor_class`` (built with ``init_args``, each reserving
+    ``num_cpus``/``num_gpus``), started and ready (each answered ``ready()``) when this
+    returns, so what follows times the work, not the start-up (as the pool's warm-up does)."""
 
-    if not any(phases):
-        return []
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(actor_class)
-    pool = ActorPool([remote.remote(*init_args) for _ in range(max(1, actors))])
-    out = []
-    for items in phases:
-        for result in pool.map(lambda a, item: getattr(a, method).remote(item), list(items)):
-            out.append(result)
-            if on_result is not None:
-                on_result(result)
-    return out
+    def __init__(
+        self, actor_class: type, init_args: tuple, actors: int, num_cpus: float = 1,
+        num_gpus: float = 0,
+    ) -> None:  # fmt: skip
+        import ray
+
+        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(actor_class)
+        self.actors = [remote.remote(*init_args) for _ in range(max(1, actors))]
+        ray.get([a.ready.remote() for a in self.actors])
+
+    def map(
+        self, method: str, phases: list[list], on_result: Callable[[object], None] | None = None
+    ) -> list:
+        """``actor.method(item)`` for every item of each phase; a phase starts when the one
+        before has finished (the faces stage's fakes reuse their originals' boxes). Results in
+        the items' order, phases concatenated; ``on_result`` sees each as it is ready."""
+        from ray.util import ActorPool
+
+        pool = ActorPool(self.actors)
+        out = []
+        for items in phases:
+            for result in pool.map(lambda a, item: getattr(a, method).remote(item), list(items)):
+                out.append(result)
+                if on_result is not None:
+                    on_result(result)
+        return out

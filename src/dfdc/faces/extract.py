@@ -290,6 +290,9 @@ class FaceActor:
     def __init__(self, cfg: FacesConfig, device: str, torch_threads: int) -> None:
         _init_worker(cfg, device, torch_threads)
 
+    def ready(self) -> bool:
+        return "detector" in _worker
+
     def run(self, job: FaceJob) -> dict:
         return _run_job(job)
 
@@ -322,15 +325,15 @@ def run_faces(
     t0 = time.perf_counter()
     with tqdm(total=total, desc="faces", unit="video") as bar:
         if cfg.executor == "ray" and total:
-            from dfdc.core.executor import ray_map, ray_session
+            from dfdc.core.executor import RayActors, ray_session
 
             with ray_session(cfg.ray_address, num_cpus=workers):
+                gpus = 1 / workers if device == "cuda" else 0  # actors share a node's GPU
+                actors = RayActors(FaceActor, (cfg, device, 1), workers, num_gpus=gpus)
                 timing["start_s"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                gpus = 1 / workers if device == "cuda" else 0  # actors share a node's GPU
                 # Fakes after originals (they reuse the originals' boxes), on the same actors.
-                results += ray_map(FaceActor, (cfg, device, 1), "run", todo, workers,
-                                   num_gpus=gpus, on_result=lambda _: bar.update())  # fmt: skip
+                results += actors.map("run", todo, on_result=lambda _: bar.update())
         elif workers == 1 or total <= 1:
             _init_worker(cfg, device, torch_threads)
             timing["start_s"] = time.perf_counter() - t0

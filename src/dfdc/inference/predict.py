@@ -160,15 +160,13 @@ class InferenceBundle:
                 if on_result is not None:
                     on_result(out[-1])
             return out
-        from dfdc.core.executor import ray_map, ray_session
+        from dfdc.core.executor import RayActors, ray_session
 
         workers = max(1, faces.workers)
         gpus = 1 / workers if self.predictor.device == "cuda" else 0
         with ray_session(faces.ray_address, num_cpus=workers):
-            return ray_map(
-                BundleActor, (self.spec,), "score", [[str(p) for p in paths]], workers,
-                num_gpus=gpus, on_result=on_result,
-            )  # fmt: skip
+            actors = RayActors(BundleActor, (self.spec,), workers, num_gpus=gpus)
+            return actors.map("score", [[str(p) for p in paths]], on_result)
 
 
 class BundleActor:
@@ -179,6 +177,9 @@ class BundleActor:
 
         torch.set_num_threads(1)
         self.bundle = load_bundle(**spec)
+
+    def ready(self) -> bool:
+        return True
 
     def score(self, path: str) -> VideoPrediction:
         pred = self.bundle.score(path)

@@ -52,6 +52,9 @@ class TimmWrapper(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.net.get_classifier()
 
+    def reset_classifier(self, num_classes: int) -> None:
+        self.net.reset_classifier(num_classes)
+
 
 class SegmentationAux(TimmWrapper):
     """A timm model plus a two-layer decoder on its last feature map (one altered-pixel logit
@@ -105,6 +108,9 @@ class AttentionHead(TimmWrapper):
         drop_rate: float = 0.2,
     ) -> None:
         super().__init__(net)
+        # The timm classifier goes (its logit is not used): no parameter without a gradient,
+        # which DistributedDataParallel would reject.
+        net.reset_classifier(0)
         c = self.num_features
         self.maps = maps
         self.crop, self.drop, self.eval_crop = crop, drop, eval_crop
