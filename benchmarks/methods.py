@@ -25,18 +25,15 @@ plain recipe's in the same run. The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
-from realdata import oof_metrics, prepare, real_params
+from realdata import oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import MaskTrainConfig, TrainConfig
-from dfdc.core.logs import setup_logging
 from dfdc.diffmasks import run as masks_stage
 from dfdc.training.engine import fit
 
@@ -61,20 +58,13 @@ def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", nargs="?", default="../shared/data/ffpp")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--work", default="data/bench/methods")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--folds", type=int, help="train only the first N folds")
+    ap = real_parser(__doc__.splitlines()[0], "data/bench/methods")
     ap.add_argument("--methods", default="plain,sbi,sbi_only,masks,wsdan,srm")
     args = ap.parse_args(argv)
-    setup_logging()
-    root, work = Path(args.root), Path(args.work)
-    if not root.is_dir():
-        print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
+    opened = open_real(args)
+    if opened is None:
         return 2
-    params = real_params(args.params, root, work, args.set)
+    root, params = opened
     runs = method_runs(params.train)
     chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(chosen) - set(runs))

@@ -23,7 +23,6 @@ object.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -31,21 +30,15 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from realdata import oof_metrics, prepare, real_params
+from realdata import oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import to_dict
-from dfdc.core.logs import setup_logging
 from dfdc.training.engine import fit
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", nargs="?", default="../shared/data/ffpp")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--work", default="data/bench/real_data")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap = real_parser(__doc__.splitlines()[0], "data/bench/real_data")
     ap.add_argument("--only", choices=["pretrained", "scratch"])
-    ap.add_argument("--folds", type=int, help="train only the first N folds")
     ap.add_argument(
         "--eval",
         nargs="*",
@@ -53,13 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         help="labelled folders the pretrained models score afterwards",
     )
     args = ap.parse_args(argv)
-    setup_logging()
-    root, work = Path(args.root), Path(args.work)
-    if not root.is_dir():
-        print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
+    opened = open_real(args)
+    if opened is None:
         return 2
-
-    params = real_params(args.params, root, work, args.set)
+    root, params = opened
+    work = Path(args.work)
     t0 = time.perf_counter()
     index, folds, faces_s = prepare(params, root)
     fakes = int((index["label"] == "FAKE").sum())

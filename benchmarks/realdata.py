@@ -4,6 +4,8 @@ scores by the ensemble's rule. Imported by ``real_data.py`` and ``methods.py``."
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -12,11 +14,33 @@ import yaml
 
 from dfdc.core.config import Params, params_from_dict, resolve_device
 from dfdc.core.io import write_parquet
+from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.extract import run_faces
 from dfdc.folds import make_folds
 from dfdc.inference.aggregate import video_score
+
+
+def real_parser(description: str, work: str) -> argparse.ArgumentParser:
+    """The options every real-data benchmark takes: ROOT, --params, --work, --set, --folds."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("root", nargs="?", default="../shared/data/ffpp")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--work", default=work)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--folds", type=int, help="train only the first N folds")
+    return ap
+
+
+def open_real(args: argparse.Namespace) -> tuple[Path, Params] | None:
+    """(root, params resolved for it), or None (said on stderr) when ROOT is not a folder."""
+    setup_logging()
+    root, work = Path(args.root), Path(args.work)
+    if not root.is_dir():
+        print(f"{root}: not a folder (FaceForensics++ root expected)", file=sys.stderr)
+        return None
+    return root, real_params(args.params, root, work, args.set)
 
 
 def set_key(raw: dict, assignment: str) -> None:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dfdc.core.config import ConfigError, DiffMasksConfig, params_from_dict
-from dfdc.diffmasks import MaskStore, diff_mask, dissimilarity, run
+from dfdc.diffmasks import MaskStore, diff_mask, dissimilarity, run, same_frame_crops
 from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.training.transforms import FacePartDropout
 from tests.conftest import tiny_params
@@ -67,11 +67,8 @@ def test_stage_masks_line_up_with_crops_of_the_same_frame(tiny_masks, tiny_stage
     fake = load_video_faces(files[row["video"]])
     real = load_video_faces(files[row["original"]])
     i = int(row["crop_index"])
-    j = next(
-        k
-        for k in range(len(real.frame))
-        if (real.frame[k], real.track[k]) == (fake.frame[i], fake.track[i])
-    )
+    j = same_frame_crops(fake, real)[i]
+    assert (real.frame[j], real.track[j]) == (fake.frame[i], fake.track[i])
     want = diff_mask(decode_crop(real.crops[j]), decode_crop(fake.crops[i]), params.masks)
     store = MaskStore.open(params.masks.table_path)
     assert np.array_equal(np.rint(store.get(row["video"], i) * 255).astype(np.uint8), want)

@@ -31,7 +31,7 @@ from dfdc.faces.store import decode_crop, load_video_faces, read_params_hash
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskStore", "MasksResult", "diff_mask", "dissimilarity", "run"]
+__all__ = ["MaskStore", "MasksResult", "diff_mask", "dissimilarity", "run", "same_frame_crops"]
 
 # SSIM's constants for 8-bit images (Wang et al., 2004).
 _C1 = (0.01 * 255) ** 2
@@ -77,18 +77,25 @@ def mask_path(out_dir: str | Path, video: str) -> Path:
     return Path(out_dir) / f"{Path(video).stem}.npz"
 
 
+def same_frame_crops(fake, real) -> dict[int, int]:
+    """Fake crop index -> the original's crop index of the same frame and track (two
+    :class:`~dfdc.faces.store.VideoFaces`); crops the original lacks are left out."""
+    where = {
+        (int(f), int(t)): i for i, (f, t) in enumerate(zip(real.frame, real.track, strict=True))
+    }
+    return {
+        i: where[(int(f), int(t))]
+        for i, (f, t) in enumerate(zip(fake.frame, fake.track, strict=True))
+        if (int(f), int(t)) in where
+    }
+
+
 def video_masks(fake_file: str, real_file: str, cfg: DiffMasksConfig) -> tuple[np.ndarray, ...]:
     """(fake crop indices, masks, original crop indices) of the fake's crops whose frame and
     track the original also has."""
     fake, real = load_video_faces(fake_file), load_video_faces(real_file)
-    where = {
-        (int(f), int(t)): i for i, (f, t) in enumerate(zip(real.frame, real.track, strict=False))
-    }
     idx, masks, orig = [], [], []
-    for i, (f, t) in enumerate(zip(fake.frame, fake.track, strict=True)):
-        j = where.get((int(f), int(t)))
-        if j is None:
-            continue
+    for i, j in same_frame_crops(fake, real).items():
         a, b = decode_crop(real.crops[j]), decode_crop(fake.crops[i])
         if a.shape != b.shape:
             continue

@@ -88,7 +88,7 @@ def plot_prediction(pred, max_crops: int = 16) -> plt.Figure:
 def plot_masks(masks: pd.DataFrame, faces: pd.DataFrame, n: int = 6) -> plt.Figure | None:
     """Fake crops beside their original's crop of the same frame and the difference mask (the
     masks stage), for the ``n`` most altered crops of different videos."""
-    from dfdc.diffmasks import MaskStore
+    from dfdc.diffmasks import MaskStore, same_frame_crops
     from dfdc.faces.store import decode_crop, load_video_faces
 
     if masks.empty:
@@ -101,11 +101,7 @@ def plot_masks(masks: pd.DataFrame, faces: pd.DataFrame, n: int = 6) -> plt.Figu
         fake = load_video_faces(files[r["video"]])
         real = load_video_faces(files[r["original"]])
         i = int(r["crop_index"])
-        j = next(
-            k
-            for k in range(len(real.frame))
-            if (real.frame[k], real.track[k]) == (fake.frame[i], fake.track[i])
-        )
+        j = same_frame_crops(fake, real)[i]
         ax[0].imshow(decode_crop(real.crops[j]))
         ax[1].imshow(decode_crop(fake.crops[i]))
         ax[2].imshow(store.get(r["video"], i), cmap="magma", vmin=0, vmax=1)
