@@ -23,8 +23,9 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.tom
 repro: install
 	dvc repro
 
-# The suite CI runs (under 15 minutes on 2 cores); the end-to-end runs marked slow (whole
-# pipelines, dvc repro twice, Ray, notebooks) are test-slow; test-all runs both.
+# The suite CI runs (under 15 minutes on 2 cores); the two tests marked slow (the whole sample
+# pipeline trained to a log-loss bound, dvc repro in fresh clones) are test-slow; test-all
+# runs both.
 PYTEST_ARGS ?=
 test: install lint
 	python -m pytest -m "not slow" $(PYTEST_ARGS)

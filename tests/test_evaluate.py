@@ -14,8 +14,6 @@ from dfdc.core.config import to_dict
 from dfdc.core.metrics import binary_metrics
 from tests.conftest import SHARED
 
-pytestmark = pytest.mark.slow
-
 KEYS = {"auc", "logloss", "accuracy", "eer", "ap", "n"}
 
 

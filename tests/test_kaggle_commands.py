@@ -54,7 +54,6 @@ def _as_kaggle_unpacks(files: dict[str, bytes]) -> dict[str, bytes]:
     return tree
 
 
-@pytest.mark.slow
 def test_release_creates_datasets_and_pushes_an_offline_gpu_kernel(
     workspace, fake_kaggle, tmp_path, caplog, capsys
 ):
@@ -114,7 +113,6 @@ def test_release_creates_datasets_and_pushes_an_offline_gpu_kernel(
     assert "dfdc kaggle submit -k someone/dfdc-workspace-inference -v 1" in printed.out
 
 
-@pytest.mark.slow
 def test_second_release_versions_the_datasets_and_submit_names_the_version(
     workspace, fake_kaggle, capsys
 ):
@@ -146,7 +144,6 @@ def test_second_release_versions_the_datasets_and_submit_names_the_version(
     assert "\n" not in err and "version 7 not found" in err
 
 
-@pytest.mark.slow
 def test_push_before_its_datasets_exist_names_them(workspace, fake_kaggle, capsys):
     params, _ = workspace
     assert main(["kaggle", "push", "--params", params]) == 2

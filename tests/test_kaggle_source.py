@@ -5,12 +5,9 @@ import json
 import zipfile
 
 import pandas as pd
-import pytest
 
 from dfdc.cli import main
 from tests.conftest import write_params
-
-pytestmark = pytest.mark.slow
 
 
 def _competition_zip(tiny_raw) -> bytes:

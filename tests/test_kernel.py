@@ -8,14 +8,11 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from dfdc.ensemble import make_submission
 from dfdc.inference.predict import load_bundle
 from dfdc.kaggle.kernel import kernel_files_text
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.slow
 
 
 def test_metadata_has_the_fields_the_cli_checks(kernel_package):

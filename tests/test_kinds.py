@@ -63,7 +63,6 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
         read_checkpoint(old)
 
 
-@pytest.mark.slow
 def test_one_bundle_loader_puts_weights_and_inputs_on_one_device(kernel_package):
     """The ensemble stage, predict and the kernel all load through load_bundle: the models of
     the ensemble's runs, its rule, on the device the runtime names (weights and inputs alike:

@@ -14,8 +14,6 @@ from dfdc.faces.extract import faces_params_hash, run_faces
 from dfdc.faces.store import load_video_faces
 from tests.conftest import faces_cfg
 
-pytestmark = pytest.mark.slow
-
 ARRAYS = ("frame", "track", "box", "prob", "detected", "landmarks", "crop_box")
 
 

@@ -180,7 +180,6 @@ def test_report_scores_every_version_and_survives_bad_clips(clip, tmp_path):
     json.dumps(m)  # the JSON file's content
 
 
-@pytest.mark.slow
 def test_stage_on_the_tiny_sample_scores_out_of_fold(tiny_stage, tmp_path):
     from dfdc.inference.blend import Ensemble
     from dfdc.robustness.report import run
@@ -213,7 +212,6 @@ def test_stage_on_the_tiny_sample_scores_out_of_fold(tiny_stage, tmp_path):
     assert set(result.examples) >= {"clean", "fps"}
 
 
-@pytest.mark.slow
 def test_cli_reports_labelled_folders_with_the_ensemble(kernel_package, tiny_raw, tmp_path, capsys):
     import shutil
 

@@ -63,7 +63,6 @@ def _seq_run(tmp, **model):
     )
 
 
-@pytest.mark.slow
 def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
     import dfdc.kinds.sequence as seqmod
 
@@ -86,7 +85,6 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
     assert sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy")) != files  # replaced
 
 
-@pytest.mark.slow
 def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
     from dfdc.inference.predict import load_bundle
     from dfdc.training.engine import fit

@@ -54,7 +54,6 @@ def test_ffpp_method_field_is_kept(shared_dfdc):
     assert idx.loc["004.mp4", "split"] == "val"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("which", ["dfdc", "metadata"])
 def test_eda_runs_on_real_data_and_official_metadata(tmp_path, shared_dfdc, shared_metadata, which):
     root = shared_dfdc if which == "dfdc" else shared_metadata

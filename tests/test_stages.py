@@ -13,8 +13,6 @@ from dfdc.core.config import load_params
 from dfdc.core.notebooks import run_notebook
 from tests.conftest import ROOT, SAMPLE_SEED, write_params
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
@@ -131,6 +129,7 @@ def test_folds_and_train_notebook_run_in_smoke_mode(staged):
     assert (tmp / "models" / "baseline" / "fold1" / "best.pt").exists()
 
 
+@pytest.mark.slow
 def test_training_learns_on_the_generated_sample(tmp_path):
     """The default sample, faces, folds and training (4 folds): out-of-fold video log loss
     well below a constant 0.5 (0.693) and below the constant prior (2 fakes in 3: 0.637)."""

@@ -290,7 +290,6 @@ def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_stage):
     import torch.multiprocessing as mp
 
