@@ -1,9 +1,10 @@
 """Face extraction speed and recall against the decode floor and a naive MTCNN, in one run.
 
-    python benchmarks/faces.py [FOLDER] [--frames 32] [--params params.yaml] [--limit N]
-                               [--ray] [--project 1 8 32 128]
+    python benchmarks/faces.py [FOLDER...] [--frames 32] [--params params.yaml] [--limit N]
+                               [--detectors mtcnn,blazeface,...] [--ray] [--project 1 8 32 128]
 
-FOLDER defaults to ../shared/data/dfdc (every .mp4 below it). Three measurements:
+FOLDER defaults to ../shared/data/dfdc (every .mp4 below each folder given). Three
+measurements:
 
 - decode floor: every frame decoded and thrown away (PyAV, FFmpeg frame threads), one video at
   a time, and with one process per core; the floor is the faster of the two.
@@ -203,7 +204,7 @@ def audit(table: pd.DataFrame, main_faces: dict, all_faces: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", nargs="?", default="../shared/data/dfdc")
+    ap.add_argument("folders", nargs="*", default=["../shared/data/dfdc"])
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--limit", type=int, default=0)
@@ -218,14 +219,20 @@ def main(argv: list[str] | None = None) -> int:
         help="machines of this kind to project the full DFDC (120,000 videos) onto",
     )  # fmt: skip
     args = ap.parse_args(argv)
-    paths = sorted(str(p) for p in Path(args.folder).rglob("*.mp4"))
-    if args.limit:
-        paths = paths[: args.limit]
+    paths = []
+    for folder in args.folders:
+        found = sorted(str(p) for p in Path(folder).rglob("*.mp4"))
+        paths += found[: args.limit] if args.limit else found
     if not paths:
-        print(f"{args.folder}: no .mp4 files", file=sys.stderr)
+        print(f"{', '.join(args.folders)}: no .mp4 files", file=sys.stderr)
+        return 2
+    names = [Path(p).name for p in paths]
+    if len(set(names)) < len(names):
+        print("two clips share a file name; the audit keys frames by name", file=sys.stderr)
         return 2
     print(
-        f"{len(paths)} videos from {args.folder}, N={args.frames}, {os.cpu_count()} cores",
+        f"{len(paths)} videos from {', '.join(args.folders)}, N={args.frames}, "
+        f"{os.cpu_count()} cores",
         flush=True,
     )
 
@@ -248,28 +255,36 @@ def main(argv: list[str] | None = None) -> int:
         )
     naive_s, main_faces, all_faces = naive(paths, args.frames)
     print(f"naive: {np.mean(naive_s):.3f} s/video", flush=True)
-    detectors = {}
+    detectors, tables = {}, {}
     for name in [d.strip() for d in args.detectors.split(",") if d.strip()]:
         det, _, win = name.partition("+w")
         s_video, t, _, _ = stage(paths, args.params, args.frames, detector=det,
                                  windows=int(win or 0))  # fmt: skip
         row = {"s_per_video": round(s_video, 4), "ratio_to_decode_floor": round(s_video / floor, 3),
                **audit(t, main_faces, all_faces)}  # fmt: skip
-        detectors[name] = row
+        detectors[name], tables[name] = row, t
         print(f"detector {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
 
     status = status.set_index("video")
-    print(f"{'video':<18}{'decode_s':>9}{'naive_s':>9}{'stage_s*':>9}{'tracks':>7}{'recall':>8}")
+    print(
+        f"{'video':<26}{'decode_s':>9}{'naive_s':>9}{'stage_s*':>9}{'tracks':>7}{'recall':>8}"
+        + "".join(f"{d[:12]:>13}" for d in tables)
+    )
     for p, d, nv in zip(paths, per_video_decode, naive_s, strict=True):
         name = Path(p).name
         mine = {k: v for k, v in main_faces.items() if k[0] == name}
         r = recall(mine, table[table["video"] == name]) if len(table) else float("nan")
         st = status.loc[name]
-        print(
-            f"{name:<18}{d:9.3f}{nv:9.3f}{st.get('seconds', float('nan')):9.3f}"
-            f"{st.get('tracks', 0):7.0f}{r:8.3f}"
+        per_detector = "".join(
+            f"{recall(mine, t[t['video'] == name]) if len(t) else float('nan'):13.3f}"
+            for t in tables.values()
         )
-    print("(* stage_s: one worker's time on that video, decode included, while the pool runs)")
+        print(
+            f"{name:<26}{d:9.3f}{nv:9.3f}{st.get('seconds', float('nan')):9.3f}"
+            f"{st.get('tracks', 0):7.0f}{r:8.3f}{per_detector}"
+        )
+    print("(* stage_s: one worker's time on that video, decode included, while the pool runs;")
+    print("   recall and the detectors' columns: the main face found, vs naive)")
     result = {
         "videos": len(paths),
         "frames": args.frames,

@@ -21,17 +21,27 @@ Printed per method: out-of-fold video AUC and log loss (each face track's frames
 ``ensemble.rule``, faces by ``ensemble.faces``, no calibration), the plain mean of all crops
 beside, and the cost: training crops per second (training steps only) and its ratio to the
 plain recipe's in the same run. The last line printed is one JSON object.
+
+``--reuse`` keeps finished folds already in ``<work>/models`` (a comparison split over sessions;
+their training is not counted again; one made with an earlier config is said so).
+``--cost-batches N`` measures the cost apart from the quality runs, first and back to back in
+one pass: each method trains N
+batches of fold 0 (one epoch cut short, a throwaway folder under ``<work>/cost``), so every
+ratio comes from the same minutes of the same machine; the quality runs' own crops per second
+are printed beside when they trained.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
-from realdata import oof_metrics, open_real, prepare, real_parser
+from realdata import fit_or_reuse, oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import MaskTrainConfig, TrainConfig
 from dfdc.diffmasks import run as masks_stage
@@ -57,9 +67,58 @@ def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
     }
 
 
+def measure_cost(
+    params, runs: dict[str, TrainConfig], chosen: list[str], batches: int, work: Path
+) -> dict[str, dict]:
+    """Each chosen method's training crops per second over ``batches`` batches of fold 0,
+    one method after another, with its ratio to plain's (plain measured first)."""
+    if batches <= 0:
+        return {}
+    order = ["plain"] + [m for m in chosen if m != "plain"]
+    cost: dict[str, dict] = {}
+    for name in order:
+        run = dataclasses.replace(runs[name], epochs=1, val_every=1)
+        shutil.rmtree(work / name, ignore_errors=True)
+        f = fit(
+            params,
+            0,
+            run=run,
+            max_batches=batches,
+            out_dir=work / name / "fold0",
+            curves_dir=work / name / "dvclive",
+        )
+        ips = f.train_images / f.train_seconds if f.train_seconds else 0.0
+        cost[name] = {
+            "images": f.train_images,
+            "seconds": round(f.train_seconds, 1),
+            "images_per_s": round(ips, 2),
+        }
+        if name != "plain" and cost["plain"]["images_per_s"]:
+            cost[name]["vs_plain"] = round(cost["plain"]["images_per_s"] / ips, 2)
+        print(
+            f"cost {name}: {f.train_images} crops in {f.train_seconds:.1f} s of training steps, "
+            f"{ips:.2f} crops/s"
+            + (
+                f", {cost[name]['vs_plain']}x plain's time a crop"
+                if "vs_plain" in cost[name]
+                else ""
+            ),
+            flush=True,
+        )
+    return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = real_parser(__doc__.splitlines()[0], "data/bench/methods")
     ap.add_argument("--methods", default="plain,sbi,sbi_only,masks,wsdan,srm")
+    ap.add_argument("--reuse", action="store_true", help="keep finished folds in the work folder")
+    ap.add_argument(
+        "--cost-batches",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure each method's cost on N batches of fold 0, in one pass first",
+    )
     args = ap.parse_args(argv)
     opened = open_real(args)
     if opened is None:
@@ -83,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    cost = measure_cost(params, runs, chosen, args.cost_batches, Path(args.work) / "cost")
     results: dict[str, dict] = {}
     for name in chosen:
         run = runs[name]
         t1 = time.perf_counter()
-        fits = [fit(params, k, run=run) for k in fold_ids]
+        fits = [fit_or_reuse(params, k, run, args.reuse) for k in fold_ids]
         oof = pd.concat([pd.read_parquet(f.out_dir / "oof.parquet") for f in fits])
         images = sum(f.train_images for f in fits)
         seconds = sum(f.train_seconds for f in fits)
@@ -99,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if "plain" in results and m["images_per_s"] and results["plain"]["images_per_s"]:
             m["cost_vs_plain"] = round(results["plain"]["images_per_s"] / m["images_per_s"], 2)
+        if name in cost:
+            m["cost_pass"] = cost[name]
         results[name] = m
         print(
             f"{name}: out-of-fold video AUC {m['auc']:.3f}, log loss {m['logloss']:.3f}, "
@@ -111,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     summary = {
+        "cost_batches": args.cost_batches,
         "root": str(root),
         "videos": len(index),
         "folds": fold_ids,

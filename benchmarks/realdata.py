@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import yaml
 
 from dfdc.core.config import Params, params_from_dict, resolve_device
@@ -20,6 +21,8 @@ from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.extract import run_faces
 from dfdc.folds import make_folds
 from dfdc.inference.aggregate import video_score
+from dfdc.kinds.checkpoint import config_hash
+from dfdc.training.engine import FitResult, fit, fold_dir
 
 
 def real_parser(description: str, work: str) -> argparse.ArgumentParser:
@@ -102,3 +105,33 @@ def oof_metrics(oof: pd.DataFrame, params: Params) -> dict:
         crop_mean={k: crop_mean[k] for k in ("auc", "logloss", "accuracy")},
     )
     return m
+
+
+def finished(params: Params, run, fold: int) -> tuple[Path, bool] | None:
+    """(the fold's folder, whether the config hash is today's) when it holds a finished fit:
+    its last.pt at the last epoch and its oof.parquet; else None."""
+    out = fold_dir(params, run, fold)
+    last, oof = out / "last.pt", out / "oof.parquet"
+    if not (last.exists() and oof.exists()):
+        return None
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    if state.get("epoch", -1) < run.epochs - 1:
+        return None
+    return out, state.get("config_hash") == config_hash(params, run, fold)
+
+
+def fit_or_reuse(params: Params, fold: int, run, reuse: bool) -> FitResult:
+    """``fit``, or with ``reuse`` a finished fold as it is (a FitResult with no training
+    counted: its cost was measured when it trained). A fold whose config hash is not today's
+    (trained before keys were added to the run config, or with other values) is reused all
+    the same and said so: ``--reuse`` is for a comparison split over sessions, on request."""
+    done = finished(params, run, fold) if reuse else None
+    if done is None:
+        return fit(params, fold, run=run)
+    out, same = done
+    print(
+        f"{run.run} fold {fold}: reusing the finished fit in {out}"
+        + ("" if same else " (made with an earlier config: its hash is not today's)"),
+        flush=True,
+    )
+    return FitResult(out_dir=out, best_epoch=-1, best={})

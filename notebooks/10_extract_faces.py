@@ -43,6 +43,19 @@ display(summary[summary["status"] != "ok"])
 display(summary[summary.get("tracks", 0).fillna(0) > 1])
 
 # %% [markdown]
+# ## Two detectors: what each found (`faces.detector: both`)
+# Faces MTCNN and BlazeFace each found on the detection frames, and those both found (the
+# only ones kept). Shown when the run used `both`.
+
+# %%
+agreement = plots.detector_agreement(status)
+if agreement is None:
+    print(f"faces.detector is {cfg.detector}: one detector, nothing to compare")
+else:
+    plots.plot_detector_agreement(agreement)
+    display(agreement)
+
+# %% [markdown]
 # ## Crops
 
 # %%

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dfdc.core.video import read_frames
+from dfdc.faces import plots
 from dfdc.faces.blazeface import BlazeFace, decode, five_points, ssd_anchors, weighted_nms
 from dfdc.faces.detect import Detector
 from dfdc.faces.track import iou
@@ -64,6 +65,28 @@ def test_boxes_land_on_the_face_of_a_photo():
     # The eyes inside the box, left of right, above the mouth corners.
     assert (points[0, :, 0] > x1).all() and (points[0, :, 0] < x2).all()
     assert points[0, 0, 0] < points[0, 1, 0] and points[0, 0, 1] < points[0, 3, 1]
+
+
+def test_square_tiles_find_a_face_the_letterboxed_frame_misses():
+    photo = _photo()
+    frame = np.full((360, 640, 3), 90, np.uint8)
+    scale = 0.16  # the face about 34 px in a 16:9 frame: 10 px once letterboxed to 192
+    w, h = int(photo.shape[1] * scale), int(photo.shape[0] * scale)
+    frame[150 : 150 + h, 100 : 100 + w] = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    bf = BlazeFace()
+    where = bf.detect(photo)[0][0] * scale + np.array([100, 150, 100, 150], np.float32)
+    assert len(bf.detect(frame)[0]) == 0
+    boxes, points, _ = bf.detect_squares(frame)
+    assert len(boxes) == 1 and iou(boxes[0], where) > 0.5
+    assert (points[0, :, 0] > boxes[0, 0]).all() and (points[0, :, 0] < boxes[0, 2]).all()
+    # A portrait frame is tiled down its height, and the face is found there too.
+    tall = np.ascontiguousarray(np.full((640, 360, 3), 90, np.uint8))
+    tall[400 : 400 + h, 100 : 100 + w] = frame[150 : 150 + h, 100 : 100 + w]
+    tall_boxes, _, _ = bf.detect_squares(tall)
+    assert (
+        len(tall_boxes) == 1
+        and iou(tall_boxes[0], where + np.array([0, 250, 0, 250], np.float32)) > 0.5
+    )
 
 
 def test_sliding_windows_find_a_small_face_the_whole_frame_misses():
@@ -130,3 +153,12 @@ def test_stage_outputs_keep_their_schema_for_every_detector(tiny_stage, tmp_path
     status = pd.read_parquet(cfg.status_path)
     assert (status["status"] == "ok").all()
     assert dataclasses.replace(cfg, detector="mtcnn") != cfg
+    agreement = plots.detector_agreement(status)
+    if detector == "blazeface":
+        assert agreement is None
+    else:  # the faces notebook's per-video comparison
+        assert len(agreement) == int((~status["reused_original"].astype(bool)).sum()) >= 1
+        assert (agreement["agreed_faces"] <= agreement["mtcnn_faces"]).all()
+        assert (agreement["agreed_faces"] <= agreement["blazeface_faces"]).all()
+        assert agreement["agreed_faces"].sum() > 0
+        assert plots.plot_detector_agreement(agreement).axes

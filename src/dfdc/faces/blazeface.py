@@ -22,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dfdc.faces.track import ious
+
 __all__ = ["MODELS", "BlazeFace", "decode", "model_file", "ssd_anchors", "weighted_nms"]
 
 
@@ -87,17 +89,6 @@ def decode(
     return boxes.astype(np.float32), kps.astype(np.float32), scores[keep].astype(np.float32)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def weighted_nms(
     boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +101,7 @@ def weighted_nms(
     remaining = np.arange(len(scores))
     while len(remaining):
         top = remaining[0]
-        overlap = _iou(boxes[top], boxes[remaining]) > iou
+        overlap = ious(boxes[top], boxes[remaining]) > iou
         group = remaining[overlap]
         w = scores[group][:, None]
         out_b.append((boxes[group] * w).sum(0) / w.sum())
@@ -179,12 +170,33 @@ class BlazeFace:
         points = five_points(kps * side - offset)
         return boxes, points, scores
 
+    def detect_squares(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``detect`` on square tiles along the long side (as many as it takes, evenly spaced,
+        overlapping) rather than one letterboxed frame: a 16:9 frame letterboxed into the
+        model's 192 px square gives its faces 10 % of their pixels' size, two squares 18 %,
+        and on real DFDC clips the letterboxed pass scored small faces under the threshold
+        that the squares pass over (``btzqiokysa``: 0.47 -> 0.69-0.77)."""
+        h, w = image.shape[:2]
+        short, long_ = min(h, w), max(h, w)
+        n = -(-long_ // short) if long_ > 1.1 * short else 1
+        if n == 1:
+            return self.detect(image)
+        found = []
+        for k in range(n):
+            o = round(k * (long_ - short) / (n - 1))
+            tile = image[:, o : o + short] if w >= h else image[o : o + short]
+            b, p, s = self.detect(tile)
+            shift = np.array([o, 0] if w >= h else [0, o], np.float32)
+            found.append((b + np.tile(shift, 2), p + shift, s))
+        return _merge(found)
+
     def detect_windows(
         self, image: np.ndarray, grid: int, overlap: float = 0.25
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The whole image and, with ``grid`` >= 2, each of grid x grid tiles overlapping by
-        ``overlap`` of a tile: small faces are larger in a tile. Detections merged by NMS."""
-        found = [self.detect(image)]
+        """The whole image (``detect_squares``) and, with ``grid`` >= 2, each of grid x grid
+        tiles overlapping by ``overlap`` of a tile: small faces are larger in a tile.
+        Detections merged by suppression."""
+        found = [self.detect_squares(image)]
         h, w = image.shape[:2]
         if grid >= 2:
             th, tw = int(h / (grid - (grid - 1) * overlap)), int(w / (grid - (grid - 1) * overlap))
@@ -195,15 +207,21 @@ class BlazeFace:
                     b, p, s = self.detect(image[y0 : y0 + th, x0 : x0 + tw])
                     shift = np.array([x0, y0], np.float32)
                     found.append((b + np.tile(shift, 2), p + shift, s))
-        boxes = np.concatenate([f[0] for f in found])
-        points = np.concatenate([f[1] for f in found])
-        scores = np.concatenate([f[2] for f in found])
-        if len(found) == 1 or not len(scores):
-            return boxes, points, scores
-        # Plain suppression across windows (a face cut by a tile edge gives a partial box).
-        order = np.argsort(-scores)
-        keep: list[int] = []
-        for i in order:
-            if all(_iou(boxes[i], boxes[[k]])[0] <= 0.3 for k in keep):
-                keep.append(i)
-        return boxes[keep], points[keep], scores[keep]
+        return _merge(found)
+
+
+def _merge(
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections of overlapping windows as one set: plain suppression, highest score first
+    (a face cut by a window's edge gives a partial box that the whole face's box covers)."""
+    boxes = np.concatenate([f[0] for f in found])
+    points = np.concatenate([f[1] for f in found])
+    scores = np.concatenate([f[2] for f in found])
+    if len(found) == 1 or not len(scores):
+        return boxes, points, scores
+    keep: list[int] = []
+    for i in np.argsort(-scores):
+        if not keep or ious(boxes[i], boxes[keep]).max() <= 0.3:
+            keep.append(int(i))
+    return boxes[keep], points[keep], scores[keep]

@@ -49,6 +49,9 @@ class Detector:
             from dfdc.faces.blazeface import BlazeFace
 
             self.blaze = BlazeFace("full", cfg.blazeface_min_score)
+        # With ``both``: detections each detector made and those kept, summed over detect()
+        # calls since the last reset (the faces stage records them per video).
+        self.agreement = {"mtcnn_faces": 0, "blazeface_faces": 0, "agreed_faces": 0}
 
     def _blazeface(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
         """BlazeFace on each image (with its windows): (boxes, probs, landmarks)."""
@@ -63,14 +66,17 @@ class Detector:
     def _agreed(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
         """MTCNN's detections that a BlazeFace detection overlaps (IoU >= 0.3): its boxes and
         its 5 landmarks, kept only where the two detectors agree."""
-        from dfdc.faces.blazeface import _iou
+        from dfdc.faces.track import ious  # track imports this module's Detection
 
         out = []
         for (b, p, lm), (bb, _, _) in zip(
             self._run(images, self.cfg.min_face_size), self._blazeface(images), strict=True
         ):
-            keep = [len(bb) > 0 and _iou(box, bb).max() >= 0.3 for box in b]
+            keep = [len(bb) > 0 and ious(box, bb).max() >= 0.3 for box in b]
             keep = np.asarray(keep, bool)
+            self.agreement["mtcnn_faces"] += len(b)
+            self.agreement["blazeface_faces"] += len(bb)
+            self.agreement["agreed_faces"] += int(keep.sum())
             out.append((b[keep], p[keep], lm[keep]))
         return out
 

@@ -125,9 +125,12 @@ def extract_video(
     else:
         assert detector is not None
         det_frames = [frames[p] for p in det_pos if p < len(frames)]
+        detector.agreement = dict.fromkeys(detector.agreement, 0)
         found = detector.detect(
             [f.small for f in det_frames], [(f.width, f.height) for f in det_frames]
         )
+        if cfg.detector == "both":  # per video, for the faces notebook's comparison
+            status.update(detector.agreement)
         pos_of = {f.index: p for p, f in enumerate(frames)}
         detections: dict[int, list[Detection]] = {
             pos_of[f.index]: d for f, d in zip(det_frames, found, strict=True)

@@ -10,10 +10,13 @@ from dfdc.core.video import iter_frames
 from dfdc.faces.store import decode_crop, load_video_faces
 
 __all__ = [
+    "AGREEMENT",
     "detection_summary",
+    "detector_agreement",
     "plot_boxes_on_frames",
     "plot_crop_grid",
     "plot_detection_rate",
+    "plot_detector_agreement",
     "plot_seconds",
 ]
 
@@ -39,6 +42,40 @@ def detection_summary(status: pd.DataFrame, frames: int) -> pd.DataFrame:
         if c in s
     ]
     return s[cols].sort_values(["face_rate", "video"])
+
+
+AGREEMENT = ["mtcnn_faces", "blazeface_faces", "agreed_faces"]
+
+
+def detector_agreement(status: pd.DataFrame) -> pd.DataFrame | None:
+    """With ``faces.detector: both``, per detecting video: the faces each detector found on the
+    detection frames, those both found (kept), and the share of each detector's faces the other
+    confirmed; None when the run used one detector."""
+    if not set(AGREEMENT) <= set(status.columns):
+        return None
+    s = status.dropna(subset=AGREEMENT).copy()
+    if s.empty:
+        return None
+    s[AGREEMENT] = s[AGREEMENT].astype(int)
+    s["mtcnn_confirmed"] = (s["agreed_faces"] / s["mtcnn_faces"].clip(lower=1)).round(3)
+    s["blazeface_confirmed"] = (s["agreed_faces"] / s["blazeface_faces"].clip(lower=1)).round(3)
+    cols = ["video", *AGREEMENT, "mtcnn_confirmed", "blazeface_confirmed"]
+    return s[cols].sort_values(["mtcnn_confirmed", "video"]).reset_index(drop=True)
+
+
+def plot_detector_agreement(agreement: pd.DataFrame) -> plt.Figure:
+    """Per video, side by side: MTCNN's faces, BlazeFace's, and the faces both found."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(agreement)), 3))
+    x = np.arange(len(agreement))
+    for k, (col, label) in enumerate(zip(AGREEMENT, ["MTCNN", "BlazeFace", "both (kept)"],
+                                         strict=True)):  # fmt: skip
+        ax.bar(x + (k - 1) * 0.27, agreement[col], width=0.27, label=label)
+    ax.set_xticks(x, agreement["video"], rotation=90, fontsize=6)
+    ax.set_ylabel("faces on detection frames")
+    ax.set_title("faces.detector: both, per video")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 def plot_detection_rate(summary: pd.DataFrame) -> plt.Figure:
