@@ -2,6 +2,7 @@
 
     python benchmarks/methods.py [ROOT] [--params params.yaml] [--work DIR] [--folds N]
                                  [--methods plain,sbi,...] [--set KEY=VALUE]...
+                                 [--reuse] [--cost-batches N]
 
 ROOT defaults to ../shared/data/ffpp (FaceForensics++ c23 in its own layout). Each method is the
 params file's frame run resolved for this real dataset (the real recipe: 224 px real/fake pairs,
@@ -70,11 +71,16 @@ def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
 def measure_cost(
     params, runs: dict[str, TrainConfig], chosen: list[str], batches: int, work: Path
 ) -> dict[str, dict]:
-    """Each chosen method's training crops per second over ``batches`` batches of fold 0,
-    one method after another, with its ratio to plain's (plain measured first)."""
+    """Each chosen method's training crops per second over ``batches`` batches of fold 0
+    (at most one epoch), one method after another after an uncounted warm-up, with its ratio
+    to plain's (plain measured first)."""
     if batches <= 0:
         return {}
     order = ["plain"] + [m for m in chosen if m != "plain"]
+    # Warm-up, not counted: the first fit in a process pays one-off costs (allocator, thread
+    # pools, first batches) that would otherwise be charged to plain alone.
+    fit(params, 0, run=dataclasses.replace(runs["plain"], epochs=1), max_batches=3,
+        out_dir=work / "warmup" / "fold0", curves_dir=work / "warmup" / "dvclive")  # fmt: skip
     cost: dict[str, dict] = {}
     for name in order:
         run = dataclasses.replace(runs[name], epochs=1, val_every=1)

@@ -1,6 +1,7 @@
 # %% [markdown]
 # # 10 · Face extraction
-# Sampled frames -> MTCNN on every k-th frame -> IoU tracks -> square crops with a margin, one
+# Sampled frames -> the detector (`faces.detector`: MTCNN, BlazeFace or both) on every k-th frame
+# -> IoU tracks -> square crops with a margin, one
 # `.npz` per video. Fakes reuse their original's boxes. Reruns skip finished videos.
 
 # %% tags=["parameters"]

@@ -232,10 +232,11 @@ def write_plots(metrics: dict, out: str | Path) -> None:
         write_text("\n".join(lines) + "\n", out / f"{name}.csv")
 
 
-def example_clips(scores: pd.DataFrame, cfg: RobustnessConfig, out_dir: str | Path,
-                  jobs: Iterable[Job]) -> dict[str, Path]:  # fmt: skip
-    """For the first video scored under every distortion: distortion -> its strongest
-    version's file (the notebook shows a frame of each)."""
+def example_clips(
+    cfg: RobustnessConfig, out_dir: str | Path, jobs: Iterable[Job]
+) -> dict[str, Path]:
+    """For the first job's video: distortion -> its strongest version's file, where it was
+    written (the notebook shows a frame of each)."""
     jobs = list(jobs)
     if not jobs:
         return {}
@@ -266,7 +267,7 @@ def run(params: Params) -> RobustnessResult:
     metrics = robustness_metrics(scores, cfg)
     write_json(metrics, cfg.metrics_path)
     write_plots(metrics, cfg.plots_dir)
-    return RobustnessResult(scores, metrics, example_clips(scores, cfg, cfg.out_dir, jobs))
+    return RobustnessResult(scores, metrics, example_clips(cfg, cfg.out_dir, jobs))
 
 
 def run_paths(
@@ -290,4 +291,4 @@ def run_paths(
     bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=ens, models=models)
     scores = score_jobs(jobs, lambda _: bundle, cfg, out_dir)
     metrics = robustness_metrics(scores, cfg)
-    return RobustnessResult(scores, metrics, example_clips(scores, cfg, out_dir, jobs))
+    return RobustnessResult(scores, metrics, example_clips(cfg, out_dir, jobs))
