@@ -49,8 +49,8 @@ class Detector:
             from dfdc.faces.blazeface import BlazeFace
 
             self.blaze = BlazeFace("full", cfg.blazeface_min_score)
-        # With ``both``: detections each detector made and those kept, summed over detect()
-        # calls since the last reset (the faces stage records them per video).
+        # With ``both``: detections each detector made and those kept, over the last detect()
+        # call (one video's detection frames in the faces stage, which records them).
         self.agreement = {"mtcnn_faces": 0, "blazeface_faces": 0, "agreed_faces": 0}
 
     def _blazeface(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
@@ -115,6 +115,7 @@ class Detector:
         self, images: list[np.ndarray], full_sizes: list[tuple[int, int]]
     ) -> list[list[Detection]]:
         """Detect on shrunken whole frames; boxes come back in full-size pixels."""
+        self.agreement = dict.fromkeys(self.agreement, 0)
         results = []
         if self.cfg.detector == "blazeface":
             found_all = self._blazeface(images)

@@ -125,7 +125,6 @@ def extract_video(
     else:
         assert detector is not None
         det_frames = [frames[p] for p in det_pos if p < len(frames)]
-        detector.agreement = dict.fromkeys(detector.agreement, 0)
         found = detector.detect(
             [f.small for f in det_frames], [(f.width, f.height) for f in det_frames]
         )
