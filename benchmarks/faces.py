@@ -49,9 +49,10 @@ import pandas as pd
 
 from dfdc.core.config import load_params
 from dfdc.core.video import even_indices, frame_count, iter_frames
+from dfdc.faces.batch import run_faces
+from dfdc.faces.boxes import iou
 from dfdc.faces.detect import Detection
-from dfdc.faces.extract import run_faces
-from dfdc.faces.track import build_tracks, iou
+from dfdc.faces.track import build_tracks
 
 FULL_DFDC = 120_000  # videos in the full DFDC training set
 

@@ -42,29 +42,22 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from realdata import fit_or_reuse, oof_metrics, open_real, prepare, real_parser
+from common import fit_or_reuse, oof_metrics, open_real, prepare, real_parser
 
-from dfdc.core.config import MaskTrainConfig, TrainConfig
-from dfdc.diffmasks import run as masks_stage
-from dfdc.training.engine import fit
+from dfdc.core.config import TrainConfig
+from dfdc.core.presets import METHODS
+from dfdc.core.typed import build
+from dfdc.stages.masks import run as masks_stage
+from dfdc.training.loop import fit
 
 
 def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
-    """Each method as a run: the base recipe with one switch on (and its own run name)."""
-    model, sbi, aug = base.model, base.sbi, base.aug
-    r = dataclasses.replace
+    """Each named method (``train.method``, :data:`dfdc.core.presets.METHODS`) as a run: the
+    base recipe with the method's switches on, under its own run name."""
     return {
-        "plain": r(base, run="plain"),
-        "sbi": r(base, run="sbi", sbi=r(sbi, p=0.5, only=False)),
-        "sbi_only": r(base, run="sbi_only", sbi=r(sbi, p=1.0, only=True)),
-        "masks": r(
-            base,
-            run="masks",
-            masks=MaskTrainConfig(weight=1.0, guide_dropout=True),
-            aug=r(aug, part_dropout_p=0.3),
-        ),
-        "wsdan": r(base, run="wsdan", model=r(model, wsdan_maps=8)),
-        "srm": r(base, run="srm", model=r(model, srm=True)),
+        name: build(TrainConfig, {**overlay, "method": name, "run": name}, "train.",
+                    f"method {name}", base=base)  # fmt: skip
+        for name, overlay in METHODS.items()
     }
 
 

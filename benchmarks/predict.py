@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dfdc.core.config import load_params
-from dfdc.faces.extract import extract_video
+from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.predict import load_bundle
 

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from realdata import oof_metrics, open_real, prepare, real_parser
+from common import oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import to_dict
-from dfdc.training.engine import fit
+from dfdc.training.loop import fit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cross = {}
     if "pretrained" in results:
-        from dfdc.evaluate import evaluate_paths
         from dfdc.inference.predict import load_bundle
+        from dfdc.reports.evaluation import evaluate_paths
 
         bundle = load_bundle(
             work / "models", params.base.device, models=work / "models" / "real_pretrained"

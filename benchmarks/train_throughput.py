@@ -27,13 +27,12 @@ import pandas as pd
 import torch
 
 from dfdc.core.config import load_params
+from dfdc.core.runtime import Runtime, make_runtime
+from dfdc.crops.datasets import CropDataset, crop_items, epoch_plan
+from dfdc.crops.transforms import train_transform
 from dfdc.faces.store import decode_reduction
-from dfdc.kinds import Runtime
 from dfdc.kinds.backbones import build_model, model_norm
-from dfdc.kinds.base import runtime
-from dfdc.training.crops import CropDataset, crop_items, epoch_plan
-from dfdc.training.engine import make_optimizer, smoothed_bce
-from dfdc.training.transforms import train_transform
+from dfdc.training.loop import make_optimizer, smoothed_bce
 
 
 def step(model, opt, x, y, cfg, rt: Runtime) -> None:
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = params.train
     if args.workers is not None:
         cfg = dataclasses.replace(cfg, num_workers=args.workers)
-    rt = runtime(params.base.device, cfg.amp, cfg.channels_last)
+    rt = make_runtime(params.base.device, cfg.amp, cfg.channels_last)
     device = rt.device
     cuda = device.type == "cuda"
     faces = pd.read_parquet(params.faces.table_path)

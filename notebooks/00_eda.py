@@ -11,29 +11,31 @@ smoke = False
 # %%
 from IPython.display import display
 
-from dfdc import eda
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
+from dfdc.dataset import explore
+from dfdc.stages.eda import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
-index = eda.load_index(index_path or params.data.index_path)
+result = run(params, index_path)
+index = result.index
 n_frames = 3 if smoke else params.eda.sample_frames
 max_videos = 4 if smoke else params.eda.max_grid_videos
 print(f"{len(index)} videos, {int(index['readable'].sum())} readable")
-index.groupby(["split", "label"], dropna=False)["name"].count().to_frame("videos")
+result.counts
 
 # %% [markdown]
 # ## Labels per part
 
 # %%
-display(eda.label_balance(index))
-eda.plot_label_balance(index)
+display(result.balance)
+explore.plot_label_balance(index)
 # %% [markdown]
 # ## Fakes per original
 
 # %%
-fpo = eda.fakes_per_original(index)
+fpo = result.fakes_per_original
 display(fpo.head(20))
 print(f"{len(fpo)} originals; {int(fpo['original_present'].sum())} of them present as files")
 
@@ -41,13 +43,15 @@ print(f"{len(fpo)} originals; {int(fpo['original_present'].sum())} of them prese
 # ## Probed properties
 
 # %%
-display(index[[*eda.PROPERTIES, "codec", "has_audio", "rotation"]].describe(include="all").T)
-eda.plot_properties(index)
+display(index[[*explore.PROPERTIES, "codec", "has_audio", "rotation"]].describe(include="all").T)
+explore.plot_properties(index)
 # %% [markdown]
 # ## Sample frames
 
 # %%
-fig = eda.plot_frame_grid(index, n_frames=n_frames, max_videos=max_videos, seed=params.base.seed)
+fig = explore.plot_frame_grid(
+    index, n_frames=n_frames, max_videos=max_videos, seed=params.base.seed
+)
 if fig is None:
     print("no readable video to show")
 
@@ -56,7 +60,7 @@ if fig is None:
 # DFDC fakes are pixel-aligned with their original, so the difference shows the edited region.
 
 # %%
-fig = eda.plot_difference(index, max_pairs=1 if smoke else 3)
+fig = explore.plot_difference(index, max_pairs=1 if smoke else 3)
 if fig is None:
     print("no fake whose original is present")
 
@@ -64,6 +68,6 @@ if fig is None:
 # ## Unreadable or missing files
 
 # %%
-bad = eda.problems(index)
+bad = result.problems
 print(f"{len(bad)} unreadable or missing")
 display(bad.head(50))

@@ -15,11 +15,11 @@ section = "train"  # or "sequence": the params.yaml section to train
 import pandas as pd
 from IPython.display import display
 
-from dfdc import plots
 from dfdc.core.config import load_params, run_config
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
-from dfdc.training.engine import run
+from dfdc.reports import plots
+from dfdc.stages import train, train_sequence
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
@@ -43,7 +43,9 @@ else:
 # ## Train
 
 # %%
-result = run(params, fold, section=section, smoke=smoke)
+# The train stage trains the train section, train_sequence the sequence section.
+stage = {m.SECTION: m for m in (train, train_sequence)}[section]
+result = stage.run(params, fold, smoke=smoke)
 print(
     f"best epoch {result.best_epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items())
 )

@@ -11,10 +11,10 @@ smoke = False
 import pandas as pd
 from IPython.display import display
 
-from dfdc import plots
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
-from dfdc.ensemble import run
+from dfdc.reports import plots
+from dfdc.stages.ensemble import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)

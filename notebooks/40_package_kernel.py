@@ -15,7 +15,7 @@ from IPython.display import display
 
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
-from dfdc.kaggle.kernel import run
+from dfdc.stages.package import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)

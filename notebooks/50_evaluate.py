@@ -12,10 +12,11 @@ smoke = False
 import pandas as pd
 from IPython.display import display
 
-from dfdc import plots
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
-from dfdc.evaluate import metrics_table, run
+from dfdc.reports import plots
+from dfdc.reports.evaluation import metrics_table
+from dfdc.stages.evaluate import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)

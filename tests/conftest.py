@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny generated sample (built once per session) and the real clips.
 
-Real clips live in ../shared/data next to the project; tests that need them skip cleanly in a
-clone that has no such folder, and read them in place.
+Real clips live in ../shared/data next to the project and are read in place. One way to need
+them: mark the test ``shared`` (or use a ``shared_*`` fixture, which marks it); such a test
+skips with the reason where ../shared/data is absent, and ``-m "not shared"`` deselects it.
 """
 
 from __future__ import annotations
@@ -37,20 +38,31 @@ TINY_SAMPLE = SampleConfig(
 )  # fmt: skip
 
 
+SHARED_FIXTURES = {"shared_dfdc", "shared_metadata"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects, so -m "not shared" sees the mark
+def pytest_collection_modifyitems(config, items):
+    """A test that uses a shared-clips fixture is a ``shared`` test."""
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
+
+
+def pytest_runtest_setup(item):
+    """Every ``shared`` test skips the same way where the clips are absent."""
+    if item.get_closest_marker("shared") and not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is not present (real clips for the shared tests)")
+
+
 @pytest.fixture(scope="session")
 def shared_dfdc() -> Path:
-    path = SHARED / "dfdc"
-    if not path.is_dir():
-        pytest.skip("../shared/data/dfdc is not present")
-    return path
+    return SHARED / "dfdc"
 
 
 @pytest.fixture(scope="session")
 def shared_metadata() -> Path:
-    path = SHARED / "metadata"
-    if not path.is_dir():
-        pytest.skip("../shared/data/metadata is not present")
-    return path
+    return SHARED / "metadata"
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +126,9 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
 def tiny_stage(tmp_path_factory, tiny_raw):
     """The tiny sample's index, faces and 2 folds (by part) in a scratch folder."""
     from dfdc.core.io import write_parquet
+    from dfdc.dataset.folds import make_folds
     from dfdc.dataset.index import build_index, collect_entries
-    from dfdc.faces.extract import run_faces
-    from dfdc.folds import make_folds
+    from dfdc.faces.batch import run_faces
 
     tmp = tmp_path_factory.mktemp("train")
     index = build_index(collect_entries(tiny_raw / "train"), workers=1)
@@ -161,9 +173,9 @@ def kernel_package(tiny_stage, tmp_path_factory):
     """A packaged kernel (one fold of a frame run and of a sequence run, one batch of
     training each) for owner ``someone``, built while a KAGGLE_KEY is set so tests can check
     it leaks nowhere."""
-    from dfdc.ensemble import Ensemble
-    from dfdc.kaggle.kernel import build_kernel
-    from dfdc.training.engine import fit
+    from dfdc.inference.fit import Ensemble
+    from dfdc.inference.kernel import build_kernel
+    from dfdc.training.loop import fit
 
     tmp = tmp_path_factory.mktemp("kernel")
     base = tiny_params(tiny_stage, run="kernel", epochs=1)

@@ -13,8 +13,8 @@ import pytest
 from dfdc.core.video import read_frames
 from dfdc.faces import plots
 from dfdc.faces.blazeface import BlazeFace, decode, five_points, ssd_anchors, weighted_nms
+from dfdc.faces.boxes import iou
 from dfdc.faces.detect import Detector
-from dfdc.faces.track import iou
 from tests.conftest import SHARED, faces_cfg
 
 
@@ -123,7 +123,6 @@ def test_both_keeps_only_the_faces_the_two_detectors_agree_on(tmp_path):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
 def test_blazeface_boxes_match_mtcnn_on_real_dfdc_and_ffpp_frames(tmp_path):
     paths = sorted(glob.glob(str(SHARED / "dfdc" / "*" / "*.mp4")))[:4]
     paths += sorted(glob.glob(str(SHARED / "ffpp_c23" / "*.mp4")))[:2]
@@ -143,7 +142,7 @@ def test_blazeface_boxes_match_mtcnn_on_real_dfdc_and_ffpp_frames(tmp_path):
 
 @pytest.mark.parametrize("detector", ["blazeface", "both"])
 def test_stage_outputs_keep_their_schema_for_every_detector(tiny_stage, tmp_path, detector):
-    from dfdc.faces.extract import run_faces
+    from dfdc.faces.batch import run_faces
 
     index = pd.read_parquet(tiny_stage / "videos.parquet").head(3)
     cfg = faces_cfg(tmp_path, detector=detector, windows=2 if detector == "blazeface" else 0)

@@ -92,7 +92,9 @@ def test_a_partial_sequence_section_keeps_the_sequence_defaults():
 
 
 def test_train_recipe_follows_the_data_source_and_keys_override_it():
-    from dfdc.core.config import RECIPES, run_from_dict, to_dict
+    from dfdc.core.config import to_dict
+    from dfdc.core.presets import RECIPES
+    from dfdc.kinds.registry import run_config_from_dict as run_from_dict
 
     sample = load_params(ROOT / "params.yaml").train
     assert sample.recipe == "sample"
@@ -116,3 +118,17 @@ def test_train_recipe_follows_the_data_source_and_keys_override_it():
     assert run_from_dict(to_dict(real)) == real
     with pytest.raises(ConfigError, match=r"train\.recipe"):
         params_from_dict({"train": {"recipe": "fast"}})
+
+
+def test_a_training_method_is_picked_by_name_and_its_keys_still_win():
+    """``train.method`` (``dvc exp run -S train.method=sbi``) lays the method's switches over
+    the recipe; a key written in params.yaml still overrides the method's."""
+    sbi = params_from_dict({"train": {"method": "sbi"}}).train
+    assert (sbi.method, sbi.sbi.p, sbi.sbi.only) == ("sbi", 0.5, False)
+    assert sbi.epochs == params_from_dict({}).train.epochs  # the recipe is untouched
+    masks = params_from_dict({"train": {"method": "masks"}}).train
+    assert masks.masks.weight == 1.0 and masks.masks.guide_dropout and masks.aug.part_dropout_p == 0.3
+    own = params_from_dict({"train": {"method": "wsdan", "model": {"wsdan_maps": 4}}}).train
+    assert own.model.wsdan_maps == 4
+    with pytest.raises(ConfigError, match=r"key 'train.method' must be one of .*'srm', got 'x'"):
+        params_from_dict({"train": {"method": "x"}})

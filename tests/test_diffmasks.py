@@ -5,9 +5,11 @@ import pandas as pd
 import pytest
 
 from dfdc.core.config import ConfigError, DiffMasksConfig, params_from_dict
-from dfdc.diffmasks import MaskStore, diff_mask, dissimilarity, run, same_frame_crops
+from dfdc.crops.transforms import FacePartDropout
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.training.transforms import FacePartDropout
+from dfdc.masks.compute import diff_mask, dissimilarity
+from dfdc.masks.store import MaskStore, same_frame_crops
+from dfdc.stages.masks import run
 from tests.conftest import tiny_params
 
 CFG = DiffMasksConfig(size=32)
@@ -128,7 +130,7 @@ def test_guided_part_dropout_blanks_the_altered_part():
 
 
 def test_masks_picture_shows_original_fake_and_mask(tiny_masks, tiny_stage):
-    from dfdc.plots import plot_masks
+    from dfdc.reports.plots import plot_masks
 
     _, result = tiny_masks
     fig = plot_masks(result.table, pd.read_parquet(tiny_stage / "faces.parquet"), n=2)

@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import dfdc.ensemble as ens_mod
+import dfdc.inference.fit as ens_mod
 from dfdc.core.config import EnsembleConfig
 from dfdc.core.metrics import log_loss
-from dfdc.ensemble import Ensemble, fit_ensemble, make_submission
+from dfdc.inference.ensemble import Ensemble
+from dfdc.inference.fit import fit_ensemble
 from dfdc.inference.predict import InferenceBundle, VideoPrediction
+from dfdc.inference.submission import make_submission
 
 # The smallest clip the config allows: as good as none, for tests of weights alone.
 NO_CLIP = {"clip_grid": (1e-6,), "min_clip": 1e-6}
@@ -131,8 +133,10 @@ class _FakePredictor:
         if path.name in self.bad:
             return VideoPrediction(path.name, 0.5, "unreadable", "decode failed")
         probs = [0.9, 0.8] if path.name.startswith("f") else [0.1, 0.3]
+        score = float(np.mean(probs))  # the members' video scores under the mean rule
         return VideoPrediction(path.name, 0.0, "ok", frames=[0, 5], tracks=[0, 0],
-                               frame_probs={"run/fold0": probs, "run/fold1": probs})  # fmt: skip
+                               frame_probs={"run/fold0": probs, "run/fold1": probs},
+                               member_scores={"run/fold0": score, "run/fold1": score})  # fmt: skip
 
 
 def test_submission_has_every_file_once_in_order(tmp_path, caplog):

@@ -60,7 +60,6 @@ def test_not_a_folder_is_one_line(params_file, tmp_path, capsys):
 
 
 @pytest.mark.shared
-@pytest.mark.skipif(not (SHARED / "ffpp_c23").exists(), reason="../shared/data is absent")
 def test_the_shared_ffpp_clips_by_method(params_file, capsys):
     """Real FF++ c23 clips (DFDC-style metadata with a method per fake): per-method rows."""
     assert main(["evaluate", str(SHARED / "ffpp_c23"), "--params", str(params_file), "--json"]) == 0

@@ -10,11 +10,13 @@ from dfdc.core.video import iter_frames, write_video
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.dataset.sample.photos import load_photos
 from dfdc.dataset.sample.scene import Actor, Scene
+from dfdc.faces.batch import run_faces
+from dfdc.faces.boxes import iou
 from dfdc.faces.detect import Detection, Detector
-from dfdc.faces.extract import extract_video, faces_params_hash, run_faces
 from dfdc.faces.frames import crop_square, decode_sampled
+from dfdc.faces.pipeline import extract_video, faces_params_hash
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.faces.track import build_tracks, iou
+from dfdc.faces.track import build_tracks
 from tests.conftest import faces_cfg
 
 
@@ -197,7 +199,7 @@ def test_corrupt_videos_are_recorded_and_the_run_continues(tmp_path, tiny_index)
 
 
 def test_unexpected_error_in_one_video_does_not_stop_the_run(tmp_path, tiny_index, monkeypatch):
-    import dfdc.faces.extract as ex
+    import dfdc.faces.batch as ex
 
     real = ex.extract_video
     victim = tiny_index["name"].iloc[0]

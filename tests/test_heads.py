@@ -8,9 +8,9 @@ import timm
 import torch
 
 from dfdc.core.config import ConfigError, ModelConfig, TrainConfig, params_from_dict
+from dfdc.crops.losses import frame_loss, mask_loss
 from dfdc.kinds.backbones import build_model
 from dfdc.kinds.heads import AttentionHead, SegmentationAux, attention_crop_boxes
-from dfdc.training.losses import frame_loss, mask_loss
 
 
 def _net() -> torch.nn.Module:

@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from dfdc.dataset.index import MetadataError, build_index, collect_entries, read_metadata
+from dfdc.dataset.entries import MetadataError, read_metadata
+from dfdc.dataset.index import build_index, collect_entries
 
 
 def _write_meta(folder, entries):

@@ -9,9 +9,9 @@ import sys
 
 import pandas as pd
 
-from dfdc.ensemble import make_submission
+from dfdc.inference.kernel import kernel_files_text
 from dfdc.inference.predict import load_bundle
-from dfdc.kaggle.kernel import kernel_files_text
+from dfdc.inference.submission import make_submission
 from tests.conftest import ROOT
 
 
@@ -45,6 +45,7 @@ def test_metadata_has_the_fields_the_cli_checks(kernel_package):
 def test_kernel_holds_no_build_paths_or_credentials(kernel_package):
     _, out, _ = kernel_package
     text = kernel_files_text(out)
+    assert "video_auc" in text  # the packaged checkpoints' saved metrics are read too
     assert str(ROOT) not in text and str(out) not in text
     assert os.path.expanduser("~") + "/" not in text
     assert "secret-key-should-not-leak" not in text
@@ -72,7 +73,7 @@ def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_
     )
     assert res.returncode == 0, res.stderr[-3000:]
     # The kernel imported the packaged wheel, not this checkout.
-    assert (tmp_path / "site" / "dfdc" / "kaggle" / "kernel.py").exists()
+    assert (tmp_path / "site" / "dfdc" / "inference" / "kernel.py").exists()
 
     order = pd.read_csv(tiny_raw / "sample_submission.csv")["filename"].tolist()
     bundle = load_bundle(out / "models", "cpu", ensemble=ens)

@@ -12,9 +12,10 @@ import pytest
 
 from dfdc.core.config import CvConfig, params_from_dict
 from dfdc.core.video import write_video
-from dfdc.dataset.index import MetadataError, build_index, collect_entries
+from dfdc.dataset.entries import MetadataError
+from dfdc.dataset.folds import make_folds
+from dfdc.dataset.index import build_index, collect_entries
 from dfdc.dataset.layouts import detect_layout
-from dfdc.folds import make_folds
 from tests.test_video import _ramp
 
 PAIRS = [("033", "097"), ("134", "192"), ("210", "241"), ("252", "266")]
@@ -134,7 +135,7 @@ def test_a_folder_in_no_layout_and_a_symlinked_dataset(ffpp, tmp_path):
 
 def test_the_source_contract_reads_an_ffpp_root(ffpp, tmp_path):
     """dvc exp run -S data.source=ffpp -S data.local_path=PATH: the data stage indexes it."""
-    from dfdc.dataset.stage import run
+    from dfdc.stages.data import run
 
     params = params_from_dict(
         {

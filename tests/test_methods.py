@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from dfdc.core.config import AugConfig, ConfigError, SelfBlendConfig, TrainConfig, params_from_dict
-from dfdc.kinds.checkpoint import read_checkpoint
-from dfdc.training.crops import (
+from dfdc.crops.datasets import (
     CropDataset,
     CropItem,
     collate_groups,
@@ -19,9 +18,10 @@ from dfdc.training.crops import (
     fake_originals,
     sbi_skipped,
 )
-from dfdc.training.engine import fit
-from dfdc.training.selfblend import self_blend, selfblend_mask
-from dfdc.training.transforms import train_transform
+from dfdc.crops.sbi import self_blend, selfblend_mask
+from dfdc.crops.transforms import train_transform
+from dfdc.kinds.checkpoint import read_checkpoint
+from dfdc.training.loop import fit
 from tests.conftest import tiny_params
 
 LANDMARKS = np.array([[40, 50], [88, 50], [64, 70], [46, 92], [82, 92]], np.float32)
@@ -187,7 +187,7 @@ def test_pair_dataset_augments_both_crops_alike(tiny_stage):
 def test_each_method_trains_a_fold_that_predict_loads(tiny_stage, train, request):
     params = tiny_params(tiny_stage, run=f"m_{request.node.callspec.id}", epochs=1, **train)
     if params.train.masks.used and not (tiny_stage / "masks.parquet").exists():
-        from dfdc.diffmasks import run as masks_stage
+        from dfdc.stages.masks import run as masks_stage
 
         masks_stage(params)
     result = fit(params, fold=0, max_batches=2)

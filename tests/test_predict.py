@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from dfdc.cli import main
+from dfdc.crops.datasets import CropDataset, crop_items
 from dfdc.faces.store import decode_reduction
 from dfdc.inference.predict import load_bundle
-from dfdc.training.crops import CropDataset, crop_items
-from dfdc.training.engine import fit
+from dfdc.training.loop import fit
 from tests.conftest import tiny_params, write_params
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from dfdc.core.executor import RayUnavailable, ray_session
 from dfdc.dataset.index import build_index, collect_entries
-from dfdc.faces.extract import faces_params_hash, run_faces
+from dfdc.faces.batch import run_faces
+from dfdc.faces.pipeline import faces_params_hash
 from dfdc.faces.store import load_video_faces
 from tests.conftest import faces_cfg
 

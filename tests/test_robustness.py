@@ -181,9 +181,9 @@ def test_report_scores_every_version_and_survives_bad_clips(clip, tmp_path):
 
 
 def test_stage_on_the_tiny_sample_scores_out_of_fold(tiny_stage, tmp_path):
-    from dfdc.inference.blend import Ensemble
-    from dfdc.robustness.report import run
-    from dfdc.training.engine import fit
+    from dfdc.inference.ensemble import Ensemble
+    from dfdc.stages.robustness import run
+    from dfdc.training.loop import fit
 
     base = tiny_params(tiny_stage, run="rob", epochs=1)
     for fold in (0, 1):
@@ -237,7 +237,7 @@ def test_cli_reports_labelled_folders_with_the_ensemble(kernel_package, tiny_raw
 
 def test_overlay_patches_augmentation_covers_part_of_the_crop_alike_in_a_pair():
     from dfdc.core.config import AugConfig
-    from dfdc.training.transforms import train_transform
+    from dfdc.crops.transforms import train_transform
 
     off = {k: 0.0 for k in ("jpeg_p", "noise_p", "blur_p", "flip_p", "downscale_p", "color_p",
                             "gray_p", "affine_p", "part_dropout_p")}  # fmt: skip

@@ -68,7 +68,9 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
 
     params, run = tiny_params(tiny_stage), _seq_run(tiny_stage)
     faces = pd.read_parquet(params.faces.table_path)
-    first, _ = fold_embeddings(params, run, 0, faces)
+    first, _ = fold_embeddings(
+        run, 0, faces, params.faces, params.base.models_dir, params.base.seed
+    )
     assert first.shape == (len(faces), 512) and np.isfinite(first).all()
     files = sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy"))
     assert len(files) == 1
@@ -76,18 +78,22 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
     calls = []
     real = seqmod.embed_crops
     monkeypatch.setattr(seqmod, "embed_crops", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again, _ = fold_embeddings(params, run, 0, faces)
+    again, _ = fold_embeddings(
+        run, 0, faces, params.faces, params.base.models_dir, params.base.seed
+    )
     assert calls == [] and np.array_equal(again, first)  # from the cache
 
     other = _seq_run(tiny_stage, backbone="resnet14t")
-    changed, _ = fold_embeddings(params, other, 0, faces)
+    changed, _ = fold_embeddings(
+        other, 0, faces, params.faces, params.base.models_dir, params.base.seed
+    )
     assert calls and not np.array_equal(changed[:, :8], first[:, :8])
     assert sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy")) != files  # replaced
 
 
 def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
     from dfdc.inference.predict import load_bundle
-    from dfdc.training.engine import fit
+    from dfdc.training.loop import fit
 
     frame = tiny_params(tiny_stage, run="frames", epochs=1)
     fit(frame, 0, max_batches=2)

@@ -13,9 +13,9 @@ from dfdc.core.config import FacesConfig
 from dfdc.core.notebooks import run_notebook
 from dfdc.core.video import iter_frames
 from dfdc.dataset.index import build_index, collect_entries
+from dfdc.faces.boxes import iou
 from dfdc.faces.detect import Detector
-from dfdc.faces.extract import extract_video
-from dfdc.faces.track import iou
+from dfdc.faces.pipeline import extract_video
 from tests.conftest import ROOT, write_params
 
 pytestmark = pytest.mark.shared
@@ -107,7 +107,7 @@ def test_boxes_land_on_the_face(dfdc_index, full_res_mtcnn, name):
 def test_real_fake_reuses_its_original_boxes(tmp_path, dfdc_index):
     """No original of these fakes is on disk, so pair a clip with itself under another name:
     the copy must take the first's boxes without running the detector."""
-    from dfdc.faces.extract import run_faces
+    from dfdc.faces.batch import run_faces
     from tests.conftest import faces_cfg
 
     src = dfdc_index.loc["abofeumbvv.mp4", "path"]

@@ -134,7 +134,7 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     """The default sample, faces, folds and training (4 folds): out-of-fold video log loss
     well below a constant 0.5 (0.693) and below the constant prior (2 fakes in 3: 0.637)."""
     from dfdc.core.metrics import binary_metrics
-    from dfdc.training.engine import fit
+    from dfdc.training.loop import fit
 
     defaults = load_params(ROOT / "params.yaml")
     params_path = tmp_path / "params.yaml"
@@ -180,7 +180,7 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     print("sequence out-of-fold", s)
     assert s["logloss"] < 0.693
 
-    from dfdc.ensemble import fit_ensemble, load_oof
+    from dfdc.inference.fit import fit_ensemble, load_oof
 
     report = fit_ensemble(load_oof(tmp_path / "models", ("baseline", "lstm")), params.ensemble)
     table = report.table.set_index("ensemble")["logloss"]

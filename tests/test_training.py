@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from dfdc.core.config import AugConfig, CvConfig, ModelConfig, TrainConfig
-from dfdc.folds import FoldError, check_folds, make_folds
+from dfdc.crops.datasets import CropItem, epoch_plan
+from dfdc.crops.transforms import FacePartDropout, eval_transform, train_transform
+from dfdc.dataset.folds import FoldError, check_folds, make_folds
 from dfdc.kinds.backbones import build_model
 from dfdc.kinds.checkpoint import read_checkpoint
-from dfdc.training.crops import CropItem, epoch_plan
-from dfdc.training.engine import smoothed_bce
-from dfdc.training.transforms import FacePartDropout, eval_transform, train_transform
+from dfdc.training.loop import smoothed_bce
 from tests.conftest import tiny_params
 
 
@@ -175,7 +175,8 @@ def test_label_smoothing_and_half_balancing():
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
-    import dfdc.training.engine as engine
+    import dfdc.training.loop as engine
+    from dfdc.core.layout import fold_dir, live_dir
 
     params = tiny_params(tiny_stage, run="resume")
     real = engine.train_one_epoch
@@ -190,7 +191,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
     monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         engine.fit(params, 0, max_batches=2)
-    out = engine.fold_dir(params, params.train, 0)
+    out = fold_dir(params.base.models_dir, params.train.run, 0)
     assert (out / "last.pt").exists() and torch.load(out / "last.pt", weights_only=False)[
         "epoch"
     ] == 0
@@ -204,7 +205,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
         and (out / "oof.parquet").exists()
         and (out / "config.json").exists()
     )
-    curves = engine.live_dir(params, params.train, 0)
+    curves = live_dir(params.base.models_dir, params.train.run, 0)
     assert (curves / "metrics.json").exists()
     assert (
         len((curves / "plots" / "metrics" / "val" / "video_logloss.tsv").read_text().splitlines())
@@ -232,7 +233,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
 
 
 def test_oof_predictions_cover_the_fold(tiny_stage):
-    from dfdc.training.engine import fit
+    from dfdc.training.loop import fit
 
     params = tiny_params(tiny_stage, run="oof", epochs=1)
     result = fit(params, 1, max_batches=1)
@@ -247,7 +248,7 @@ def test_oof_predictions_cover_the_fold(tiny_stage):
 
 def test_keep_last_keeps_the_final_epoch_whatever_its_score(tiny_stage):
     """keep: last makes no choice on the validation videos (an unbiased out-of-fold score)."""
-    from dfdc.training.engine import fit
+    from dfdc.training.loop import fit
 
     params = tiny_params(tiny_stage, run="keep_last", epochs=3, keep="last", val_every=2)
     result = fit(params, 0, max_batches=1)
@@ -269,7 +270,7 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world: int, port: int, tmp: str) -> None:
     from pathlib import Path
 
-    from dfdc.training.engine import fit
+    from dfdc.training.loop import fit
 
     os.environ.update(
         {
@@ -299,7 +300,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_stage):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     # And training moved them away from the initial weights (fit seeds with base.seed + fold).
-    from dfdc.training.engine import _seed_everything
+    from dfdc.training.loop import _seed_everything
 
     _seed_everything(42)
     fresh = build_model(ModelConfig(backbone="resnet10t", input_size=64))

@@ -7,7 +7,6 @@ line on stderr and exit status 2, never a traceback from deep inside a library.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,38 +15,36 @@ from pathlib import Path
 from dfdc.core.config import load_params
 from dfdc.core.errors import UserError
 from dfdc.core.logs import setup_logging
+from dfdc.stages import STAGES, stage_module
 
 log = logging.getLogger("dfdc")
 
 __all__ = ["main"]
 
 
-# Each stage's code: a module with ``run(params, ...) -> Result``, which its notebook calls too.
-# Imported only when its command runs, so a stage's code dependencies are its module's (the
-# DVC deps test reads this table).
-STAGES = {
-    "data": "dfdc.dataset.stage",
-    "faces": "dfdc.faces.stage",
-    "folds": "dfdc.folds",
-    "masks": "dfdc.diffmasks",
-    "train": "dfdc.training.engine",
-    "ensemble": "dfdc.ensemble",
-    "package": "dfdc.kaggle.kernel",
-}
-
-
-def _stage(name: str):
-    return importlib.import_module(STAGES[name]).run
-
-
 def _cmd_stage(args: argparse.Namespace) -> None:
+    """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`)."""
     params = load_params(args.params)
-    if args.command == "train":
-        _stage("train")(params, args.fold, section=args.section, smoke=args.smoke)
-    elif args.command in ("ensemble", "package"):
-        _stage(args.command)(params, smoke=args.smoke)
-    else:
-        _stage(args.command)(params)
+    kwargs = {"smoke": args.smoke} if STAGES[args.command].smoke else {}
+    stage_module(args.command).run(params, **kwargs)
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    """``dfdc train|train_sequence --fold K``; ``dfdc train --section S`` trains the run of
+    section ``S`` through the train stage that names it (the sections are the registered
+    kinds')."""
+    from dfdc.kinds import run_sections
+
+    params = load_params(args.params)
+    name = args.command
+    if args.section:
+        if args.section not in run_sections():
+            raise UserError(f"--section {args.section!r}: one of {', '.join(run_sections())}")
+        trains = {
+            getattr(stage_module(n), "SECTION", None): n for n, st in STAGES.items() if st.fold
+        }
+        name = trains[args.section]
+    stage_module(name).run(params, args.fold, smoke=args.smoke)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -93,7 +90,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{path}\t{pred.prob:.6f}", flush=True)
         if args.image and pred.crops:
-            from dfdc.plots import plot_prediction
+            from dfdc.reports.plots import plot_prediction
 
             out = Path(args.image)
             if len(args.videos) > 1:
@@ -108,13 +105,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Score every labelled video under each path; a table, or one JSON object as last line."""
     import json
 
-    from dfdc.evaluate import evaluate_paths, metrics_table
-    from dfdc.evaluate import run as run_stage
     from dfdc.inference.predict import load_bundle
+    from dfdc.reports.evaluation import evaluate_paths, metrics_table
 
     params = load_params(args.params)
     if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
-        result = run_stage(params)
+        result = stage_module("evaluate").run(params)
         print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
         return 0
     for path in args.paths:
@@ -151,6 +147,10 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from dfdc.robustness.report import metrics_table, run_paths
 
     params = load_params(args.params)
+    if not args.paths:  # the robustness stage: held-out videos into metrics/robustness.json
+        stage_module("robustness").run(params)
+        print(f"robustness report -> {params.robustness.metrics_path}")
+        return 0
     for path in args.paths:
         if not Path(path).is_dir():
             print(f"dfdc robustness: error: {path}: not a folder", file=sys.stderr)
@@ -204,29 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    helps = {
-        "data": "materialise data/raw and write the video index",
-        "faces": "extract face crops for the indexed videos (resumable)",
-        "folds": "split the labelled videos into group k-folds",
-        "masks": "difference masks: where each fake crop differs from its original's",
-        "train": "train one fold (under torchrun: DistributedDataParallel)",
-        "ensemble": "fit the ensemble out of fold and write the submission",
-        "package": "build the offline Kaggle kernel and its datasets",
-    }
-    for name in STAGES:
-        p = sub.add_parser(name, help=helps[name])
+    for name, stage in STAGES.items():
+        if name in ("evaluate", "robustness"):  # commands of their own (below) run these too
+            continue
+        p = sub.add_parser(name, help=stage.help)
         p.add_argument("--params", default="params.yaml")
-        if name == "train":
+        if stage.fold:
             p.add_argument("--fold", type=int, required=True)
+        if name == "train":
             p.add_argument(
                 "--section",
-                choices=["train", "sequence"],
-                default="train",
-                help="the params.yaml section to train (sequence: the second, temporal run)",
+                help="the params.yaml section to train (a registered kind's; sequence: the "
+                "train_sequence stage's)",
             )
-        if name in ("train", "ensemble", "package"):
+        if stage.smoke:
             p.add_argument("--smoke", action="store_true", help="a few batches/videos only")
-        p.set_defaults(func=_cmd_stage)
+        p.set_defaults(func=_cmd_train if stage.fold else _cmd_stage, section=None)
 
     p = sub.add_parser("predict", help="probability that each video is fake")
     p.add_argument("videos", nargs="+")
@@ -260,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "robustness", help="score labelled folders clean and under the black-box distortions"
     )
-    p.add_argument("paths", nargs="+", help="dataset folders in any supported layout")
+    p.add_argument(
+        "paths", nargs="*", help="dataset folders in any supported layout (none: the stage)"
+    )
     p.add_argument("--params", default="params.yaml")
     p.add_argument(
         "--models", help="a run folder, fold folder or best.pt (default: the fitted ensemble)"

@@ -1,24 +1,22 @@
-"""Typed, frozen configuration built from ``params.yaml``.
+"""The workspace's configuration: one frozen dataclass a ``params.yaml`` section, and
+:func:`load_params`.
 
-Only this module opens ``params.yaml``. Every section is a frozen dataclass, so a stage cannot
-mutate what another stage reads, and every key is checked: an unknown or mistyped key stops the
-run with one line that names it (``params.yaml: unknown key 'data.sourc' (did you mean
-'data.source'?)``) instead of silently falling back to a default.
+Only this module opens ``params.yaml``. Every section is frozen, so a stage cannot mutate what
+another stage reads; the generic loader (:mod:`dfdc.core.typed`) checks every key, and the
+recipes and methods (:mod:`dfdc.core.presets`) give the ``train`` section its base values.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from dfdc.core.errors import UserError
+from dfdc.core.competition import COMPETITION
+from dfdc.core.presets import METHODS, RECIPES, merge, recipe_name
+from dfdc.core.typed import ConfigError, build, check_range, to_dict
 
 __all__ = [
     "AugConfig",
@@ -44,12 +42,8 @@ __all__ = [
     "params_from_dict",
     "resolve_device",
     "run_config",
-    "run_from_dict",
+    "to_dict",
 ]
-
-
-class ConfigError(UserError, ValueError):
-    """A problem in ``params.yaml``; its message is one line that names the key."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class KaggleSourceConfig:
-    competition: str = "deepfake-detection-challenge"
+    competition: str = COMPETITION
     # Competition files to fetch; the full training set (470 GB) is not offered by the API.
     files: tuple[str, ...] = ("train_sample_videos", "test_videos", "sample_submission.csv")
 
@@ -233,18 +227,14 @@ class ModelConfig:
     wsdan_eval_crop: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0 <= self.wsdan_maps <= 64:
-            raise ConfigError(f"train.model.wsdan_maps must be in [0, 64], got {self.wsdan_maps}")
+        check_range("train.model.wsdan_maps", self.wsdan_maps, 0, 64)
         for key in ("wsdan_crop", "wsdan_drop"):
             lo, hi = getattr(self, key)
             if not 0 < lo <= hi < 1:
                 raise ConfigError(
                     f"train.model.{key} must be [low, high] in (0, 1), got {[lo, hi]}"
                 )
-        if not 0 < self.wsdan_eval_crop < 1:
-            raise ConfigError(
-                f"train.model.wsdan_eval_crop must be in (0, 1), got {self.wsdan_eval_crop}"
-            )
+        check_range("train.model.wsdan_eval_crop", self.wsdan_eval_crop, 0, 1, True, True)
 
 
 @dataclass(frozen=True)
@@ -272,7 +262,7 @@ class AugConfig:
 @dataclass(frozen=True)
 class SelfBlendConfig:
     """Self-blended pseudo-fakes (SBI): a real crop blended with a transformed copy of itself
-    through a landmark-placed, feathered face mask, labelled fake (``dfdc.training.selfblend``).
+    through a landmark-placed, feathered face mask, labelled fake (``dfdc.crops.sbi``).
     """
 
     # Probability that a real crop drawn for training also yields a pseudo-fake (0: off).
@@ -300,8 +290,7 @@ class SelfBlendConfig:
             "mask_jitter": (self.mask_jitter, 0.0, 0.5),
         }
         for key, (value, lo, hi) in bounds.items():
-            if not lo <= value <= hi:
-                raise ConfigError(f"train.sbi.{key} must be in [{lo}, {hi}], got {value}")
+            check_range(f"train.sbi.{key}", value, lo, hi)
         lo, hi = self.resample_range
         if not 0.05 <= lo <= hi <= 1.0:
             raise ConfigError(
@@ -326,8 +315,7 @@ class MaskTrainConfig:
     guide_dropout: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.weight <= 10.0:
-            raise ConfigError(f"train.masks.weight must be in [0, 10], got {self.weight}")
+        check_range("train.masks.weight", self.weight, 0.0, 10.0)
 
     @property
     def used(self) -> bool:
@@ -349,12 +337,9 @@ class DiffMasksConfig:
     threshold: float = 0.1
 
     def __post_init__(self) -> None:
-        if not 4 <= self.size <= 256:
-            raise ConfigError(f"masks.size must be in [4, 256], got {self.size}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"masks.threshold must be in (0, 1), got {self.threshold}")
-        if not 0.5 <= self.sigma <= 8.0:
-            raise ConfigError(f"masks.sigma must be in [0.5, 8], got {self.sigma}")
+        check_range("masks.size", self.size, 4, 256)
+        check_range("masks.threshold", self.threshold, 0.0, 1.0, True, True)
+        check_range("masks.sigma", self.sigma, 0.5, 8.0)
 
 
 @dataclass(frozen=True)
@@ -406,6 +391,9 @@ class TrainConfig(LoopConfig):
     # auto takes sample for data.source sample and real for any real dataset. Resolved, it
     # names the recipe used.
     recipe: Literal["auto", "sample", "real"] = "auto"
+    # A training method on top of the recipe (dfdc.core.presets.METHODS): plain, sbi,
+    # sbi_only, masks, wsdan, srm; keys given in params.yaml still override it.
+    method: Literal["plain", "sbi", "sbi_only", "masks", "wsdan", "srm"] = "plain"
     # Crops drawn from each video in each epoch.
     frames_per_video: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -442,45 +430,6 @@ class SequenceRunConfig(LoopConfig):
             )
 
 
-# The frame run's recipes: the base values of the train section's training keys (a key given in
-# params.yaml overrides its recipe's value); which backbone and weights is params.yaml's. sample:
-# what trains the generated sample within make repro's budget. real: what learned real
-# FaceForensics++ deepfakes on a 2-core CPU (README, "Real deepfakes"): 224 px crops (at 128 px
-# fold AUCs were 0.1 lower), each fake beside its original's crop of the same frame, no
-# augmentation beyond flips (heavier augmentation underfit in the epochs a CPU affords), the final
-# epoch kept (no choice made on the validation videos).
-RECIPES: dict[str, dict[str, Any]] = {
-    "sample": {
-        "epochs": 6, "batch_size": 32, "frames_per_video": 16, "balance": "sample",
-        "optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "schedule": "cosine",
-        "warmup_epochs": 1.0, "label_smoothing": 0.05, "grad_clip": 1.0,
-        "model": {"input_size": 128, "drop_rate": 0.2},
-        "aug": {"jpeg_p": 0.3, "jpeg_quality": [50, 100], "noise_p": 0.1, "blur_p": 0.1,
-                "flip_p": 0.5, "downscale_p": 0.2, "downscale_range": [0.4, 0.9], "color_p": 0.4,
-                "gray_p": 0.05, "affine_p": 0.3, "rotate_limit": 10.0, "part_dropout_p": 0.2},
-    },
-    "real": {
-        "epochs": 5, "batch_size": 32, "frames_per_video": 8, "balance": "pairs",
-        "optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "schedule": "cosine",
-        "warmup_epochs": 0.0, "label_smoothing": 0.0, "grad_clip": 1.0, "keep": "last",
-        "val_every": 5,
-        "model": {"input_size": 224, "drop_rate": 0.2},
-        "aug": {"jpeg_p": 0.0, "noise_p": 0.0, "blur_p": 0.0, "flip_p": 0.5, "downscale_p": 0.0,
-                "color_p": 0.0, "gray_p": 0.0, "affine_p": 0.0, "part_dropout_p": 0.0},
-    },
-}  # fmt: skip
-
-
-def recipe_name(raw: dict[str, Any]) -> str:
-    """The frame run's recipe for a whole params dict: ``train.recipe``, where ``auto`` (the
-    default) follows ``data.source``."""
-    name = (raw.get("train") or {}).get("recipe", "auto")
-    if name == "auto":
-        source = (raw.get("data") or {}).get("source", DataConfig.source)
-        return "sample" if source == "sample" else "real"
-    return name
-
-
 RunConfig = TrainConfig | SequenceRunConfig
 # The params.yaml section of each run kind's stage, and its config class.
 RUN_SECTIONS: dict[str, type] = {"train": TrainConfig, "sequence": SequenceRunConfig}
@@ -513,8 +462,7 @@ class EnsembleConfig:
     plots_dir: str = "metrics/plots"
 
     def __post_init__(self) -> None:
-        if not 1e-6 <= self.min_clip < 0.5:
-            raise ConfigError(f"ensemble.min_clip must be in [1e-6, 0.5), got {self.min_clip}")
+        check_range("ensemble.min_clip", self.min_clip, 1e-6, 0.5, hi_open=True)
         low = [c for c in self.clip_grid if c < self.min_clip]
         if low or not self.clip_grid:
             raise ConfigError(
@@ -576,8 +524,7 @@ class RobustnessConfig:
             bad = [v for v in getattr(self, key) if not ok(v)]
             if bad:
                 raise ConfigError(f"robustness.{key}: level(s) {bad} out of range")
-        if not 0 <= self.base_crf <= 51:
-            raise ConfigError(f"robustness.base_crf must be in [0, 51], got {self.base_crf}")
+        check_range("robustness.base_crf", self.base_crf, 0, 51)
 
 
 @dataclass(frozen=True)
@@ -644,7 +591,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params:
-    """Typed, checked params; the ``train`` section starts from its recipe (``RECIPES``)."""
+    """Typed, checked params; the ``train`` section starts from its recipe and method
+    (:mod:`dfdc.core.presets`)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must hold a mapping of sections")
     train = raw.get("train") or {}
@@ -653,10 +601,15 @@ def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params
         raise ConfigError(
             f"{source}: key 'train.recipe' must be one of 'auto', 'sample', 'real', got {name!r}"
         )
+    method = train.get("method", "plain") if isinstance(train, dict) else "plain"
+    if method not in METHODS:
+        choices = ", ".join(repr(m) for m in METHODS)
+        raise ConfigError(f"{source}: key 'train.method' must be one of {choices}, got {method!r}")
     if isinstance(train, dict):  # the resolved name is what the run records
         raw = {**raw, "train": {**train, "recipe": name}}
-    base = _build(TrainConfig, {**RECIPES[name], "recipe": name}, "train.", f"recipe {name}")
-    return _build(Params, raw, prefix="", source=source, base=Params(train=base))
+    preset = merge(RECIPES[name], METHODS[method])
+    base = build(TrainConfig, {**preset, "recipe": name}, "train.", f"recipe {name}")
+    return build(Params, raw, prefix="", source=source, base=Params(train=base))
 
 
 def run_config(params: Params, section: str) -> RunConfig:
@@ -664,95 +617,3 @@ def run_config(params: Params, section: str) -> RunConfig:
     if section not in RUN_SECTIONS:
         raise ConfigError(f"no run section {section!r} (one of {', '.join(RUN_SECTIONS)})")
     return getattr(params, section)
-
-
-def run_from_dict(raw: dict[str, Any], source: str = "checkpoint") -> RunConfig:
-    """A run's config saved beside its weights, typed again by its ``kind``."""
-    kind = raw.get("kind", "frame")
-    cls = SequenceRunConfig if kind == "sequence" else TrainConfig
-    return _build(cls, raw, prefix="", source=source)
-
-
-def _build(cls: type, raw: Any, prefix: str, source: str, base: Any = None) -> Any:
-    """``cls`` from ``raw``; keys not given keep ``base``'s values (the field's default
-    instance), so a section whose default differs from its class's keeps that default."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: key '{prefix.rstrip('.')}' must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
-    base = cls() if base is None else base
-    kwargs = {}
-    for name in names:
-        if name in raw:
-            tp, key = hints[name], f"{prefix}{name}"
-            if dataclasses.is_dataclass(tp):
-                kwargs[name] = _build(tp, raw[name], key + ".", source, getattr(base, name))
-            else:
-                kwargs[name] = _coerce(tp, raw[name], key, source)
-    return dataclasses.replace(base, **kwargs)
-
-
-def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, prefix=key + ".", source=source)
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:
-        if value not in args:
-            choices = ", ".join(repr(a) for a in args)
-            raise ConfigError(f"{source}: key '{key}' must be one of {choices}, got {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for alternative in inner:  # the first alternative that takes the value
-            try:
-                return _coerce(alternative, value, key, source)
-            except ConfigError as exc:
-                errors.append(str(exc).split(": ", 1)[1])
-        raise ConfigError(f"{source}: " + "; or ".join(errors))
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{source}: key '{key}' must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, key, source) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"{source}: key '{key}' must have {len(args)} items, got {value!r}")
-        return tuple(_coerce(a, v, key, source) for a, v in zip(args, value, strict=True))
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{source}: key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: key '{key}' must be true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: key '{key}' must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"{source}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    """Plain, YAML/JSON-safe dict of a config (tuples become lists) for saving beside outputs."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, tuple | list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(obj))

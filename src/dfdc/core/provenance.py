@@ -1,13 +1,15 @@
-"""Where an artefact came from: the git revision (and whether the tree had edits) and file
-digests, recorded next to submissions and releases so each can be traced to what built it."""
+"""Where an artefact came from: the git revision (and whether the tree had edits), file
+digests, and the one config digest every resumable output is keyed by (faces, masks,
+checkpoints, embedding caches), so each can be traced to what built it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_revision", "sha256_file"]
+__all__ = ["config_digest", "git_revision", "sha256_file"]
 
 
 def git_revision() -> dict:
@@ -30,3 +32,9 @@ def git_revision() -> dict:
 def sha256_file(path: str | Path) -> str | None:
     path = Path(path)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def config_digest(obj: object) -> str:
+    """12 hex digits of SHA-1 over ``obj`` as sorted JSON: changes whenever a setting in it
+    does (a key for resuming work, not a security measure)."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]

@@ -23,15 +23,18 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from dfdc.dataset.index import (
-    VIDEO_SUFFIXES,
-    MetadataError,
-    VideoEntry,
-    find_metadata,
-    read_metadata,
-)
+from dfdc.dataset.entries import VIDEO_SUFFIXES, MetadataError, VideoEntry, read_metadata
 
-__all__ = ["LAYOUTS", "celebdf_entries", "detect_layout", "ffpp_entries", "layout_entries", "walk"]
+__all__ = [
+    "LAYOUTS",
+    "celebdf_entries",
+    "detect_layout",
+    "ffpp_entries",
+    "find_metadata",
+    "labelled_entries",
+    "layout_entries",
+    "walk",
+]
 
 FFPP_METHODS = (
     "Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter", "DeepFakeDetection",
@@ -209,3 +212,19 @@ def layout_entries(root: str | Path, layout: str = "auto") -> list[VideoEntry]:
     """The labelled videos of a dataset folder in its own layout (detected with ``auto``)."""
     kind = detect_layout(root) if layout == "auto" else layout
     return {"dfdc": dfdc_entries, "ffpp": ffpp_entries, "celebdf": celebdf_entries}[kind](root)
+
+
+def find_metadata(root: str | Path) -> list[Path]:
+    """Every metadata file below ``root``: ``metadata.json`` per folder, or ``*_metadata.json``."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return [p for p in walk(root) if p.name == "metadata.json" or p.name.endswith("_metadata.json")]
+
+
+def labelled_entries(path: str | Path) -> list[VideoEntry]:
+    """The videos under ``path`` (any supported layout) that have a label and a file: what
+    evaluation and the robustness report score."""
+    return [
+        e for e in layout_entries(Path(path)) if e.label in ("REAL", "FAKE") and e.path.exists()
+    ]

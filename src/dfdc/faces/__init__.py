@@ -1,6 +1,2 @@
-"""Face extraction: sampled frames -> MTCNN -> tracks -> square crops stored one file a video."""
-
-from dfdc.faces.extract import extract_video, run_faces
-from dfdc.faces.store import load_video_faces
-
-__all__ = ["extract_video", "load_video_faces", "run_faces"]
+"""Face extraction: sampled frames -> a detector -> tracks -> square crops stored one file a
+video (:mod:`~dfdc.faces.pipeline` for one video, :mod:`~dfdc.faces.batch` for the index)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfdc.faces.track import ious
+from dfdc.faces.boxes import ious
 
 __all__ = ["MODELS", "BlazeFace", "decode", "model_file", "ssd_anchors", "weighted_nms"]
 

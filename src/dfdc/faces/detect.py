@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dfdc.core.config import FacesConfig, resolve_device
+from dfdc.faces.boxes import ious
 
 __all__ = ["Detection", "Detector"]
 
@@ -66,7 +67,6 @@ class Detector:
     def _agreed(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
         """MTCNN's detections that a BlazeFace detection overlaps (IoU >= 0.3): its boxes and
         its 5 landmarks, kept only where the two detectors agree."""
-        from dfdc.faces.track import ious  # track imports this module's Detection
 
         out = []
         for (b, p, lm), (bb, _, _) in zip(

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.core.config import FacesConfig, resolve_device
+from dfdc.core.config import FacesConfig
+from dfdc.core.layout import find_checkpoints, fold_name
+from dfdc.core.runtime import Runtime, inference_runtime
 from dfdc.faces.detect import Detector
-from dfdc.faces.extract import extract_video
+from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
-from dfdc.inference.blend import Ensemble
-from dfdc.kinds import LoadedModel, Runtime, get_kind
-from dfdc.kinds.checkpoint import find_checkpoints, read_checkpoint
+from dfdc.inference.ensemble import Ensemble
+from dfdc.kinds import LoadedModel, get_kind
+from dfdc.kinds.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,9 @@ class VideoPrediction:
     tracks: list[int] = field(default_factory=list)
     # model name -> frame scores, aligned with frames/tracks
     frame_probs: dict[str, list[float]] = field(default_factory=dict)
+    # model name -> its video score under the bundle's rule and faces combination (computed
+    # once here; the ensemble weighs these, it does not recompute them)
+    member_scores: dict[str, float] = field(default_factory=dict)
     crops: list[bytes] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -57,15 +62,8 @@ class VideoPrediction:
             "frames": self.frames,
             "tracks": self.tracks,
             "frame_probs": self.frame_probs,
+            "member_scores": self.member_scores,
         }
-
-
-def inference_runtime(device: str) -> Runtime:
-    """Weights and inputs on one device (``auto``: CUDA when present); full precision, so a
-    score does not depend on whether AMP was on."""
-    import torch
-
-    return Runtime(torch.device(resolve_device(device)), amp=False, channels_last=False)
 
 
 def load_models(paths: list[Path], rt: Runtime) -> list[LoadedModel]:
@@ -116,17 +114,21 @@ class Predictor:
         status = vf.status["status"]
         if status != "ok":
             return VideoPrediction(path.name, 0.5, status, vf.status.get("reason"))
-        per_model = self.crop_probs(vf)
-        scores = [
-            video_score(p, vf.track, self.rule, self.faces_combine) for p in per_model.values()
-        ]
+        # Frame scores at 6 decimals, as --json prints them: each member's video score is
+        # computed from exactly these, so re-aggregating the JSON gives the same answer.
+        frame_probs = {k: [round(float(x), 6) for x in v] for k, v in self.crop_probs(vf).items()}
+        tracks = [int(t) for t in vf.track]
+        members = {
+            k: video_score(v, tracks, self.rule, self.faces_combine) for k, v in frame_probs.items()
+        }
         return VideoPrediction(
             path.name,
-            float(np.mean(scores)),
+            float(np.mean(list(members.values()))),
             "ok",
             frames=[int(f) for f in vf.frame],
-            tracks=[int(t) for t in vf.track],
-            frame_probs={k: [round(float(x), 6) for x in v] for k, v in per_model.items()},
+            tracks=tracks,
+            frame_probs=frame_probs,
+            member_scores=members,
             crops=vf.crops,
         )
 
@@ -144,7 +146,7 @@ class InferenceBundle:
         """The video's prediction, ``prob`` under the ensemble when there is one."""
         pred = self.predictor.predict_video(path)
         if pred.status == "ok" and self.ensemble is not None:
-            pred.prob = self.ensemble.prob(pred)
+            pred.prob = self.ensemble.prob(pred.member_scores)
         return pred
 
     def score_all(
@@ -215,9 +217,9 @@ def load_bundle(
     else:
         raise ValueError("load_bundle needs an ensemble or a models folder")
     if fold is not None:
-        paths = [p for p in paths if p.parent.name == f"fold{fold}"]
+        paths = [p for p in paths if p.parent.name == fold_name(fold)]
         if not paths:
-            raise FileNotFoundError(f"{models_dir}: no fold{fold}/best.pt for fold {fold}")
+            raise FileNotFoundError(f"{models_dir}: no {fold_name(fold)}/best.pt for fold {fold}")
     rt = inference_runtime(device)
     loaded = load_models(paths, rt)
     if ensemble is not None:

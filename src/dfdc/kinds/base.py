@@ -1,103 +1,33 @@
-"""What every model kind shares: the runtime, the training ``Task``, the loaders, the loaded
-model, and the :class:`ModelKind` interface the registry holds.
+"""What every model kind shares: the narrow :class:`TrainContext` a kind trains from, the
+training :class:`Task` it returns, the loaders, the loaded model, and the :class:`ModelKind`
+interface the registry holds.
 
-This module imports no kind and no loop, so the loop (``dfdc.training.engine``), the kinds
-(``dfdc.kinds.frame``, ``dfdc.kinds.sequence``) and inference (``dfdc.inference.predict``)
-can all import it without a cycle.
+This module imports no kind and no loop: the loop (``dfdc.training.loop``), the kinds and
+inference (``dfdc.inference.predict``) all import it, and it imports none of them.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dfdc.core.config import FacesConfig, Params, RunConfig, resolve_device
+from dfdc.core.config import FacesConfig, RunConfig
+from dfdc.core.runtime import Runtime
 
 __all__ = [
     "LoadedModel",
     "ModelKind",
-    "Runtime",
     "Task",
+    "TrainContext",
     "make_loader",
-    "runtime",
 ]
-
-
-@dataclass
-class Runtime:
-    """Where and how a model runs: device, mixed precision, memory format, DDP rank."""
-
-    device: torch.device
-    amp: bool
-    channels_last: bool
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def pin(self) -> bool:
-        return self.device.type == "cuda"
-
-    def autocast(self):
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return nullcontext()
-
-    def to_input(self, x: torch.Tensor | tuple) -> torch.Tensor | tuple:
-        if isinstance(x, tuple | list):  # (padded sequences, lengths): lengths stay on the CPU
-            return tuple(
-                t.to(self.device, non_blocking=True) if t.is_floating_point() else t for t in x
-            )
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def forward(self, model: torch.nn.Module, x: torch.Tensor | tuple):
-        """The model's raw output on ``x`` (moved to the device, under autocast)."""
-        x = self.to_input(x)
-        with self.autocast():
-            return model(*x) if isinstance(x, tuple) else model(x)
-
-    def logits(self, model: torch.nn.Module, x: torch.Tensor | tuple) -> torch.Tensor:
-        return self.forward(model, x).squeeze(1).float()
-
-    def place(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model on this runtime's device (channels-last where that applies)."""
-        model = model.to(self.device)
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-
-def runtime(device: str, amp: bool = False, channels_last: bool = False) -> Runtime:
-    """The runtime for ``device`` (``auto``, ``cpu``, ``cuda``); AMP only on CUDA, channels-last
-    on both (on a 2-core CPU an EfficientNet-Lite0 training step at 224 px took 2.6-2.9 s in
-    channels-last against 4.7 s in the default layout; ``benchmarks/train_throughput.py``).
-    Under ``torchrun`` the process group is started and each rank takes its own GPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    name = resolve_device(device)
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if name == "cuda" else "gloo")
-    if name == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
-    cuda = dev.type == "cuda"
-    return Runtime(dev, amp and cuda, channels_last, rank, world)
 
 
 def _reseed_worker(worker_id: int) -> None:
@@ -135,6 +65,25 @@ def make_loader(
     )
 
 
+@dataclass(frozen=True)
+class TrainContext:
+    """What a kind gets to build one fold's training task, read once by the loop: its run
+    config, where things are, the seed, the runtime, and the tables it trains from (never the
+    whole ``Params``)."""
+
+    run: RunConfig
+    fold: int
+    seed: int
+    rt: Runtime
+    faces: FacesConfig  # the settings the crops were made with (crop size, cache keys)
+    crops: pd.DataFrame  # the faces stage's crop table
+    folds: pd.DataFrame  # video -> fold (and label, original)
+    train_labels: dict[str, str]  # training videos of this fold -> REAL | FAKE
+    val_labels: dict[str, str]  # its validation videos
+    models_dir: Path  # every run's folds (a sequence run's embedder is another run's fold)
+    masks_table: Path  # the masks stage's table (frame runs that use train.masks)
+
+
 @dataclass
 class Task:
     """What the loop needs from one kind of model: the model, its loaders, and how its
@@ -149,7 +98,7 @@ class Task:
     to_crops: Callable[[np.ndarray], tuple[list, np.ndarray]]  # unit probs -> crop items, probs
     checkpoint_extra: dict = field(default_factory=dict)  # saved in best.pt (an embedder)
     # The training loss of (model output, the batch's targets on the device); None: the
-    # classification loss on (B, 1) logits (dfdc.training.losses.smoothed_bce).
+    # classification loss on (B, 1) logits (dfdc.crops.losses.smoothed_bce).
     loss: Callable[[object, list[torch.Tensor]], torch.Tensor] | None = None
 
 
@@ -179,23 +128,17 @@ class LoadedModel:
 
 class ModelKind(ABC):
     """A kind of model (frame CNN, sequence over track embeddings, ...): how it trains and
-    how it scores crops. Kinds register once (:func:`dfdc.kinds.register_kind`); the loop,
+    how it scores crops. Kinds register once (:func:`dfdc.kinds.registry.register_kind`); the loop,
     the ensemble, ``dfdc predict`` and the kernel look them up and never test a name."""
 
     name: str
+    section: str  # the params.yaml section of its runs (and ``dfdc train --section``)
+    config_class: type  # its run config (a LoopConfig), typed from that section or a checkpoint
+    embeds: bool = False  # its models' pooled features can embed crops for a sequence run
 
     @abstractmethod
-    def task(
-        self,
-        params: Params,
-        run: RunConfig,
-        fold: int,
-        rt: Runtime,
-        faces: pd.DataFrame,
-        train_labels: dict[str, str],
-        val_labels: dict[str, str],
-    ) -> Task:
-        """The training task of ``run``'s fold ``fold`` (``params``: the shared sections)."""
+    def task(self, ctx: TrainContext) -> Task:
+        """The training task of ``ctx.run``'s fold ``ctx.fold``."""
 
     @abstractmethod
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:

@@ -13,24 +13,18 @@ interrupted fold resumes only when it was made with the same settings.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from dfdc.core.config import (
-    FacesConfig,
-    Params,
-    RunConfig,
-    params_from_dict,
-    run_from_dict,
-    to_dict,
-)
+from dfdc.core.config import FacesConfig, Params, RunConfig, params_from_dict, to_dict
 from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
+from dfdc.core.layout import member_name
+from dfdc.core.provenance import config_digest
+from dfdc.kinds.registry import run_config_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +34,6 @@ __all__ = [
     "CheckpointError",
     "Resume",
     "config_hash",
-    "find_checkpoints",
     "read_checkpoint",
     "read_resume",
     "resolved_config",
@@ -74,7 +67,7 @@ def config_hash(params: Params, run: RunConfig, fold: int) -> str:
         "fold": fold,
     }
     d["cv"].pop("folds")
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    return config_digest(d)
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -85,23 +78,23 @@ def _save(path: Path, obj: dict) -> None:
 
 def save_best(
     path: Path,
-    params: Params,
-    run: RunConfig,
+    config: dict,
     fold: int,
     epoch: int,
     metrics: dict[str, float],
     model: torch.nn.Module,
     extra: dict | None = None,
 ) -> None:
+    """``config``: the fold's :func:`resolved_config` (computed once a fit, not each epoch)."""
     _save(
         path,
         {
             "schema": SCHEMA,
-            "kind": run.kind,
+            "kind": config["run"]["kind"],
             "fold": fold,
             "epoch": epoch,
             "metrics": metrics,
-            "config": resolved_config(params, run),
+            "config": config,
             "model": model.state_dict(),
             "extra": extra or {},
         },
@@ -123,7 +116,7 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        return f"{self.run.run}/fold{self.fold}"
+        return member_name(self.run.run, self.fold)
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
@@ -142,23 +135,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         path,
         state["kind"],
         int(state["fold"]),
-        run_from_dict(cfg["run"], source=str(path)),
+        run_config_from_dict(cfg["run"], source=str(path)),
         params_from_dict({"faces": cfg["faces"]}, source=str(path)).faces,
         state["model"],
         state.get("extra", {}),
         state.get("metrics", {}),
     )
-
-
-def find_checkpoints(root: str | Path) -> list[Path]:
-    """``best.pt`` files under ``root`` (a run folder, a fold folder or a file)."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    found = sorted(root.rglob("best.pt"))
-    if not found:
-        raise FileNotFoundError(f"{root}: no best.pt found (train a model first: dvc repro train)")
-    return found
 
 
 @dataclass
@@ -173,9 +155,7 @@ class Resume:
 
 def save_last(
     path: Path,
-    params: Params,
-    run: RunConfig,
-    fold: int,
+    config_key: str,
     epoch: int,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -197,7 +177,7 @@ def save_last(
             "best": best,
             "best_epoch": best_epoch,
             "history": history,
-            "config_hash": config_hash(params, run, fold),
+            "config_hash": config_key,
             "torch_rng": torch.get_rng_state(),
         },
     )
@@ -205,8 +185,8 @@ def save_last(
 
 def read_resume(
     path: Path,
-    params: Params,
-    run: RunConfig,
+    config_key: str,
+    epochs: int,
     fold: int,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -219,11 +199,11 @@ def read_resume(
     if not path.exists():
         return None
     state = torch.load(path, map_location=device, weights_only=False)
-    if state.get("epoch", -1) >= run.epochs - 1:
+    if state.get("epoch", -1) >= epochs - 1:
         # DVC reruns a finished stage only when an input changed: train again.
         log.info("fold %d: %s is a finished run; training again", fold, path)
         return None
-    if state.get("schema") != SCHEMA or state.get("config_hash") != config_hash(params, run, fold):
+    if state.get("schema") != SCHEMA or state.get("config_hash") != config_key:
         log.info("fold %d: %s was made with other params; starting over", fold, path)
         return None
     model.load_state_dict(state["model"])

@@ -6,16 +6,11 @@ import logging
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import torch
 
-from dfdc.core.config import Params, TrainConfig
-from dfdc.diffmasks import MaskStore
-from dfdc.faces.store import decode_crop, decode_reduction
-from dfdc.kinds import register_kind
-from dfdc.kinds.backbones import build_model, model_norm
-from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
-from dfdc.training.crops import (
+from dfdc.core.config import TrainConfig
+from dfdc.core.runtime import Runtime
+from dfdc.crops.datasets import (
     CropDataset,
     collate_groups,
     crop_items,
@@ -24,8 +19,13 @@ from dfdc.training.crops import (
     plan_group,
     sbi_skipped,
 )
-from dfdc.training.losses import frame_loss
-from dfdc.training.transforms import eval_transform, train_transform
+from dfdc.crops.losses import frame_loss
+from dfdc.crops.transforms import eval_transform, train_transform
+from dfdc.faces.store import decode_crop, decode_reduction
+from dfdc.kinds.backbones import build_model, model_norm
+from dfdc.kinds.base import LoadedModel, ModelKind, Task, TrainContext, make_loader
+from dfdc.kinds.registry import register_kind
+from dfdc.masks.store import MaskStore
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,15 @@ __all__ = ["FrameKind"]
 @register_kind
 class FrameKind(ModelKind):
     name = "frame"
+    section = "train"
+    config_class = TrainConfig
+    embeds = True  # its pooled features can embed crops for a sequence run
 
-    def task(
-        self,
-        params: Params,
-        run: TrainConfig,
-        fold: int,
-        rt: Runtime,
-        faces: pd.DataFrame,
-        train_labels: dict[str, str],
-        val_labels: dict[str, str],
-    ) -> Task:
-        cfg = run
-        train_items = crop_items(faces, train_labels, cfg.train_tracks)
-        val_items = crop_items(faces, val_labels, None)
+    def task(self, ctx: TrainContext) -> Task:
+        cfg: TrainConfig = ctx.run
+        fold, rt, seed = ctx.fold, ctx.rt, ctx.seed
+        train_items = crop_items(ctx.crops, ctx.train_labels, cfg.train_tracks)
+        val_items = crop_items(ctx.crops, ctx.val_labels, None)
         if not train_items or not val_items:
             raise ValueError(
                 f"fold {fold}: no crops to train on or to validate (check the faces stage)"
@@ -56,11 +51,10 @@ class FrameKind(ModelKind):
         model = rt.place(build_model(cfg.model, seg_head=cfg.masks.weight > 0))
         mean, std = model_norm(model)
         size = cfg.model.input_size
-        reduce = decode_reduction(params.faces.crop_size, size)
-        seed = params.base.seed
+        reduce = decode_reduction(ctx.faces.crop_size, size)
         group = plan_group(cfg)
-        originals = fake_originals(pd.read_parquet(params.cv.path), train_labels)
-        masks = MaskStore.open(params.masks.table_path) if cfg.masks.used else None
+        originals = fake_originals(ctx.folds, ctx.train_labels)
+        masks = MaskStore.open(ctx.masks_table) if cfg.masks.used else None
         if masks is not None:
             fake = [it for it in train_items if it.label == 1.0]
             without = sum(1 for it in fake if (it.video, it.crop_index) not in masks)

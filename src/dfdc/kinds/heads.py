@@ -10,7 +10,7 @@
   inference the view cropped by the mean map is averaged in.
 
 In training, a wrapped model returns a dict (``logits``: (B, views), ``seg``: (B, 1, h, w)) that
-:func:`dfdc.training.losses.frame_loss` reads; in eval it returns (B, 1) logits like any timm
+:func:`dfdc.crops.losses.frame_loss` reads; in eval it returns (B, 1) logits like any timm
 model, so validation, ``dfdc predict`` and the kernel use it unchanged.
 """
 

@@ -27,15 +27,18 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_se
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from dfdc.core.config import ModelConfig, Params, SequenceConfig, SequenceRunConfig, to_dict
+from dfdc.core.config import FacesConfig, ModelConfig, SequenceConfig, SequenceRunConfig, to_dict
 from dfdc.core.io import atomic_path
+from dfdc.core.layout import fold_checkpoint
+from dfdc.core.provenance import config_digest, sha256_file
+from dfdc.core.runtime import Runtime
+from dfdc.crops.datasets import balanced_videos
+from dfdc.crops.transforms import eval_transform
 from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
-from dfdc.kinds import register_kind
 from dfdc.kinds.backbones import build_model, model_norm
-from dfdc.kinds.base import LoadedModel, ModelKind, Runtime, Task, make_loader
+from dfdc.kinds.base import LoadedModel, ModelKind, Task, TrainContext, make_loader
 from dfdc.kinds.checkpoint import read_checkpoint
-from dfdc.training.crops import balanced_videos
-from dfdc.training.transforms import eval_transform
+from dfdc.kinds.registry import get_kind, register_kind
 
 log = logging.getLogger(__name__)
 
@@ -113,34 +116,34 @@ class LoadedEmbedder:
     identity: str  # changes whenever the embeddings would
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_embedder(params: Params, run: SequenceRunConfig, fold: int) -> LoadedEmbedder:
+def load_embedder(
+    run: SequenceRunConfig, fold: int, models_dir: str | Path, seed: int
+) -> LoadedEmbedder:
     """The fold's embedder: the frame run's best.pt for this fold, or the frozen backbone."""
     seq = run.sequence
     if seq.embed == "run":
-        ckpt = Path(params.base.models_dir) / seq.embed_run / f"fold{fold}" / "best.pt"
+        ckpt = fold_checkpoint(models_dir, seq.embed_run, fold)
         if not ckpt.exists():
             raise FileNotFoundError(
                 f"{ckpt}: model.sequence.embed_run '{seq.embed_run}' has no fold {fold} model "
                 "(train that frame run first: dvc repro train)"
             )
         frame_ckpt = read_checkpoint(ckpt)
-        if frame_ckpt.kind != "frame":
-            raise ValueError(f"{ckpt}: embed_run must be a frame model, not {frame_ckpt.kind}")
+        if not get_kind(frame_ckpt.kind).embeds:
+            raise ValueError(
+                f"{ckpt}: embed_run must be a run whose models embed crops, not {frame_ckpt.kind}"
+            )
         mcfg = replace(frame_ckpt.run.model, pretrained=False, pretrained_file="")
         net = build_model(mcfg)
         net.load_state_dict(frame_ckpt.model)
-        identity = f"run:{_sha256(ckpt)}"
+        identity = f"run:{sha256_file(ckpt)}"
     else:
         mcfg = run.embed_model
-        torch.manual_seed(params.base.seed)  # a random backbone is still a fixed one
+        torch.manual_seed(seed)  # a random backbone is still a fixed one
         net = build_model(mcfg)
-        weights = _sha256(Path(mcfg.pretrained_file)) if mcfg.pretrained_file else ""
+        weights = sha256_file(mcfg.pretrained_file) if mcfg.pretrained_file else ""
         identity = "backbone:" + json.dumps(
-            [mcfg.backbone, mcfg.pretrained, weights, params.base.seed, mcfg.input_size]
+            [mcfg.backbone, mcfg.pretrained, weights, seed, mcfg.input_size]
         )
     return LoadedEmbedder(Embedder(net).eval(), mcfg, identity)
 
@@ -166,20 +169,20 @@ def embed_crops(
 
 
 def fold_embeddings(
-    params: Params,
     run: SequenceRunConfig,
     fold: int,
     faces: pd.DataFrame,
+    faces_cfg: FacesConfig,
+    models_dir: str | Path,
+    seed: int,
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, LoadedEmbedder]:
     """One embedding per row of ``faces`` (the faces table), cached per fold under a key of the
     embedder and the crops; a changed backbone, checkpoint or faces table gives a new key."""
-    emb = load_embedder(params, run, fold)
+    emb = load_embedder(run, fold, models_dir, seed)
     seq = run.sequence
     faces_id = hashlib.sha256(pd.util.hash_pandas_object(faces, index=False).values).hexdigest()
-    key = hashlib.sha1(
-        json.dumps([emb.identity, faces_id, to_dict(params.faces)], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    key = config_digest([emb.identity, faces_id, to_dict(faces_cfg)])
     path = Path(seq.cache_dir) / run.run / f"fold{fold}-{key}.npy"
     if path.exists():
         cached = np.load(path)
@@ -189,7 +192,7 @@ def fold_embeddings(
     module = emb.module.to(device)
     size = emb.model_config.input_size
     transform = eval_transform(size, *model_norm(module.net))
-    reduce = decode_reduction(params.faces.crop_size, size)
+    reduce = decode_reduction(faces_cfg.crop_size, size)
     parts = np.zeros((len(faces), module.dim), np.float16)
     positions = np.arange(len(faces))
     for file, rows in tqdm(
@@ -332,28 +335,23 @@ def track_probs(
 @register_kind
 class SequenceKind(ModelKind):
     name = "sequence"
+    section = "sequence"
+    config_class = SequenceRunConfig
+    embeds = False
 
-    def task(
-        self,
-        params: Params,
-        run: SequenceRunConfig,
-        fold: int,
-        rt: Runtime,
-        faces: pd.DataFrame,
-        train_labels: dict[str, str],
-        val_labels: dict[str, str],
-    ) -> Task:
-        cfg = run
-        seq = run.sequence
-        labelled = set(train_labels) | set(val_labels)
-        faces = faces[faces["video"].isin(labelled)].reset_index(drop=True)
-        embeddings, emb = fold_embeddings(params, run, fold, faces, rt.device)
-        train_items = track_items(faces, train_labels, cfg.train_tracks)
-        val_items = track_items(faces, val_labels, None)
+    def task(self, ctx: TrainContext) -> Task:
+        cfg: SequenceRunConfig = ctx.run
+        seq, fold, rt, seed = cfg.sequence, ctx.fold, ctx.rt, ctx.seed
+        labelled = set(ctx.train_labels) | set(ctx.val_labels)
+        faces = ctx.crops[ctx.crops["video"].isin(labelled)].reset_index(drop=True)
+        embeddings, emb = fold_embeddings(
+            cfg, fold, faces, ctx.faces, ctx.models_dir, seed, rt.device
+        )
+        train_items = track_items(faces, ctx.train_labels, cfg.train_tracks)
+        val_items = track_items(faces, ctx.val_labels, None)
         if not train_items or not val_items:
             raise ValueError(f"fold {fold}: no face tracks to train on or to validate")
         model = SequenceHead(embeddings.shape[1], seq).to(rt.device)
-        seed = params.base.seed
 
         def plan(epoch: int) -> list[TrackItem]:
             return track_plan(

@@ -1,4 +1,5 @@
-"""The robustness report: what each black-box distortion costs the fitted ensemble.
+"""The robustness report: what each black-box distortion costs the fitted ensemble (the
+robustness stage, :mod:`dfdc.stages.robustness`, and ``dfdc robustness PATH...``).
 
 Every held-out video is scored clean and under each distortion and severity through the one
 inference path (:func:`dfdc.inference.predict.load_bundle`), with models that never trained on
@@ -23,23 +24,33 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from dfdc.core.config import Params, RobustnessConfig
-from dfdc.core.io import write_json, write_text
+from dfdc.core.io import write_text
+from dfdc.core.layout import fold_name
 from dfdc.core.metrics import binary_metrics
 from dfdc.core.video import VideoError
+from dfdc.dataset.layouts import labelled_entries
+from dfdc.inference.predict import load_bundle
+from dfdc.inference.submission import test_truth
 from dfdc.robustness.distort import DISTORTIONS, NotApplicable, distort_video
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ALL",
+    "CLEAN",
     "Job",
     "RobustnessResult",
+    "example_clips",
     "held_out_jobs",
+    "metrics_table",
     "robustness_metrics",
-    "run",
+    "run_paths",
     "score_jobs",
+    "write_plots",
 ]
 
 CLEAN = "clean"
+ALL = "all"  # the group of videos any model may score (no fold of theirs trained on them)
 
 
 @dataclass(frozen=True)
@@ -79,23 +90,21 @@ def _pick(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 def held_out_jobs(params: Params, cfg: RobustnessConfig) -> list[Job]:
     """The workspace's held-out videos: each trained video with its fold (scored by that fold's
     models), and the labelled test videos (scored by the whole ensemble) when asked."""
-    from dfdc.ensemble import test_truth
-
     index = pd.read_parquet(params.data.index_path)
     folds = pd.read_parquet(params.cv.path)[["name", "fold"]]
     train = index.merge(folds, on="name")
     train = train[train["label"].isin(["REAL", "FAKE"])]
     train = train[train["fold"].isin(params.cv.folds)]
     jobs = [
-        Job(r.name, Path(r.path), int(r.label == "FAKE"), f"fold{int(r.fold)}")
+        Job(r.name, Path(r.path), int(r.label == "FAKE"), fold_name(int(r.fold)))
         for r in _pick(train, cfg.videos, cfg.seed).itertuples()
     ]
     if cfg.include_test:
-        truth = test_truth(params, index)
+        truth = test_truth(params.data.raw_dir, index)
         test = index[(index["split"] == "test") & index["name"].isin(truth.index)]
         test = test.assign(label=np.where(truth[test["name"]].to_numpy() == 1, "FAKE", "REAL"))
         jobs += [
-            Job(r.name, Path(r.path), int(r.label == "FAKE"), "all")
+            Job(r.name, Path(r.path), int(r.label == "FAKE"), ALL)
             for r in _pick(test, cfg.videos, cfg.seed).itertuples()
         ]
     return jobs
@@ -249,39 +258,15 @@ def example_clips(
     return out
 
 
-def run(params: Params) -> RobustnessResult:
-    """The robustness stage: the workspace's held-out videos under ``robustness``'s
-    distortions, scored with the fitted ensemble's models that never trained on them."""
-    from dfdc.inference.blend import Ensemble
-    from dfdc.inference.predict import load_bundle
-
-    cfg = params.robustness
-    ensemble = Ensemble.load(params.ensemble.ensemble_path)
-    jobs = held_out_jobs(params, cfg)
-
-    def bundle_for(group: str):
-        fold = None if group == "all" else int(group.removeprefix("fold"))
-        return load_bundle(params.base.models_dir, params.base.device, ensemble, fold=fold)
-
-    scores = score_jobs(jobs, bundle_for, cfg, cfg.out_dir)
-    metrics = robustness_metrics(scores, cfg)
-    write_json(metrics, cfg.metrics_path)
-    write_plots(metrics, cfg.plots_dir)
-    return RobustnessResult(scores, metrics, example_clips(cfg, cfg.out_dir, jobs))
-
-
 def run_paths(
     params: Params, paths: list[str | Path], out_dir: str | Path, models: str | Path | None = None
 ) -> RobustnessResult:
     """``dfdc robustness PATH...``: every labelled video under the folders (any supported
     layout), scored with the fitted ensemble (all folds: a set held out from training), or
     with the checkpoints under ``models`` averaged equally."""
-    from dfdc.evaluate import labelled_entries
-    from dfdc.inference.predict import load_bundle
-
     cfg = params.robustness
     jobs = [
-        Job(e.name, e.path, int(e.label == "FAKE"), "all")
+        Job(e.name, e.path, int(e.label == "FAKE"), ALL)
         for p in paths
         for e in labelled_entries(Path(p))
     ]

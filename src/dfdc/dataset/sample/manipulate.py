@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfdc.core.blending import blend, ellipse_mask
+from dfdc.core.compositing import blend, ellipse_mask
 from dfdc.dataset.sample.photos import Photo
 
 __all__ = ["face_mask", "self_blend", "swap_face"]

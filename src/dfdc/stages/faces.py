@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dfdc.core.config import Params, resolve_device
-from dfdc.faces.extract import run_faces
+from dfdc.faces.batch import run_faces
 
 __all__ = ["FacesResult", "run"]
 

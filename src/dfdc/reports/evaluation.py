@@ -3,7 +3,8 @@ datasets (any supported layout) with the fitted ensemble, through the one infere
 report video-level AUC, log loss, accuracy, EER and AP overall and per dataset, manipulation
 method and compression.
 
-``dfdc evaluate PATH...`` runs it on any folders; the ``evaluate`` stage on ``evaluate.sets``.
+``dfdc evaluate PATH...`` runs it on any folders; the ``evaluate`` stage
+(:mod:`dfdc.stages.evaluate`) on ``evaluate.sets``.
 An unreadable video is a line on stderr and a count, never the end of the run.
 """
 
@@ -17,15 +18,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfdc.core.config import FacesConfig, Params
-from dfdc.core.io import write_json, write_text
+from dfdc.core.config import FacesConfig
+from dfdc.core.curves import method_metrics
 from dfdc.core.metrics import binary_metrics
-from dfdc.dataset.index import VideoEntry
-from dfdc.dataset.layouts import layout_entries
+from dfdc.dataset.layouts import labelled_entries
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalResult", "evaluate_paths", "labelled_entries", "metrics_table", "run"]
+__all__ = ["BREAKDOWN", "EvalResult", "evaluate_paths", "metrics_table"]
 
 BREAKDOWN = ("dataset", "method", "compression")
 
@@ -50,8 +50,9 @@ def _metrics(g: pd.DataFrame, all_scores: pd.DataFrame | None = None) -> dict:
     reals of the same dataset(s), so its AUC means something."""
     if all_scores is not None and g["label"].nunique() == 1 and g["label"].iloc[0] == 1:
         reals = all_scores[(all_scores["label"] == 0) & all_scores["dataset"].isin(g["dataset"])]
-        g = pd.concat([g, reals])
-    m = binary_metrics(g["label"].to_numpy(), g["prob"].to_numpy())
+        m = method_metrics(g, reals)
+    else:
+        m = binary_metrics(g["label"].to_numpy(), g["prob"].to_numpy())
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in m.items()}
 
 
@@ -63,11 +64,6 @@ def metrics_table(summary: dict) -> pd.DataFrame:
         for value, m in summary["by"].get(by, {}).items():
             rows.append({"group": by, "value": value, **{k: m[k] for k in keys}})
     return pd.DataFrame(rows)
-
-
-def labelled_entries(path: Path) -> list[VideoEntry]:
-    """The videos under ``path`` (any supported layout) that have a label and a file."""
-    return [e for e in layout_entries(path) if e.label in ("REAL", "FAKE") and e.path.exists()]
 
 
 def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = None) -> EvalResult:
@@ -102,44 +98,3 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
             "%d of %d videos could not be read (scored 0.5 nowhere)", len(failed), len(jobs)
         )
     return EvalResult(pd.DataFrame(rows), failed)
-
-
-def run(params: Params) -> EvalResult:
-    """The evaluate stage: ``evaluate.sets`` scored with the fitted ensemble into
-    ``metrics/eval.json`` plus ROC and reliability CSVs per set."""
-    from dfdc.inference.predict import load_bundle
-
-    cfg = params.evaluate
-    out = Path(cfg.plots_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not cfg.sets:
-        result = EvalResult(pd.DataFrame(columns=["set", "label", "prob"]))
-        write_json({"sets": [], "n": 0}, cfg.metrics_path)
-        # The stage's declared plot files exist even when there is nothing to draw.
-        write_text("set,fpr,tpr\n", out / "roc.csv")
-        write_text("bin,predicted,observed,set\n", out / "reliability.csv")
-        return result
-    bundle = load_bundle(params.base.models_dir, params.base.device, params.ensemble.ensemble_path)
-    result = evaluate_paths(bundle, list(cfg.sets), params.faces)
-    write_json({"sets": list(cfg.sets), **result.summary()}, cfg.metrics_path)
-    _write_plots(result.scores, out)
-    return result
-
-
-def _write_plots(scores: pd.DataFrame, out: Path) -> None:
-    from sklearn.metrics import roc_curve
-
-    frames_roc, frames_rel = [], []
-    for name, g in scores.groupby("set"):
-        y, p = g["label"].to_numpy(), g["prob"].to_numpy()
-        if len(np.unique(y)) == 2:
-            fpr, tpr, _ = roc_curve(y, p)
-            frames_roc.append(pd.DataFrame({"set": name, "fpr": fpr, "tpr": tpr}))
-        bins = np.clip((p * 10).astype(int), 0, 9)
-        rel = pd.DataFrame({"bin": bins, "p": p, "y": y}).groupby("bin")
-        rel = rel.agg(predicted=("p", "mean"), observed=("y", "mean")).reset_index()
-        frames_rel.append(rel.assign(set=name))
-    if frames_roc:
-        write_text(pd.concat(frames_roc).to_csv(index=False), out / "roc.csv")
-    if frames_rel:
-        write_text(pd.concat(frames_rel).to_csv(index=False), out / "reliability.csv")

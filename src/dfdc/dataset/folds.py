@@ -9,19 +9,16 @@ groups are clusters of videos linked by ``original``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dfdc.core.config import CvConfig, Params
+from dfdc.core.config import CvConfig
 from dfdc.core.errors import UserError
-from dfdc.core.io import write_parquet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FoldError", "FoldsResult", "check_folds", "make_folds", "original_clusters", "run"]
+__all__ = ["FoldError", "check_folds", "make_folds", "original_clusters"]
 
 
 class FoldError(UserError, ValueError):
@@ -149,16 +146,3 @@ def check_folds(folds: pd.DataFrame) -> None:
         if isinstance(original, str) and original in fold_of and fold_of[original] != fold_of[name]:
             where = f"fold {fold_of[name]}, its original {original!r} in {fold_of[original]}"
             raise FoldError(f"fake {name!r} is in {where}")
-
-
-@dataclass
-class FoldsResult:
-    folds: pd.DataFrame
-    path: Path
-
-
-def run(params: Params) -> FoldsResult:
-    """The folds stage: every labelled video of the index -> its fold."""
-    folds = make_folds(pd.read_parquet(params.data.index_path), params.cv)
-    write_parquet(folds, params.cv.path)
-    return FoldsResult(folds, Path(params.cv.path))

@@ -1,5 +1,5 @@
 """Face-shaped masks and blending, shared by the sample generator's fakes and the self-blended
-pseudo-fakes of training (:mod:`dfdc.training.selfblend`).
+pseudo-fakes of training (:mod:`dfdc.crops.sbi`).
 
 Both paste a face region back through a feathered ellipse placed by the 5 landmarks (eyes,
 nose, mouth corners): the landmarks every detector here gives. A denser mesh would give a

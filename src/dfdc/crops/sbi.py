@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from dfdc.core.blending import blend, ellipse_mask
+from dfdc.core.compositing import blend, ellipse_mask
 from dfdc.core.config import SelfBlendConfig
 
 __all__ = ["has_landmarks", "self_blend", "selfblend_mask"]

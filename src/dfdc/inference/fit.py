@@ -1,4 +1,4 @@
-"""Out-of-fold scoring, model averaging, calibration, and the submission with its record.
+"""Fitting the ensemble on out-of-fold predictions: run weights, temperature, clip bound.
 
 Everything fitted here (run weights, temperature, clip bound) is fitted on out-of-fold
 predictions only, and each is also scored *nested*: fitted on the other folds and applied to
@@ -9,39 +9,29 @@ data it was fitted to.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
-from tqdm.auto import tqdm
 
-from dfdc.core.config import EnsembleConfig, FacesConfig, Params, to_dict
-from dfdc.core.io import write_json, write_text
+from dfdc.core.config import EnsembleConfig
+from dfdc.core.curves import method_metrics
+from dfdc.core.layout import oof_files
 from dfdc.core.metrics import binary_metrics, log_loss
-from dfdc.core.provenance import git_revision, sha256_file
 from dfdc.inference.aggregate import compare_rules, video_score
-from dfdc.inference.blend import Ensemble, logit, sigmoid
+from dfdc.inference.ensemble import Ensemble, logit, sigmoid
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "Ensemble",
-    "EnsembleResult",
-    "fit_ensemble",
-    "load_oof",
-    "make_submission",
-    "run",
-    "test_truth",
-]
+__all__ = ["FitReport", "cv_metrics", "fit_ensemble", "load_oof", "score_matrix"]
 
 
 def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
     frames = []
     for run in runs:
-        files = sorted((Path(models_dir) / run).glob("fold*/oof.parquet"))
+        files = oof_files(models_dir, run)
         if not files:
             raise FileNotFoundError(
                 f"{Path(models_dir) / run}: no fold*/oof.parquet (train this run first)"
@@ -51,7 +41,7 @@ def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_matrix(oof: pd.DataFrame, rule: str, faces: str) -> pd.DataFrame:
+def score_matrix(oof: pd.DataFrame, rule: str, faces: str) -> pd.DataFrame:
     """One row a video, one column a run: the video score under ``rule``/``faces``."""
     oof = oof.assign(
         score=[
@@ -116,7 +106,7 @@ class FitReport:
 
 def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
     rules = compare_rules(oof[oof["run"] == cfg.runs[0]])
-    matrix = run_matrix(oof, cfg.rule, cfg.faces)
+    matrix = score_matrix(oof, cfg.rule, cfg.faces)
     runs = [r for r in cfg.runs if r in matrix.columns]
     scores, y, folds = (
         matrix[runs].to_numpy(),
@@ -193,136 +183,6 @@ def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
         # Each method against the reals, so AUC means something per method.
         reals = m[m["label"] == 0]
         out["per_method"] = {
-            k: binary_metrics(pd.concat([g, reals])["label"], pd.concat([g, reals])["prob"])
-            for k, g in m[m["label"] == 1].groupby("method")
+            k: method_metrics(g, reals) for k, g in m[m["label"] == 1].groupby("method")
         }
     return out
-
-
-def test_truth(params: Params, index: pd.DataFrame) -> pd.Series:
-    """Test video name -> 1 (FAKE) / 0 (REAL), where known: the sample's hidden
-    ``test_labels.csv``, else the index's own labels of the test split (FaceForensics++
-    test.json, Celeb-DF's list)."""
-    labels = Path(params.data.raw_dir) / "test_labels.csv"
-    if labels.exists():
-        return pd.read_csv(labels).set_index("filename")["label"].astype(int)
-    test = index[(index["split"] == "test") & index["label"].notna()]
-    return pd.Series((test["label"] == "FAKE").astype(int).to_numpy(), index=test["name"])
-
-
-def make_submission(
-    test_paths: list[Path],
-    order: list[str],
-    bundle,
-    out_path: str | Path,
-    faces: FacesConfig | None = None,
-) -> pd.DataFrame:
-    """``filename,label`` for every file of ``order`` scored by ``bundle`` (an
-    :class:`~dfdc.inference.predict.InferenceBundle`; on Ray actors with ``faces.executor:
-    ray``); a video that fails scores 0.5."""
-    by_name = {p.name: p for p in test_paths}
-    probs, failed = {}, [n for n in order if n not in by_name]
-    present = [n for n in order if n in by_name]
-    with tqdm(total=len(present), desc="test videos", unit="video") as bar:
-        preds = bundle.score_all([by_name[n] for n in present], faces, lambda _: bar.update())
-    for name, pred in zip(present, preds, strict=True):
-        if pred.status != "ok":
-            failed.append(name)
-            continue
-        probs[name] = pred.prob
-    for name in failed:
-        probs[name] = 0.5
-    if failed:
-        log.warning(
-            "%d of %d test videos failed or had no face and score 0.5: %s",
-            len(failed),
-            len(order),
-            failed[:5],
-        )
-    # Whatever the ensemble says, no printed answer is exactly 0 or 1 (6 decimals).
-    labels = np.clip([probs[n] for n in order], 1e-6, 1 - 1e-6)
-    sub = pd.DataFrame({"filename": order, "label": labels})
-    write_text(sub.to_csv(index=False, float_format="%.6f"), out_path)
-    return sub
-
-
-@dataclass
-class EnsembleResult:
-    report: FitReport
-    metrics: dict  # what metrics/cv.json holds
-    submission: pd.DataFrame
-    test: dict  # metrics/test.json: scores against the test videos' labels when known
-    record: dict  # the registry entry
-
-
-def run(params: Params, smoke: bool = False) -> EnsembleResult:
-    """The ensemble stage: cv.json, plots data, ensemble.json, submission.csv, registry entry."""
-    from dfdc.inference.predict import load_bundle
-
-    cfg = params.ensemble
-    index = pd.read_parquet(params.data.index_path)
-    oof = load_oof(params.base.models_dir, cfg.runs)
-    report = fit_ensemble(oof, cfg)
-    metrics = cv_metrics(report, index)
-    write_json(metrics, cfg.metrics_path)
-    report.ensemble.save(cfg.ensemble_path)
-    _write_plots(report, Path(cfg.plots_dir))
-
-    raw = Path(params.data.raw_dir)
-    test = index[index["split"] == "test"]
-    test_paths = [Path(p) for p in test["path"]]
-    sample_sub = raw / "sample_submission.csv"
-    order = (
-        pd.read_csv(sample_sub)["filename"].tolist()
-        if sample_sub.exists()
-        else sorted(test["name"])
-    )
-    if smoke:
-        order = order[:2]
-    bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
-    sub = make_submission(test_paths, order, bundle, cfg.submission_path, params.faces)
-
-    test_metrics: dict = {"available": False}
-    truth = test_truth(params, index)
-    if len(truth):
-        scored = sub[sub["filename"].isin(truth.index)]
-        test_metrics = {
-            "available": True,
-            **binary_metrics(truth[scored["filename"]].to_numpy(), scored["label"]),
-        }
-    write_json(test_metrics, cfg.test_metrics_path)
-
-    record = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git": git_revision(),
-        "dvc_lock_sha256": sha256_file(Path("dvc.lock")),
-        "submission_sha256": sha256_file(Path(cfg.submission_path)),
-        "params": to_dict(params),
-        "cv": {k: metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")},
-        "test": test_metrics,
-        "ensemble": asdict(report.ensemble),
-    }
-    stamp = record["created"].replace(":", "").replace("-", "")
-    write_json(
-        record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
-    )
-    return EnsembleResult(report, metrics, sub, test_metrics, record)
-
-
-def _write_plots(report: FitReport, out: Path) -> None:
-    """Small CSVs that ``dvc plots show`` draws (ROC, reliability, clip curve)."""
-    from sklearn.metrics import roc_curve
-
-    y, p = report.matrix["label"].to_numpy(), report.oof_prob
-    out.mkdir(parents=True, exist_ok=True)
-    if len(np.unique(y)) == 2:
-        fpr, tpr, _ = roc_curve(y, p)
-        write_text(pd.DataFrame({"fpr": fpr, "tpr": tpr}).to_csv(index=False), out / "roc.csv")
-    bins = np.clip((p * 10).astype(int), 0, 9)
-    rel = (
-        pd.DataFrame({"bin": bins, "p": p, "y": y})
-        .groupby("bin")
-        .agg(predicted=("p", "mean"), observed=("y", "mean"))
-    )
-    write_text(rel.reset_index().to_csv(index=False), out / "reliability.csv")
-    write_text(report.clip_curve.to_csv(index=False), out / "clip.csv")

@@ -1,7 +1,7 @@
-"""The fitted ensemble as inference uses it: per-run video scores -> the submitted probability.
+"""The fitted ensemble as inference uses it: members' video scores -> the submitted probability.
 
-Fitting lives in :mod:`dfdc.ensemble`; this small module is what ``dfdc predict`` and the kernel
-need, without the fitting code.
+Fitting lives in :mod:`dfdc.inference.fit`; this small module is what ``dfdc predict`` and the
+kernel need, without the fitting code.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from dfdc.core.io import write_json
+from dfdc.core.layout import member_run
 from dfdc.core.metrics import EPS
-from dfdc.inference.aggregate import video_score
 
 __all__ = ["Ensemble", "logit", "sigmoid"]
 
@@ -48,16 +48,13 @@ class Ensemble:
             p = np.clip(p, self.clip, 1 - self.clip)
         return p
 
-    def prob(self, pred) -> float:
-        """A scored video's probability (a :class:`dfdc.inference.predict.VideoPrediction`): each
-        model's video score, folds averaged within a run, runs weighted, then temperature
-        and clip."""
+    def prob(self, member_scores: dict[str, float]) -> float:
+        """A video's probability from its members' video scores (member name -> score, as
+        :class:`dfdc.inference.predict.VideoPrediction` holds them): folds averaged within a
+        run, runs weighted, then temperature and clip."""
         per_run: dict[str, list[float]] = {}
-        for model_name, frame_probs in pred.frame_probs.items():
-            run = model_name.rsplit("/", 1)[0]
-            per_run.setdefault(run, []).append(
-                video_score(frame_probs, pred.tracks, self.rule, self.faces)
-            )
+        for name, score in member_scores.items():
+            per_run.setdefault(member_run(name), []).append(score)
         missing = [r for r in self.runs if r not in per_run]
         if missing:
             raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")

@@ -3,7 +3,8 @@ and ``fit``, which wires them to checkpoints (:mod:`dfdc.kinds.checkpoint`: resu
 interruption), dvclive curves and the out-of-fold predictions the ensemble reads.
 
 What a kind trains (model, loaders, how its units become crop rows) comes from the kind
-registry (:mod:`dfdc.kinds`); the loop never names a kind. On CUDA it uses mixed precision and
+registry (:mod:`dfdc.kinds.registry`), given a narrow :class:`~dfdc.kinds.base.TrainContext`
+that the loop reads once; the loop never names a kind. On CUDA it uses mixed precision and
 channels-last; under ``torchrun`` it trains with DistributedDataParallel (NCCL on GPUs, gloo on
 CPUs).
 """
@@ -24,36 +25,25 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from dfdc.core.config import LoopConfig, Params, RunConfig, run_config
+from dfdc.core.config import LoopConfig, Params, RunConfig
 from dfdc.core.io import write_json, write_parquet
+from dfdc.core.layout import fold_dir, live_dir
 from dfdc.core.metrics import binary_metrics, log_loss
-from dfdc.kinds import Runtime, Task, get_kind
-from dfdc.kinds.base import runtime
-from dfdc.kinds.checkpoint import read_resume, resolved_config, save_best, save_last
-from dfdc.training.crops import CropItem
-from dfdc.training.losses import smoothed_bce
+from dfdc.core.runtime import Runtime, make_runtime
+from dfdc.crops.datasets import CropItem
+from dfdc.crops.losses import smoothed_bce
+from dfdc.kinds import Task, TrainContext, get_kind
+from dfdc.kinds.checkpoint import (
+    config_hash,
+    read_resume,
+    resolved_config,
+    save_best,
+    save_last,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "FitResult",
-    "fit",
-    "fold_dir",
-    "live_dir",
-    "run",
-    "smoothed_bce",
-    "train_one_epoch",
-    "validate",
-]
-
-
-def fold_dir(params: Params, run: RunConfig, fold: int) -> Path:
-    return Path(params.base.models_dir) / run.run / f"fold{fold}"
-
-
-def live_dir(params: Params, run: RunConfig, fold: int) -> Path:
-    """Training curves: small files kept in git beside the run (dvc plots reads them)."""
-    return Path(params.base.models_dir) / run.run / "dvclive" / f"fold{fold}"
+__all__ = ["FitResult", "fit", "train_one_epoch", "validate"]
 
 
 def _seed_everything(seed: int) -> None:
@@ -189,12 +179,13 @@ class FitResult:
     train_seconds: float = 0.0
 
 
-def _fold_labels(params: Params, fold: int, faces: pd.DataFrame) -> tuple[dict, dict, pd.DataFrame]:
+def _fold_labels(
+    folds: pd.DataFrame, fold: int, faces: pd.DataFrame, where: str
+) -> tuple[dict, dict, pd.DataFrame]:
     """Training and validation labels of ``fold`` (videos with crops only), and the
-    validation videos' rows of the folds table."""
-    folds = pd.read_parquet(params.cv.path)
+    validation videos' rows of the folds table (``where``: its file, for the message)."""
     if fold not in set(folds["fold"]):
-        raise ValueError(f"fold {fold} is not in {params.cv.path} (folds 0..{folds['fold'].max()})")
+        raise ValueError(f"fold {fold} is not in {where} (folds 0..{folds['fold'].max()})")
     have = folds["name"].isin(set(faces["video"]))
     train_v = folds[(folds["fold"] != fold) & have]
     val_v = folds[(folds["fold"] == fold) & have]
@@ -235,14 +226,33 @@ def fit(
     resume from ``last.pt`` when it was made with the same config; keep the best epoch by
     video log loss, or the last (``run.keep``)."""
     run = params.train if run is None else run
-    rt = runtime(params.base.device, run.amp, run.channels_last)
-    out = Path(out_dir) if out_dir is not None else fold_dir(params, run, fold)
-    curves = Path(curves_dir) if curves_dir is not None else live_dir(params, run, fold)
+    rt = make_runtime(params.base.device, run.amp, run.channels_last)
+    models_dir = Path(params.base.models_dir)
+    out = Path(out_dir) if out_dir is not None else fold_dir(models_dir, run.run, fold)
+    curves = Path(curves_dir) if curves_dir is not None else live_dir(models_dir, run.run, fold)
     _seed_everything(params.base.seed + fold)
 
-    faces = pd.read_parquet(params.faces.table_path)
-    train_labels, val_labels, val_v = _fold_labels(params, fold, faces)
-    task = get_kind(run.kind).task(params, run, fold, rt, faces, train_labels, val_labels)
+    # Everything the kind trains from, read once; the run's saved config and its resume key,
+    # computed once (not every epoch).
+    crops = pd.read_parquet(params.faces.table_path)
+    folds = pd.read_parquet(params.cv.path)
+    train_labels, val_labels, val_v = _fold_labels(folds, fold, crops, params.cv.path)
+    ctx = TrainContext(
+        run=run,
+        fold=fold,
+        seed=params.base.seed,
+        rt=rt,
+        faces=params.faces,
+        crops=crops,
+        folds=folds,
+        train_labels=train_labels,
+        val_labels=val_labels,
+        models_dir=models_dir,
+        masks_table=Path(params.masks.table_path),
+    )
+    config = resolved_config(params, run)
+    key = config_hash(params, run, fold)
+    task = get_kind(run.kind).task(ctx)
     model = task.model
     steps = min(task.steps_per_epoch, max_batches or task.steps_per_epoch)
     optimizer = make_optimizer(model, run)
@@ -257,7 +267,9 @@ def fit(
         )
 
     last = out / "last.pt"
-    resume = read_resume(last, params, run, fold, model, optimizer, scheduler, scaler, rt.device)
+    resume = read_resume(
+        last, key, run.epochs, fold, model, optimizer, scheduler, scaler, rt.device
+    )
     start, best, best_epoch, history = (
         (resume.epoch, resume.best, resume.best_epoch, resume.history)
         if resume
@@ -273,7 +285,7 @@ def fit(
             dir=str(curves), resume=start > 0, save_dvc_exp=False, dvcyaml=None, report=None
         )
         (out / "config.json").write_text(
-            json.dumps({"fold": fold, "params": resolved_config(params, run)}, indent=1) + "\n"
+            json.dumps({"fold": fold, "params": config}, indent=1) + "\n"
         )
 
     epochs = tqdm(
@@ -308,14 +320,12 @@ def fit(
             if (run.keep == "last" and epoch == run.epochs - 1) or (run.keep == "best" and better):
                 best, best_epoch = metrics, epoch
                 save_best(
-                    out / "best.pt", params, run, fold, epoch, metrics, model,
-                    task.checkpoint_extra,
-                )  # fmt: skip
+                    out / "best.pt", config, fold, epoch, metrics, model, task.checkpoint_extra
+                )
                 write_parquet(preds, out / "oof.parquet")
             save_last(
-                last, params, run, fold, epoch, model, optimizer, scheduler, scaler, best,
-                best_epoch, history,
-            )  # fmt: skip
+                last, key, epoch, model, optimizer, scheduler, scaler, best, best_epoch, history
+            )
         if rt.world > 1:
             import torch.distributed as dist
 
@@ -324,10 +334,3 @@ def fit(
         write_json({"fold": fold, "best_epoch": best_epoch, **best}, out / "metrics.json")
         live.end()
     return FitResult(out, best_epoch, best, history, model, images, seconds)
-
-
-def run(params: Params, fold: int, section: str = "train", smoke: bool = False) -> FitResult:
-    """The train stages' entry (``dfdc train`` and notebook 20): one fold of the run in
-    ``section`` (``train``, or ``sequence``, the second run). ``smoke`` runs 2 batches an
-    epoch, for tests of the wiring."""
-    return fit(params, fold, run_config(params, section), max_batches=2 if smoke else None)

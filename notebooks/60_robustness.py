@@ -17,7 +17,8 @@ from IPython.display import display
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
 from dfdc.robustness import plots
-from dfdc.robustness.report import metrics_table, run
+from dfdc.robustness.report import metrics_table
+from dfdc.stages.robustness import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)

@@ -15,14 +15,15 @@ import yaml
 
 from dfdc.core.config import Params, params_from_dict, resolve_device
 from dfdc.core.io import write_parquet
+from dfdc.core.layout import fold_dir
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
+from dfdc.dataset.folds import make_folds
 from dfdc.dataset.index import build_index, collect_entries
-from dfdc.faces.extract import run_faces
-from dfdc.folds import make_folds
+from dfdc.faces.batch import run_faces
 from dfdc.inference.aggregate import video_score
 from dfdc.kinds.checkpoint import config_hash
-from dfdc.training.engine import FitResult, fit, fold_dir
+from dfdc.training.loop import FitResult, fit
 
 
 def real_parser(description: str, work: str) -> argparse.ArgumentParser:
@@ -110,7 +111,7 @@ def oof_metrics(oof: pd.DataFrame, params: Params) -> dict:
 def finished(params: Params, run, fold: int) -> tuple[Path, bool] | None:
     """(the fold's folder, whether the config hash is today's) when it holds a finished fit:
     its last.pt at the last epoch and its oof.parquet; else None."""
-    out = fold_dir(params, run, fold)
+    out = fold_dir(params.base.models_dir, run.run, fold)
     last, oof = out / "last.pt", out / "oof.parquet"
     if not (last.exists() and oof.exists()):
         return None

@@ -26,10 +26,10 @@ import torch
 from torch.utils.data import Dataset
 
 from dfdc.core.config import SelfBlendConfig, TrainConfig
-from dfdc.diffmasks import MaskStore
+from dfdc.crops.sbi import has_landmarks, self_blend
+from dfdc.crops.transforms import FacePartDropout
 from dfdc.faces.store import decode_crop, load_video_faces
-from dfdc.training.selfblend import has_landmarks, self_blend
-from dfdc.training.transforms import FacePartDropout
+from dfdc.masks.store import MaskStore
 
 __all__ = [
     "CropDataset",
@@ -205,7 +205,7 @@ class CropDataset(Dataset):
     ``2i``, ``2i + 1``): both get the same face-part dropout and the same augmentation, and
     come back stacked (:func:`collate_groups` makes batches of them).
 
-    With ``masks`` (the masks stage's :class:`~dfdc.diffmasks.MaskStore`) each crop also comes
+    With ``masks`` (the masks stage's :class:`~dfdc.masks.compute.MaskStore`) each crop also comes
     with where it was altered: a fake's difference mask, a pseudo-fake's blend mask, nothing
     for a real; ``mask_targets`` returns them (and whether each is known: a fake without its
     original has none) for the segmentation head, ``guide`` steers the part dropout to them."""

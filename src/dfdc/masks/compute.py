@@ -1,4 +1,5 @@
-"""The masks stage: where each fake crop differs from its original's crop of the same frame.
+"""Difference masks (the masks stage's work): where each fake crop differs from its
+original's crop of the same frame.
 
 DFDC and FaceForensics++ fakes are their originals with the face re-rendered, frame for frame,
 and the faces stage crops a fake with its original's boxes: the two crops of one frame differ
@@ -14,8 +15,6 @@ and the same crops.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +24,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from dfdc.core.config import DiffMasksConfig, Params, to_dict
+from dfdc.core.config import DiffMasksConfig, to_dict
 from dfdc.core.io import atomic_path, write_parquet
+from dfdc.core.provenance import config_digest
 from dfdc.faces.store import decode_crop, load_video_faces, read_params_hash
+from dfdc.masks.store import mask_path, same_frame_crops
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaskStore", "MasksResult", "diff_mask", "dissimilarity", "run", "same_frame_crops"]
+__all__ = ["MasksResult", "build_masks", "diff_mask", "dissimilarity", "video_masks"]
 
 # SSIM's constants for 8-bit images (Wang et al., 2004).
 _C1 = (0.01 * 255) ** 2
@@ -69,25 +70,7 @@ def diff_mask(real: np.ndarray, fake: np.ndarray, cfg: DiffMasksConfig) -> np.nd
 
 def _hash(cfg: DiffMasksConfig, fake_hash: str, real_hash: str) -> str:
     keys = {k: v for k, v in to_dict(cfg).items() if k not in ("out_dir", "table_path")}
-    text = json.dumps({"masks": keys, "crops": [fake_hash, real_hash]}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def mask_path(out_dir: str | Path, video: str) -> Path:
-    return Path(out_dir) / f"{Path(video).stem}.npz"
-
-
-def same_frame_crops(fake, real) -> dict[int, int]:
-    """Fake crop index -> the original's crop index of the same frame and track (two
-    :class:`~dfdc.faces.store.VideoFaces`); crops the original lacks are left out."""
-    where = {
-        (int(f), int(t)): i for i, (f, t) in enumerate(zip(real.frame, real.track, strict=True))
-    }
-    return {
-        i: where[(int(f), int(t))]
-        for i, (f, t) in enumerate(zip(fake.frame, fake.track, strict=True))
-        if (int(f), int(t)) in where
-    }
+    return config_digest({"masks": keys, "crops": [fake_hash, real_hash]})
 
 
 def video_masks(fake_file: str, real_file: str, cfg: DiffMasksConfig) -> tuple[np.ndarray, ...]:
@@ -116,11 +99,9 @@ class MasksResult:
     status: pd.DataFrame  # one row a fake video: ok | no_original | failed, with a reason
 
 
-def run(params: Params) -> MasksResult:
-    """The masks stage: a mask for every crop of every fake whose original has crops."""
-    cfg = params.masks
-    faces = pd.read_parquet(params.faces.table_path)
-    index = pd.read_parquet(params.data.index_path)
+def build_masks(faces: pd.DataFrame, index: pd.DataFrame, cfg: DiffMasksConfig) -> MasksResult:
+    """A mask for every crop of every fake whose original has crops (``faces``: the crop
+    table; ``index``: the video index); videos made with the same params and crops are kept."""
     files = faces.groupby("video")["file"].first().to_dict()
     fakes = index[(index["label"] == "FAKE") & index["name"].isin(files)]
     out_dir = Path(cfg.out_dir)
@@ -164,39 +145,3 @@ def run(params: Params) -> MasksResult:
     counts = status_df["status"].value_counts().to_dict()
     log.info("masks: %d crops of %d fake videos (%s)", len(table), len(status_df), counts)
     return MasksResult(table, status_df)
-
-
-class MaskStore:
-    """Masks of training crops by (video, crop index), read per video file when first used.
-    Unknown crops (a fake with no original) have none: ``get`` returns None."""
-
-    def __init__(self, table: pd.DataFrame) -> None:
-        self._where = {
-            (v, int(c)): (f, k)
-            for (v, f), g in table.groupby(["video", "file"], sort=False)
-            for k, c in enumerate(g["crop_index"])
-        }
-        self._files: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def open(cls, path: str | Path) -> MaskStore:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path}: no difference masks; run the masks stage (dvc repro masks)"
-            )
-        return cls(pd.read_parquet(path))
-
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self._where
-
-    def get(self, video: str, crop_index: int) -> np.ndarray | None:
-        """The mask as float32 in [0, 1] (``masks.size`` square), or None."""
-        hit = self._where.get((video, int(crop_index)))
-        if hit is None:
-            return None
-        file, k = hit
-        if file not in self._files:
-            with np.load(file) as z:
-                self._files[file] = z["mask"]
-        return self._files[file][k].astype(np.float32) / 255.0

@@ -1,0 +1,120 @@
+"""A generic typed-YAML loader: a frozen dataclass built from a plain dict, every key checked.
+
+An unknown or mistyped key stops the run with one line that names it (``params.yaml: unknown
+key 'data.sourc' (did you mean 'data.source'?)``) instead of silently falling back to a
+default. Nothing here knows the workspace's sections (:mod:`dfdc.core.config` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal
+
+from dfdc.core.errors import UserError
+
+__all__ = ["ConfigError", "build", "check_range", "to_dict"]
+
+
+class ConfigError(UserError, ValueError):
+    """A problem in ``params.yaml``; its message is one line that names the key."""
+
+
+def check_range(
+    key: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False
+) -> None:
+    """Raise a one-line :class:`ConfigError` naming ``key`` unless ``value`` lies in the range
+    (``[lo, hi]``; ``lo_open`` / ``hi_open`` exclude an end)."""
+    ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ConfigError(f"{key} must be in {left}{lo:g}, {hi:g}{right}, got {value}")
+
+
+def build(
+    cls: type, raw: Any, prefix: str = "", source: str = "params.yaml", base: Any = None
+) -> Any:
+    """``cls`` from ``raw``; keys not given keep ``base``'s values (the field's default
+    instance), so a section whose default differs from its class's keeps that default."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: key '{prefix.rstrip('.')}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+    base = cls() if base is None else base
+    kwargs = {}
+    for name in names:
+        if name in raw:
+            tp, key = hints[name], f"{prefix}{name}"
+            if dataclasses.is_dataclass(tp):
+                kwargs[name] = build(tp, raw[name], key + ".", source, getattr(base, name))
+            else:
+                kwargs[name] = _coerce(tp, raw[name], key, source)
+    return dataclasses.replace(base, **kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, prefix=key + ".", source=source)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{source}: key '{key}' must be one of {choices}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for alternative in inner:  # the first alternative that takes the value
+            try:
+                return _coerce(alternative, value, key, source)
+            except ConfigError as exc:
+                errors.append(str(exc).split(": ", 1)[1])
+        raise ConfigError(f"{source}: " + "; or ".join(errors))
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: key '{key}' must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, key, source) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: key '{key}' must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(a, v, key, source) for a, v in zip(args, value, strict=True))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: key '{key}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{source}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain, YAML/JSON-safe dict of a config (tuples become lists) for saving beside outputs."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))

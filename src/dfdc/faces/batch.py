@@ -1,0 +1,209 @@
+"""The faces stage's batch job: every indexed video of the configured splits through
+:func:`~dfdc.faces.pipeline.extract_video`, on a local process pool or Ray actors, resumable,
+gathered into the crop table and the status table."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dfdc.core.config import FacesConfig
+from dfdc.core.io import write_parquet
+from dfdc.faces.detect import Detector
+from dfdc.faces.pipeline import extract_video, faces_params_hash, video_faces_path
+from dfdc.faces.store import load_video_faces, read_params_hash, save_video_faces
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FaceActor", "FaceJob", "collect", "plan_jobs", "run_faces"]
+
+
+@dataclass(frozen=True)
+class FaceJob:
+    video: str
+    path: str
+    out: str
+    original_out: str | None = None  # the original's file, when its boxes may be reused
+
+
+_worker: dict = {}
+
+
+def _init_worker(cfg: FacesConfig, device: str, torch_threads: int) -> None:
+    import cv2
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(1)
+    _worker["cfg"] = cfg
+    _worker["detector"] = Detector(cfg, device)
+    _worker["threads"] = torch_threads
+
+
+def _run_job(job: FaceJob) -> dict:
+    cfg: FacesConfig = _worker["cfg"]
+    reuse = None
+    if job.original_out and Path(job.original_out).exists():
+        original = load_video_faces(job.original_out, crops=False)
+        if original.status.get("status") == "ok":
+            reuse = original
+    try:
+        vf = extract_video(
+            job.path,
+            cfg,
+            _worker["detector"],
+            reuse=reuse,
+            threads=_worker["threads"],
+            name=job.video,
+        )
+    except Exception as exc:  # one broken video must never end a 120k-video run
+        log.exception("%s: extraction failed", job.path)
+        status = {
+            "status": "error",
+            "reason": f"{type(exc).__name__}: {exc}"[:300],
+            "frames_tried": 0,
+        }
+        return {"video": job.video, **status}
+    save_video_faces(vf, job.out)
+    return {"video": job.video, **vf.status}
+
+
+def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], list[FaceJob]]:
+    """Jobs for the configured splits: first the videos to detect on, then the fakes whose
+    original is in the set (they reuse its boxes once it is done)."""
+    rows = index[index["split"].isin(cfg.splits)]
+    out_of = {r.name: str(video_faces_path(cfg.out_dir, r.part, r.name)) for r in rows.itertuples()}
+    first, second = [], []
+    for r in rows.itertuples():
+        orig = r.original if isinstance(r.original, str) else None
+        if cfg.reuse_original_boxes and orig in out_of:
+            second.append(FaceJob(r.name, r.path, out_of[r.name], out_of[orig]))
+        else:
+            first.append(FaceJob(r.name, r.path, out_of[r.name]))
+    return first, second
+
+
+def _prune(out_dir: str, keep: set[str]) -> None:
+    """Remove files of videos no longer in the index (the output folder persists between
+    DVC runs, so a changed source would otherwise leave them in the tracked output)."""
+    keep_resolved = {str(Path(k).resolve()) for k in keep}
+    stale = [p for p in Path(out_dir).rglob("*.npz") if str(p.resolve()) not in keep_resolved]
+    for p in stale:
+        p.unlink()
+    if stale:
+        log.info("faces: removed %d files of videos no longer in the index", len(stale))
+
+
+class FaceActor:
+    """A Ray actor: one worker's detector, the pool worker's job function."""
+
+    def __init__(self, cfg: FacesConfig, device: str, torch_threads: int) -> None:
+        _init_worker(cfg, device, torch_threads)
+
+    def ready(self) -> bool:
+        return "detector" in _worker
+
+    def run(self, job: FaceJob) -> dict:
+        return _run_job(job)
+
+
+def _ready(_: int) -> bool:
+    time.sleep(0.2)  # long enough that every worker takes one, so all of them start
+    return "detector" in _worker
+
+
+def run_faces(
+    index: pd.DataFrame, cfg: FacesConfig, device: str = "cpu", timing: dict | None = None
+) -> pd.DataFrame:
+    """Extract every video not already done with the same params; write the table and status.
+
+    Resumable: a finished video is a complete ``.npz`` with the current params hash, so a
+    rerun (after an interruption, or with more videos) does only what is missing.
+    """
+    first, second = plan_jobs(index, cfg)
+    _prune(cfg.out_dir, {j.out for j in first + second})
+    want = faces_params_hash(cfg)
+    todo = [[j for j in jobs if read_params_hash(j.out) != want] for jobs in (first, second)]
+    done_before = len(first) + len(second) - sum(len(t) for t in todo)
+    if done_before:
+        log.info("faces: %d videos already extracted with these params; skipping them", done_before)
+    workers = max(1, cfg.workers)
+    torch_threads = max(1, (os.cpu_count() or 1) // workers)
+    results: list[dict] = []
+    total = sum(len(t) for t in todo)
+    timing = {} if timing is None else timing
+    t0 = time.perf_counter()
+    with tqdm(total=total, desc="faces", unit="video") as bar:
+        if cfg.executor == "ray" and total:
+            from dfdc.core.executor import RayActors, ray_session
+
+            with ray_session(cfg.ray_address, num_cpus=workers):
+                gpus = 1 / workers if device == "cuda" else 0  # actors share a node's GPU
+                actors = RayActors(FaceActor, (cfg, device, 1), workers, num_gpus=gpus)
+                timing["start_s"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                # Fakes after originals (they reuse the originals' boxes), on the same actors.
+                results += actors.map("run", todo, on_result=lambda _: bar.update())
+        elif workers == 1 or total <= 1:
+            _init_worker(cfg, device, torch_threads)
+            timing["start_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            for jobs in todo:
+                for job in jobs:
+                    results.append(_run_job(job))
+                    bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(cfg, device, torch_threads)) as pool:  # fmt: skip
+                list(pool.map(_ready, range(workers)))
+                timing["start_s"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                for jobs in todo:
+                    for res in pool.map(_run_job, jobs, chunksize=1):
+                        results.append(res)
+                        bar.update()
+    timing["extract_s"] = time.perf_counter() - t1
+    return collect(index, cfg, fresh=results)
+
+
+def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -> pd.DataFrame:
+    """Gather every video's file into ``faces.parquet`` and ``faces_status.parquet``."""
+    fresh_by_video = {r["video"]: r for r in fresh}
+    rows = index[index["split"].isin(cfg.splits)]
+    tables, statuses = [], []
+    for r in rows.itertuples():
+        path = video_faces_path(cfg.out_dir, r.part, r.name)
+        if r.name in fresh_by_video and fresh_by_video[r.name].get("status") == "error":
+            statuses.append({**fresh_by_video[r.name], "part": r.part})
+            continue
+        if not path.exists():
+            statuses.append(
+                {"video": r.name, "part": r.part, "status": "missing", "reason": "not extracted"}
+            )
+            continue
+        vf = load_video_faces(path, crops=False)
+        t = vf.rows()
+        t.insert(1, "part", r.part)
+        t["file"] = str(path)
+        tables.append(t)
+        statuses.append({"video": r.name, "part": r.part, **vf.status})
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    status = pd.DataFrame(statuses)
+    write_parquet(table, cfg.table_path)
+    write_parquet(status, cfg.status_path)
+    counts = status["status"].value_counts().to_dict() if len(status) else {}
+    bad = {k: v for k, v in counts.items() if k != "ok"}
+    if bad:
+        log.warning("faces: %d of %d videos without crops: %s", sum(bad.values()), len(status), bad)
+    log.info("faces: %d crops from %d videos -> %s", len(table), len(status), cfg.table_path)
+    return table

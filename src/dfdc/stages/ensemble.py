@@ -1,0 +1,88 @@
+"""The ensemble stage: fit the ensemble out of fold (:mod:`dfdc.inference.fit`), score the test
+videos into the submission (:mod:`dfdc.inference.submission`), and record both: cv.json,
+test.json, the plot tables, ensemble.json and a registry entry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dfdc.core.config import Params, to_dict
+from dfdc.core.curves import reliability_table, roc_table
+from dfdc.core.io import write_json, write_text
+from dfdc.core.metrics import binary_metrics
+from dfdc.core.provenance import git_revision, sha256_file
+from dfdc.inference.fit import FitReport, cv_metrics, fit_ensemble, load_oof
+from dfdc.inference.predict import load_bundle
+from dfdc.inference.submission import make_submission, test_order, test_truth
+
+__all__ = ["EnsembleResult", "run"]
+
+
+@dataclass
+class EnsembleResult:
+    report: FitReport
+    metrics: dict  # what metrics/cv.json holds
+    submission: pd.DataFrame
+    test: dict  # metrics/test.json: scores against the test videos' labels when known
+    record: dict  # the registry entry
+
+
+def run(params: Params, smoke: bool = False) -> EnsembleResult:
+    """``smoke``: two test videos only."""
+    cfg = params.ensemble
+    index = pd.read_parquet(params.data.index_path)
+    oof = load_oof(params.base.models_dir, cfg.runs)
+    report = fit_ensemble(oof, cfg)
+    metrics = cv_metrics(report, index)
+    write_json(metrics, cfg.metrics_path)
+    report.ensemble.save(cfg.ensemble_path)
+    _write_plots(report, Path(cfg.plots_dir))
+
+    test = index[index["split"] == "test"]
+    test_paths = [Path(p) for p in test["path"]]
+    order = test_order(params.data.raw_dir, test["name"].tolist())
+    if smoke:
+        order = order[:2]
+    bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
+    sub = make_submission(test_paths, order, bundle, cfg.submission_path, params.faces)
+
+    test_metrics: dict = {"available": False}
+    truth = test_truth(params.data.raw_dir, index)
+    if len(truth):
+        scored = sub[sub["filename"].isin(truth.index)]
+        test_metrics = {
+            "available": True,
+            **binary_metrics(truth[scored["filename"]].to_numpy(), scored["label"]),
+        }
+    write_json(test_metrics, cfg.test_metrics_path)
+
+    record = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git": git_revision(),
+        "dvc_lock_sha256": sha256_file(Path("dvc.lock")),
+        "submission_sha256": sha256_file(Path(cfg.submission_path)),
+        "params": to_dict(params),
+        "cv": {k: metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")},
+        "test": test_metrics,
+        "ensemble": asdict(report.ensemble),
+    }
+    stamp = record["created"].replace(":", "").replace("-", "")
+    write_json(
+        record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
+    )
+    return EnsembleResult(report, metrics, sub, test_metrics, record)
+
+
+def _write_plots(report: FitReport, out: Path) -> None:
+    """Small CSVs that ``dvc plots show`` draws (ROC, reliability, clip curve)."""
+    y, p = report.matrix["label"].to_numpy(), report.oof_prob
+    out.mkdir(parents=True, exist_ok=True)
+    roc = roc_table(y, p)
+    if roc is not None:
+        write_text(roc.to_csv(index=False), out / "roc.csv")
+    write_text(reliability_table(y, p).to_csv(index=False), out / "reliability.csv")
+    write_text(report.clip_curve.to_csv(index=False), out / "clip.csv")
