@@ -54,11 +54,11 @@ from dfdc.training.loop import fit
 def method_runs(base: TrainConfig) -> dict[str, TrainConfig]:
     """Each named method (``train.method``, :data:`dfdc.core.presets.METHODS`) as a run: the
     base recipe with the method's switches on, under its own run name."""
-    return {
-        name: build(TrainConfig, {**overlay, "method": name, "run": name}, "train.",
-                    f"method {name}", base=base)  # fmt: skip
-        for name, overlay in METHODS.items()
-    }
+    runs = {}
+    for name, overlay in METHODS.items():
+        raw = {**overlay, "method": name, "run": name}
+        runs[name] = build(TrainConfig, raw, "train.", f"method {name}", base=base)
+    return runs
 
 
 def measure_cost(

@@ -127,7 +127,8 @@ def test_a_training_method_is_picked_by_name_and_its_keys_still_win():
     assert (sbi.method, sbi.sbi.p, sbi.sbi.only) == ("sbi", 0.5, False)
     assert sbi.epochs == params_from_dict({}).train.epochs  # the recipe is untouched
     masks = params_from_dict({"train": {"method": "masks"}}).train
-    assert masks.masks.weight == 1.0 and masks.masks.guide_dropout and masks.aug.part_dropout_p == 0.3
+    assert masks.masks.weight == 1.0 and masks.masks.guide_dropout
+    assert masks.aug.part_dropout_p == 0.3
     own = params_from_dict({"train": {"method": "wsdan", "model": {"wsdan_maps": 4}}}).train
     assert own.model.wsdan_maps == 4
     with pytest.raises(ConfigError, match=r"key 'train.method' must be one of .*'srm', got 'x'"):
