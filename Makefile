@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.tom
 	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name dfdc --display-name "Python (dfdc)" >/dev/null
+	$(BIN)/python -m dfdc.lab install >/dev/null
 	@touch $(STAMP)
 
 repro: install
@@ -37,8 +37,8 @@ test-all: install lint
 	python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	ruff check src tests benchmarks notebooks
-	ruff format --check src tests benchmarks notebooks
+	ruff check src tests benchmarks notebooks scripts
+	ruff format --check src tests benchmarks notebooks scripts
 
 # Re-resolve requirements.txt from scratch and pin the result in constraints.txt.
 lock:
@@ -50,9 +50,9 @@ lock:
 	rm -rf .venv-lock
 
 lab: install
-	jupyter lab
+	jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# Publish the packaged kernel and its datasets (see README, "Publishing to Kaggle").
+# Publish the packaged kernel and its datasets (docs/kaggle.md).
 kaggle-release: install
 	dvc repro package
 	dfdc kaggle release -m "$(NOTES)"

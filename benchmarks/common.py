@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import yaml
 
-from dfdc.core.config import Params, params_from_dict, resolve_device
+from dfdc.core.config import Params, params_from_dict, redirect_outputs, resolve_device
 from dfdc.core.io import write_parquet
 from dfdc.core.layout import fold_dir
 from dfdc.core.logs import setup_logging
@@ -63,17 +63,7 @@ def real_params(params_file: str, root: Path, work: Path, sets: list[str]) -> Pa
     data.source=ffpp`` would); every path of the faces, folds and masks in ``work``."""
     raw = yaml.safe_load(Path(params_file).read_text()) or {}
     raw.setdefault("data", {}).update(source="ffpp", local_path=str(root))
-    raw["data"]["index_path"] = str(work / "videos.parquet")
-    raw.setdefault("faces", {}).update(
-        out_dir=str(work / "faces"),
-        table_path=str(work / "faces.parquet"),
-        status_path=str(work / "faces_status.parquet"),
-    )
-    raw.setdefault("cv", {})["path"] = str(work / "folds.parquet")
-    raw.setdefault("masks", {}).update(
-        out_dir=str(work / "masks"), table_path=str(work / "masks.parquet")
-    )
-    raw.setdefault("base", {})["models_dir"] = str(work / "models")
+    raw = redirect_outputs(raw, work, keep=("train.model.weights_dir",))
     for assignment in sets:
         set_key(raw, assignment)
     return params_from_dict(raw, source=params_file)

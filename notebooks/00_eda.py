@@ -1,12 +1,24 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 00 · Exploratory data analysis
 # What the video index says about the data: labels per part, fakes per original, probed
 # properties, sample frames, where a fake differs from its original, and what is broken.
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
 index_path = ""  # empty: the index the data stage wrote (params.yaml: data.index_path)
-smoke = False
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
 from IPython.display import display

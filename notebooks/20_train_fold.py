@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 20 · Train one fold
 # A timm backbone with a 1-logit head on the faces stage's crops: balanced epochs, albumentations,
@@ -6,9 +14,13 @@
 # track into an LSTM/GRU, through the same loop.
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
-fold = 0
-smoke = False
+fold = 0  # another fold: any of params.yaml cv.folds (0..cv.n_folds-1)
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 section = "train"  # or "sequence": the params.yaml section to train
 
 # %%

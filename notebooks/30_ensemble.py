@@ -1,11 +1,23 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 30 · Ensemble, out-of-fold scores and the submission
 # Frame-to-video rules compared out of fold, run weights, temperature and clip bound fitted out
 # of fold (and scored nested by fold), then the test videos scored into `submission.csv`.
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
-smoke = False
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
 import pandas as pd
@@ -25,6 +37,7 @@ params = load_params(params_path)
 # %%
 result = run(params, smoke=smoke)
 report = result.report
+print(result.trained_on)  # sample models check the pipeline; they detect no real deepfake
 pd.Series({k: result.metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")}).to_frame(
     "out of fold"
 )

@@ -1,11 +1,23 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 40 · Package the offline Kaggle kernel
 # The kernel script, its metadata, and two datasets (models; code as wheels), built from the
-# package and the trained models. Upload with the Kaggle CLI (see README).
+# package and the trained models. Upload with the Kaggle CLI (docs/kaggle.md).
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
-smoke = False
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
 import json

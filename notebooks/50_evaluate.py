@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 50 · Cross-dataset evaluation
 # The fitted ensemble on labelled folders it never trained on (`evaluate.sets`: DFDC,
@@ -5,8 +13,12 @@
 # video-level AUC, log loss, accuracy, EER and AP, per set, dataset, method and compression.
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
-smoke = False
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
 import pandas as pd

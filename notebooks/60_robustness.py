@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (dfdc)
+#     language: python
+#     name: dfdc
+# ---
+
 # %% [markdown]
 # # 50 · Robustness to the DFDC black-box distortions
 # Held-out videos (each training video scored by its own fold's models only, the labelled test
@@ -7,8 +15,12 @@
 # winner lost 17 points of average precision between the public and the black-box test sets.
 
 # %% tags=["parameters"]
+# Parameters: papermill sets them under `dvc repro`; in JupyterLab edit them here. Paths are
+# relative to the project root, where the "Python (dfdc)" kernel starts whatever the folder.
+# Another dataset or run: point params_path at a copy of params.yaml that changes it (e.g.
+# data.source: ffpp, or train.run: mine), or run `dvc exp run -S key=value` and reopen.
 params_path = "params.yaml"
-smoke = False
+smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
 import pandas as pd

@@ -21,6 +21,7 @@ from dfdc.core.config import (
     SequenceConfig,
     SequenceRunConfig,
     params_from_dict,
+    redirect_outputs,
     to_dict,
 )
 
@@ -76,15 +77,9 @@ def tiny_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def faces_cfg(tmp: Path, **overrides) -> FacesConfig:
-    base = FacesConfig(
-        out_dir=str(tmp / "faces"),
-        table_path=str(tmp / "faces.parquet"),
-        status_path=str(tmp / "faces_status.parquet"),
-        frames=8,
-        detect_every=4,
-        workers=1,
-    )
-    return dataclasses.replace(base, **overrides)
+    """The tiny sample's face settings, writing into ``tmp``."""
+    base = params_from_dict(redirect_outputs({}, tmp)).faces
+    return dataclasses.replace(base, **{"frames": 8, "detect_every": 4, "workers": 1, **overrides})
 
 
 def write_params(path: Path, tmp: Path, **sections) -> Path:
@@ -92,30 +87,22 @@ def write_params(path: Path, tmp: Path, **sections) -> Path:
     params = {
         "data": {
             "source": "sample",
-            "raw_dir": str(tmp / "raw"),
-            "index_path": str(tmp / "videos.parquet"),
             "workers": 1,
             "sample": {
                 k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(TINY_SAMPLE).items()
             },
         },
-        "faces": {
-            "out_dir": str(tmp / "faces"),
-            "table_path": str(tmp / "faces.parquet"),
-            "status_path": str(tmp / "faces_status.parquet"),
-            "frames": 8,
-            "workers": 1,
+        "faces": {"frames": 8, "workers": 1},
+        "cv": {"n_folds": 2, "folds": [0, 1]},
+        "train": {
+            "epochs": 1,
+            "batch_size": 8,
+            "frames_per_video": 4,
+            "model": {"backbone": "resnet10t", "input_size": 64},
         },
     }
-    params["cv"] = {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]}
-    params["base"] = {"models_dir": str(tmp / "models")}
-    params["train"] = {
-        "epochs": 1,
-        "batch_size": 8,
-        "frames_per_video": 4,
-        "model": {"backbone": "resnet10t", "input_size": 64},
-    }
+    params = redirect_outputs(params, tmp, keep=("train.model.weights_dir",))
     for name, values in sections.items():
         params.setdefault(name, {}).update(values)
     path.write_text(yaml.safe_dump(params))
@@ -142,17 +129,13 @@ def tiny_params(tmp, **train):
     base = {"epochs": 2, "batch_size": 8, "frames_per_video": 4, "lr": 0.001}
     base["model"] = {"backbone": "resnet10t", "input_size": 64}
     base.update(train)
-    return params_from_dict(
-        {
-            # The same face settings that made the crops, as in a real params.yaml.
-            "faces": to_dict(faces_cfg(tmp)),
-            "cv": {"n_folds": 2, "path": str(tmp / "folds.parquet"), "folds": [0, 1]},
-            "data": {"index_path": str(tmp / "videos.parquet")},
-            "base": {"models_dir": str(tmp / "models")},
-            "masks": {"out_dir": str(tmp / "masks"), "table_path": str(tmp / "masks.parquet")},
-            "train": base,
-        }
-    )
+    raw = {
+        # The same face settings that made the crops, as in a real params.yaml.
+        "faces": to_dict(faces_cfg(tmp)),
+        "cv": {"n_folds": 2, "folds": [0, 1]},
+        "train": base,
+    }
+    return params_from_dict(redirect_outputs(raw, tmp, keep=("train.model.weights_dir",)))
 
 
 def tiny_sequence_run(embed_run: str, cache_dir: Path, **run) -> SequenceRunConfig:

@@ -7,6 +7,6 @@ import warnings
 warnings.filterwarnings(
     "ignore", message="The pynvml package is deprecated", category=FutureWarning
 )
-# In a notebook kernel without ipywidgets tqdm.auto falls back to text bars, which is what the
-# stages want (they stream to the terminal); its warning about the missing widget is noise.
+# Where ipywidgets is missing from a kernel, tqdm.auto falls back to text bars (what the stages
+# stream to the terminal anyway, dfdc.core.progress); its warning about the widget is noise.
 warnings.filterwarnings("ignore", message="IProgress not found")

@@ -67,6 +67,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         rule=args.rule,
         faces=args.faces,
     )
+    print(f"dfdc predict: {bundle.trained_on}", file=sys.stderr)
     failed = 0
     paths = []
     for video in args.videos:
@@ -136,6 +137,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         table = metrics_table(summary)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"{len(result.scores)} videos scored, {len(result.failed)} unreadable")
+        print(f"models {result.trained_on}")
     return 0
 
 

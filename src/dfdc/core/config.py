@@ -8,6 +8,7 @@ recipes and methods (:mod:`dfdc.core.presets`) give the ``train`` section its ba
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from dfdc.core.presets import METHODS, RECIPES, merge, recipe_name
 from dfdc.core.typed import ConfigError, build, check_range, to_dict
 
 __all__ = [
+    "OUTPUTS",
     "AugConfig",
     "BaseConfig",
     "ConfigError",
@@ -40,6 +42,7 @@ __all__ = [
     "TrainConfig",
     "load_params",
     "params_from_dict",
+    "redirect_outputs",
     "resolve_device",
     "run_config",
     "to_dict",
@@ -565,6 +568,59 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
+
+
+# Every key of params.yaml naming something a stage writes (or caches), with the name it takes
+# in a work folder: ``redirect_outputs`` points them all there (benchmarks, tests, scratch
+# runs), so nothing of such a run lands in the project's own data/, models/ or metrics/.
+OUTPUTS: dict[str, str] = {
+    "base.models_dir": "models",
+    "data.raw_dir": "raw",
+    "data.index_path": "videos.parquet",
+    "faces.out_dir": "faces",
+    "faces.table_path": "faces.parquet",
+    "faces.status_path": "faces_status.parquet",
+    "cv.path": "folds.parquet",
+    "masks.out_dir": "masks",
+    "masks.table_path": "masks.parquet",
+    "train.model.weights_dir": "weights",
+    "sequence.sequence.cache_dir": "embeddings",
+    "ensemble.submission_path": "submission.csv",
+    "ensemble.ensemble_path": "ensemble.json",
+    "ensemble.registry_dir": "registry",
+    "ensemble.metrics_path": "cv.json",
+    "ensemble.test_metrics_path": "test.json",
+    "ensemble.plots_dir": "plots",
+    "evaluate.metrics_path": "eval.json",
+    "evaluate.plots_dir": "eval",
+    "robustness.out_dir": "robustness_clips",
+    "robustness.metrics_path": "robustness.json",
+    "robustness.plots_dir": "robustness",
+    "package.out_dir": "kernel",
+}
+
+
+def redirect_outputs(
+    raw: dict[str, Any], work: str | Path, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A copy of raw params whose every output (:data:`OUTPUTS`, less ``keep``) lies in
+    ``work`` under its name there (``faces.table_path`` -> ``work/faces.parquet``).
+
+    ``keep`` names outputs that stay as given, e.g. ``data.raw_dir`` for a run over a folder of
+    videos that already exists. The one helper the benchmarks and the tests use for scratch runs.
+    """
+    out = copy.deepcopy(raw)
+    for key, name in OUTPUTS.items():
+        if key in keep:
+            continue
+        *sections, last = key.split(".")
+        node = out
+        for section in sections:
+            if not isinstance(node.get(section), dict):
+                node[section] = {}
+            node = node[section]
+        node[last] = str(Path(work) / name)
+    return out
 
 
 def resolve_device(device: str) -> str:

@@ -17,7 +17,7 @@ class _TqdmHandler(logging.Handler):
     """Log lines through tqdm, so progress bars are not broken by them."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # write() is the same for text and widget bars
 
         tqdm.write(self.format(record), file=sys.stderr)
 

@@ -10,12 +10,14 @@ them too.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dfdc.core.errors import UserError
+from dfdc.core.progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ def run_notebook(
         src_nb = Path(tmp) / (src.stem + ".ipynb")
         out_nb = Path(tmp) / ("out-" + src.stem + ".ipynb")
         nbformat.write(nb, src_nb)
+        # The kernel inherits this process's environment: text progress bars, streamed below.
+        previous = os.environ.get(PROGRESS_ENV)
+        os.environ[PROGRESS_ENV] = "text"
         try:
             pm.execute_notebook(
                 str(src_nb),
@@ -72,6 +77,11 @@ def run_notebook(
                 f"{src}: cell {exc.exec_count} raised {exc.ename}: {first_line}"
                 f" (executed notebook: {dst})"
             ) from None
+        finally:
+            if previous is None:
+                os.environ.pop(PROGRESS_ENV, None)
+            else:
+                os.environ[PROGRESS_ENV] = previous
         out_nb.replace(dst)
     if html:
         body, _ = HTMLExporter().from_filename(str(dst))

@@ -15,7 +15,7 @@ __all__ = ["METHODS", "RECIPES", "merge", "recipe_name"]
 # The frame run's recipes: the base values of the train section's training keys (a key given in
 # params.yaml overrides its recipe's value); which backbone and weights is params.yaml's. sample:
 # what trains the generated sample within make repro's budget. real: what learned real
-# FaceForensics++ deepfakes on a 2-core CPU (README, "Real deepfakes"): 224 px crops (at 128 px
+# FaceForensics++ deepfakes on a 2-core CPU (docs/real-data.md): 224 px crops (at 128 px
 # fold AUCs were 0.1 lower), each fake beside its original's crop of the same frame, no
 # augmentation beyond flips (heavier augmentation underfit in the epochs a CPU affords), the final
 # epoch kept (no choice made on the validation videos).

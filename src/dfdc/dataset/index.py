@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from dfdc.core.progress import progress
 from dfdc.core.video import VideoInfo, probe
 from dfdc.dataset.entries import VIDEO_SUFFIXES, MetadataError, VideoEntry, read_metadata
 from dfdc.dataset.layouts import layout_entries
@@ -107,7 +107,9 @@ def build_index(
         return row
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        rows = list(tqdm(pool.map(one, entries), total=len(entries), desc="probe", unit="video"))
+        rows = list(
+            progress(pool.map(one, entries), total=len(entries), desc="probe", unit="video")
+        )
     df = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     df = df.astype(
         {"rotation": "Int64", "frame_count": "Int64", "width": "Int64", "height": "Int64"}

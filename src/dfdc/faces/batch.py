@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dfdc.core.config import FacesConfig
 from dfdc.core.io import write_parquet
+from dfdc.core.progress import progress
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video, faces_params_hash, video_faces_path
 from dfdc.faces.store import load_video_faces, read_params_hash, save_video_faces
@@ -142,7 +142,7 @@ def run_faces(
     total = sum(len(t) for t in todo)
     timing = {} if timing is None else timing
     t0 = time.perf_counter()
-    with tqdm(total=total, desc="faces", unit="video") as bar:
+    with progress(total=total, desc="faces", unit="video") as bar:
         if cfg.executor == "ray" and total:
             from dfdc.core.executor import RayActors, ray_session
 

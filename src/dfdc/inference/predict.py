@@ -18,6 +18,7 @@ import numpy as np
 
 from dfdc.core.config import FacesConfig
 from dfdc.core.layout import find_checkpoints, fold_name
+from dfdc.core.provenance import describe_training_data
 from dfdc.core.runtime import Runtime, inference_runtime
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
@@ -72,7 +73,9 @@ def load_models(paths: list[Path], rt: Runtime) -> list[LoadedModel]:
     out = []
     for path in paths:
         ckpt = read_checkpoint(path)
-        out.append(get_kind(ckpt.kind).load(ckpt, rt))
+        model = get_kind(ckpt.kind).load(ckpt, rt)
+        model.trained_on = ckpt.data
+        out.append(model)
     if len({m.faces for m in out}) > 1:
         raise ValueError("the models were trained on crops made with different faces settings")
     return out
@@ -141,6 +144,11 @@ class InferenceBundle:
     ensemble: Ensemble | None  # None: the models are averaged equally (``--models``)
     # load_bundle's arguments: how a Ray actor rebuilds this bundle on its own worker.
     spec: dict = field(default_factory=dict)
+
+    @property
+    def trained_on(self) -> str:
+        """One line: what the models were trained on (the generated sample or which data)."""
+        return describe_training_data([m.trained_on for m in self.predictor.models])
 
     def score(self, path: str | Path) -> VideoPrediction:
         """The video's prediction, ``prob`` under the ensemble when there is one."""

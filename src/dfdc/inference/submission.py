@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dfdc.core.config import FacesConfig
 from dfdc.core.io import write_text
+from dfdc.core.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def make_submission(
     by_name = {p.name: p for p in test_paths}
     probs, failed = {}, [n for n in order if n not in by_name]
     present = [n for n in order if n in by_name]
-    with tqdm(total=len(present), desc="test videos", unit="video") as bar:
+    with progress(total=len(present), desc="test videos", unit="video") as bar:
         preds = bundle.score_all([by_name[n] for n in present], faces, lambda _: bar.update())
     for name, pred in zip(present, preds, strict=True):
         if pred.status != "ok":

@@ -113,6 +113,8 @@ class LoadedModel:
     transform: object  # the eval transform (albumentations)
     faces: FacesConfig  # the face settings its training crops were made with
     embedder: torch.nn.Module | None = None  # sequence models: the per-frame embedder
+    # What it was trained on (dfdc.core.provenance.training_data); empty: not recorded.
+    trained_on: dict = field(default_factory=dict)
 
     def crop_probs(
         self,

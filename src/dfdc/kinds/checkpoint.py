@@ -4,7 +4,7 @@
 ``params.yaml``::
 
     {"schema": 2, "kind": "frame" | "sequence" | ..., "fold": k, "epoch": e,
-     "metrics": {...}, "config": {"run", "faces", "cv", "base"}, "model": state_dict,
+     "metrics": {...}, "config": {"run", "faces", "cv", "base", "data"}, "model": state_dict,
      "extra": {...}}   # kind-specific (a sequence model's embedder)
 
 ``last.pt`` adds the optimiser, scheduler, scaler, RNG, history and a hash of the config, so an
@@ -17,13 +17,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from dfdc.core.config import FacesConfig, Params, RunConfig, params_from_dict, to_dict
 from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
 from dfdc.core.layout import member_name
-from dfdc.core.provenance import config_digest
+from dfdc.core.provenance import config_digest, training_data
 from dfdc.kinds.registry import run_config_from_dict
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ class CheckpointError(UserError, ValueError):
     """A file that is not a checkpoint of this schema; the message names it."""
 
 
-def resolved_config(params: Params, run: RunConfig) -> dict:
-    """What rebuilds the model without params.yaml: the run's and the faces settings."""
+def resolved_config(params: Params, run: RunConfig, folds: pd.DataFrame) -> dict:
+    """What rebuilds the model without params.yaml (the run's and the faces settings), and
+    what it was trained on (:func:`dfdc.core.provenance.training_data` of the folds)."""
     return {
         "run": to_dict(run),
         "faces": to_dict(params.faces),
         "cv": to_dict(params.cv),
         "base": to_dict(params.base),
+        "data": training_data(params.data, folds),
     }
 
 
@@ -113,6 +116,7 @@ class Checkpoint:
     model: dict  # the state dict
     extra: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # what it was trained on (empty: not recorded)
 
     @property
     def name(self) -> str:
@@ -140,6 +144,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         state["model"],
         state.get("extra", {}),
         state.get("metrics", {}),
+        cfg.get("data", {}),
     )
 
 

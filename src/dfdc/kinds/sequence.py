@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from dfdc.core.config import FacesConfig, ModelConfig, SequenceConfig, SequenceRunConfig, to_dict
 from dfdc.core.io import atomic_path
 from dfdc.core.layout import fold_checkpoint
+from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest, sha256_file
 from dfdc.core.runtime import Runtime
 from dfdc.crops.datasets import balanced_videos
@@ -195,7 +195,7 @@ def fold_embeddings(
     reduce = decode_reduction(faces_cfg.crop_size, size)
     parts = np.zeros((len(faces), module.dim), np.float16)
     positions = np.arange(len(faces))
-    for file, rows in tqdm(
+    for file, rows in progress(
         faces.assign(_pos=positions).groupby("file", sort=True), desc=f"embed fold {fold}"
     ):
         crops = load_video_faces(file).crops

@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dfdc.core.config import DiffMasksConfig, to_dict
 from dfdc.core.io import atomic_path, write_parquet
+from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest
 from dfdc.faces.store import decode_crop, load_video_faces, read_params_hash
 from dfdc.masks.store import mask_path, same_frame_crops
@@ -108,7 +108,7 @@ def build_masks(faces: pd.DataFrame, index: pd.DataFrame, cfg: DiffMasksConfig) 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[pd.DataFrame] = []
     status: list[dict] = []
-    for video, original in tqdm(
+    for video, original in progress(
         zip(fakes["name"], fakes["original"], strict=True),
         total=len(fakes),
         desc="masks",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from dfdc.core.progress import progress
 
 from dfdc.core.config import FacesConfig
 from dfdc.core.curves import method_metrics
@@ -34,11 +34,13 @@ BREAKDOWN = ("dataset", "method", "compression")
 class EvalResult:
     scores: pd.DataFrame  # one row a scored video: name, path, set, dataset, method, ... prob
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    trained_on: str = ""  # what the scoring models were trained on, one line
 
     def summary(self) -> dict:
-        """Overall metrics at the top level, a ``by`` breakdown, and the failures."""
+        """Overall metrics at the top level, a ``by`` breakdown, the failures, and what the
+        models were trained on."""
         s = self.scores
-        out = {**_metrics(s), "failed": len(self.failed), "by": {}}
+        out = {**_metrics(s), "failed": len(self.failed), "trained_on": self.trained_on, "by": {}}
         for key in BREAKDOWN:
             out["by"][key] = {str(k): _metrics(g, s) for k, g in s.groupby(key, dropna=True)}
         out["by"]["set"] = {str(k): _metrics(g) for k, g in s.groupby("set")}
@@ -71,8 +73,9 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
     :class:`~dfdc.inference.predict.InferenceBundle`; on Ray actors with ``faces.executor:
     ray``)."""
     rows, failed = [], []
+    log.info("%s", bundle.trained_on)
     jobs = [(Path(p), e) for p in paths for e in labelled_entries(Path(p))]
-    with tqdm(total=len(jobs), desc="evaluate", unit="video") as bar:
+    with progress(total=len(jobs), desc="evaluate", unit="video") as bar:
         preds = bundle.score_all([e.path for _, e in jobs], faces, lambda _: bar.update())
     for (root, e), pred in zip(jobs, preds, strict=True):
         if pred.status == "unreadable":
@@ -97,4 +100,4 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
         log.warning(
             "%d of %d videos could not be read (scored 0.5 nowhere)", len(failed), len(jobs)
         )
-    return EvalResult(pd.DataFrame(rows), failed)
+    return EvalResult(pd.DataFrame(rows), failed, bundle.trained_on)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dfdc.core.config import Params, RobustnessConfig
 from dfdc.core.io import write_text
 from dfdc.core.layout import fold_name
 from dfdc.core.metrics import binary_metrics
+from dfdc.core.progress import progress
 from dfdc.core.video import VideoError
 from dfdc.dataset.layouts import labelled_entries
 from dfdc.inference.predict import load_bundle
@@ -131,7 +131,7 @@ def score_jobs(
     by_group: dict[str, list[Job]] = {}
     for job in jobs:
         by_group.setdefault(job.group, []).append(job)
-    bar = tqdm(total=len(jobs) * len(versions), desc="robustness", unit="clip")
+    bar = progress(total=len(jobs) * len(versions), desc="robustness", unit="clip")
     for group, group_jobs in sorted(by_group.items()):
         bundle = bundle_for(group)
         for job in group_jobs:

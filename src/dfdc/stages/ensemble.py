@@ -29,6 +29,7 @@ class EnsembleResult:
     submission: pd.DataFrame
     test: dict  # metrics/test.json: scores against the test videos' labels when known
     record: dict  # the registry entry
+    trained_on: str  # what the fold models were trained on, one line
 
 
 def run(params: Params, smoke: bool = False) -> EnsembleResult:
@@ -66,6 +67,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
         "dvc_lock_sha256": sha256_file(Path("dvc.lock")),
         "submission_sha256": sha256_file(Path(cfg.submission_path)),
         "params": to_dict(params),
+        "trained_on": bundle.trained_on,
         "cv": {k: metrics[k] for k in ("logloss", "auc", "accuracy", "n_videos")},
         "test": test_metrics,
         "ensemble": asdict(report.ensemble),
@@ -74,7 +76,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     write_json(
         record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
     )
-    return EnsembleResult(report, metrics, sub, test_metrics, record)
+    return EnsembleResult(report, metrics, sub, test_metrics, record, bundle.trained_on)
 
 
 def _write_plots(report: FitReport, out: Path) -> None:

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dfdc.core.config import LoopConfig, Params, RunConfig
 from dfdc.core.io import write_json, write_parquet
 from dfdc.core.layout import fold_dir, live_dir
 from dfdc.core.metrics import binary_metrics, log_loss
+from dfdc.core.progress import progress
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropItem
 from dfdc.crops.losses import smoothed_bce
@@ -98,7 +98,7 @@ def train_one_epoch(
     task's) takes the model's raw output and the targets, else the classification loss."""
     model.train()
     total, count = 0.0, 0
-    for i, batch in enumerate(tqdm(loader, desc="train", leave=False, disable=not rt.main)):
+    for i, batch in enumerate(progress(loader, desc="train", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
         x, targets = batch[0], [t.to(rt.device, non_blocking=True) for t in batch[1:]]
@@ -128,7 +128,7 @@ def validate(
     """FAKE probabilities of the loader's units (frames or tracks), in its order."""
     model.eval()
     probs = []
-    for i, batch in enumerate(tqdm(loader, desc="validate", leave=False, disable=not rt.main)):
+    for i, batch in enumerate(progress(loader, desc="validate", leave=False, disable=not rt.main)):
         if max_batches is not None and i >= max_batches:
             break
         probs.append(torch.sigmoid(rt.logits(model, batch[0])).cpu().numpy())
@@ -250,7 +250,7 @@ def fit(
         models_dir=models_dir,
         masks_table=Path(params.masks.table_path),
     )
-    config = resolved_config(params, run)
+    config = resolved_config(params, run, folds)
     key = config_hash(params, run, fold)
     task = get_kind(run.kind).task(ctx)
     model = task.model
@@ -288,7 +288,7 @@ def fit(
             json.dumps({"fold": fold, "params": config}, indent=1) + "\n"
         )
 
-    epochs = tqdm(
+    epochs = progress(
         range(start, run.epochs),
         desc=f"{run.run} fold {fold}",
         unit="epoch",

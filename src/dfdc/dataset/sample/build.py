@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dfdc.core.config import SampleConfig
+from dfdc.core.progress import progress
 from dfdc.core.video import write_video
 from dfdc.dataset.sample.manipulate import self_blend, swap_face
 from dfdc.dataset.sample.photos import load_photos
@@ -153,10 +153,10 @@ def build_sample(cfg: SampleConfig, raw_dir: str | Path, workers: int = 1) -> li
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             done = pool.map(_render_job, jobs)
-            for _ in tqdm(done, total=len(jobs), desc="sample videos", unit="video"):
+            for _ in progress(done, total=len(jobs), desc="sample videos", unit="video"):
                 pass
     else:
-        for job in tqdm(jobs, desc="sample videos", unit="video"):
+        for job in progress(jobs, desc="sample videos", unit="video"):
             _render_job(job)
     for folder in sorted({p.folder for p in plans if p.split == "train"}):
         meta = {}

@@ -88,8 +88,12 @@ def test_predict_json_has_frame_and_face_scores(tmp_path, trained, tiny_raw, cap
         main(["predict", str(video), "--json", "--params", str(params_path), "--models", str(out)])
         == 0
     )
-    (record,) = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    (record,) = json.loads(captured.out)
     assert record["video"] == video.name and record["status"] == "ok"
+    # The models say what they are: trained on the generated sample, not on real deepfakes.
+    assert "trained on: the generated sample" in captured.err
+    assert "do not detect real deepfakes" in captured.err
     (scores,) = record["frame_probs"].values()
     assert len(scores) == len(record["frames"]) == len(record["tracks"]) > 0
     assert record["prob"] == pytest.approx(float(np.mean(scores)), abs=1e-5)

@@ -5,8 +5,7 @@ import yaml
 
 from dfdc.cli import main
 from dfdc.core.config import ConfigError, Params, load_params, params_from_dict
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def test_repo_params_load_and_match_defaults_types():
@@ -133,3 +132,29 @@ def test_a_training_method_is_picked_by_name_and_its_keys_still_win():
     assert own.model.wsdan_maps == 4
     with pytest.raises(ConfigError, match=r"key 'train.method' must be one of .*'srm', got 'x'"):
         params_from_dict({"train": {"method": "x"}})
+
+
+def test_outputs_are_every_path_params_yaml_writes(tmp_path):
+    """``redirect_outputs`` knows every output key: each has the schema's default in
+    params.yaml, and every path-like key of params.yaml is an output or a named input."""
+    from dfdc.core.config import OUTPUTS, redirect_outputs
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    inputs = {"data.local_path", "train.model.pretrained_file"}
+
+    def keys(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from keys(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    pathlike = {k for k, _ in keys(raw) if k.rsplit(".", 1)[-1].endswith(("_path", "_dir", "path"))}
+    assert pathlike - inputs == set(OUTPUTS)
+    redirected = params_from_dict(redirect_outputs(raw, tmp_path))
+    for key in OUTPUTS:
+        value = redirected
+        for part in key.split("."):
+            value = getattr(value, part)
+        assert Path(value).parent == tmp_path, key
+    assert len({v for v in OUTPUTS.values()}) == len(OUTPUTS)  # no two outputs collide

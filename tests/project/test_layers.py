@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "robustness": 7,
     "stages": 8,
     "cli": 9,
+    "lab": 9,  # the Jupyter kernel that starts at the project root
 }
 
 

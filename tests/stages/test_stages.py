@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dfdc.cli import main
-from dfdc.core.config import load_params
+from dfdc.core.config import load_params, redirect_outputs
 from dfdc.core.notebooks import run_notebook
 from tests.conftest import ROOT, SAMPLE_SEED, write_params
 
@@ -139,14 +139,9 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     defaults = load_params(ROOT / "params.yaml")
     params_path = tmp_path / "params.yaml"
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"].update(raw_dir=str(tmp_path / "raw"), index_path=str(tmp_path / "videos.parquet"))
-    raw["faces"].update(out_dir=str(tmp_path / "faces"), table_path=str(tmp_path / "faces.parquet"),
-                        status_path=str(tmp_path / "faces_status.parquet"))  # fmt: skip
-    raw["cv"]["path"] = str(tmp_path / "folds.parquet")
+    raw = redirect_outputs(raw, tmp_path, keep=("train.model.weights_dir",))
     if SAMPLE_SEED:
         raw["data"]["sample"]["seed"] = int(SAMPLE_SEED)
-    raw["base"]["models_dir"] = str(tmp_path / "models")
-    raw["sequence"]["sequence"]["cache_dir"] = str(tmp_path / "embeddings")
     params_path.write_text(yaml.safe_dump(raw))
     for command in ("data", "faces", "folds"):
         assert main([command, "--params", str(params_path)]) == 0

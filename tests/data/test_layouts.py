@@ -16,7 +16,7 @@ from dfdc.dataset.entries import MetadataError
 from dfdc.dataset.folds import make_folds
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.dataset.layouts import detect_layout
-from tests.test_video import _ramp
+from tests.core.test_video import _ramp
 
 PAIRS = [("033", "097"), ("134", "192"), ("210", "241"), ("252", "266")]
 

@@ -46,11 +46,13 @@ def test_a_generated_set_with_known_labels(params_file, tiny_raw, tmp_path, caps
     for m in summary["by"]["method"].values():
         assert set(m) >= KEYS
     assert 0 <= summary["auc"] <= 1 and summary["logloss"] > 0
+    assert summary["trained_on"].startswith("trained on: the generated sample")
 
     # The table form says the same numbers.
     assert main(["evaluate", str(root), "--params", str(params_file)]) == 0
     text = capsys.readouterr().out
     assert "6 videos scored, 1 unreadable" in text and "faceswap" in text
+    assert "models trained on: the generated sample" in text
 
 
 def test_not_a_folder_is_one_line(params_file, tmp_path, capsys):
