@@ -82,9 +82,9 @@ def prepare(params: Params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, flo
 
 def oof_metrics(oof: pd.DataFrame, params: Params) -> dict:
     """Video metrics of out-of-fold rows: each face track's frames by ``ensemble.rule``, the
-    tracks by ``ensemble.faces`` (how ``dfdc predict`` and the ensemble score a video), with
+    tracks by ``ensemble.faces_combine`` (how ``dfdc predict`` and the ensemble score a video), with
     the plain mean of every crop beside (``crop_mean``)."""
-    rule, faces = params.ensemble.rule, params.ensemble.faces
+    rule, faces = params.ensemble.rule, params.ensemble.faces_combine
     scores = [
         video_score(p, t, rule, faces)
         for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)

@@ -19,7 +19,7 @@ and its fold models are an ensemble member like any other run (``<work>/models/<
     srm        + SRM noise-residual input channels (train.model.srm)
 
 Printed per method: out-of-fold video AUC and log loss (each face track's frames by
-``ensemble.rule``, faces by ``ensemble.faces``, no calibration), the plain mean of all crops
+``ensemble.rule``, faces by ``ensemble.faces_combine``, no calibration), the plain mean of all crops
 beside, and the cost: training crops per second (training steps only) and its ratio to the
 plain recipe's in the same run. The last line printed is one JSON object.
 

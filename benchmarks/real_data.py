@@ -12,8 +12,9 @@ auto`` gives the real-data recipe, as ``dvc exp run -S data.source=ffpp`` would)
 one training loop, once with ``model.pretrained`` as the params say (packaged ImageNet weights
 by default) and once from scratch, everything else equal. ``--set train.lr=0.001`` overrides a
 key for both. Scores are the video-level out-of-fold predictions, each face track's frames
-combined by ``ensemble.rule`` and the faces by ``ensemble.faces`` (as ``dfdc predict`` and the
-ensemble score a video; the plain mean of all crops is printed beside), without calibration;
+combined by ``ensemble.rule`` and the faces by ``ensemble.faces_combine`` (as ``dfdc predict``
+and the ensemble score a video; the plain mean of all crops is printed beside), without
+calibration;
 each variant's training time is printed (the recipe's own budget is the pretrained line's). Then
 the pretrained run's fold models, averaged equally, score the other shared sets (``--eval``;
 default ../shared/data/dfdc and ../shared/data/ffpp_c23, the ones present) through ``dfdc

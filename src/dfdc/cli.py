@@ -65,7 +65,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         ensemble=None if models else ens_file,
         models=models,
         rule=args.rule,
-        faces=args.faces,
+        faces_combine=args.faces_combine,
     )
     print(f"dfdc predict: {bundle.trained_on}", file=sys.stderr)
     failed = 0
@@ -234,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rule", choices=["mean", "confident", "weighted"], help="frames to a face score"
     )
-    p.add_argument("--faces", choices=["max", "mean"], help="how several faces combine")
+    p.add_argument(
+        "--faces-combine", "--faces", dest="faces_combine", choices=["max", "mean"],
+        help="how several faces in a video combine (ensemble.faces_combine)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.set_defaults(func=_cmd_predict)

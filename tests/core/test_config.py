@@ -158,3 +158,20 @@ def test_outputs_are_every_path_params_yaml_writes(tmp_path):
             value = getattr(value, part)
         assert Path(value).parent == tmp_path, key
     assert len({v for v in OUTPUTS.values()}) == len(OUTPUTS)  # no two outputs collide
+
+
+def test_a_renamed_key_names_the_new_one():
+    with pytest.raises(
+        ConfigError, match=r"'ensemble\.faces' was renamed 'ensemble\.faces_combine'"
+    ):
+        params_from_dict({"ensemble": {"faces": "max"}})
+
+
+def test_an_ensemble_json_of_the_old_spelling_still_loads(tmp_path):
+    import json
+
+    from dfdc.inference.ensemble import Ensemble
+
+    path = tmp_path / "ensemble.json"
+    path.write_text(json.dumps({"runs": ["a"], "weights": [1.0], "rule": "mean", "faces": "mean"}))
+    assert Ensemble.load(path).faces_combine == "mean"

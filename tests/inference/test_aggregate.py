@@ -45,9 +45,9 @@ def test_confident_rule_follows_the_winner():
 def test_faces_combine_by_max_or_mean():
     probs = [0.1, 0.1, 0.9, 0.9]
     tracks = [0, 0, 1, 1]
-    assert video_score(probs, tracks, faces="max") == pytest.approx(0.9)
-    assert video_score(probs, tracks, faces="mean") == pytest.approx(0.5)
-    assert video_score([], [], faces="max") == 0.5
+    assert video_score(probs, tracks, faces_combine="max") == pytest.approx(0.9)
+    assert video_score(probs, tracks, faces_combine="mean") == pytest.approx(0.5)
+    assert video_score([], [], faces_combine="max") == 0.5
 
 
 def test_compare_rules_table():
@@ -63,7 +63,7 @@ def test_compare_rules_table():
     assert table["logloss"].is_monotonic_increasing
     best = table.iloc[0]
     scores = [
-        video_score(p, t, best["rule"], best["faces"])
+        video_score(p, t, best["rule"], best["faces_combine"])
         for p, t in zip(oof["frame_probs"], oof["tracks"], strict=False)
     ]
     assert best["logloss"] == pytest.approx(log_loss(oof["label"], scores))

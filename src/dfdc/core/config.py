@@ -445,7 +445,7 @@ class EnsembleConfig:
     runs: tuple[str, ...] = ("baseline",)
     # Frame-to-video rule and how several faces combine (see dfdc.inference.aggregate).
     rule: Literal["mean", "confident", "weighted"] = "mean"
-    faces: Literal["max", "mean"] = "max"
+    faces_combine: Literal["max", "mean"] = "max"
     # Run weights fitted on out-of-fold log loss (else equal); temperature scaling; clip bound
     # chosen on out-of-fold log loss from clip_grid.
     fit_weights: bool = True
@@ -646,11 +646,23 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params_from_dict(raw or {}, source=str(path))
 
 
+# Keys that were renamed: the old spelling stops the run with one line naming the new one.
+RENAMED: dict[str, str] = {"ensemble.faces": "ensemble.faces_combine"}
+
+
+def _check_renamed(raw: dict[str, Any], source: str) -> None:
+    for old, new in RENAMED.items():
+        section, key = old.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise ConfigError(f"{source}: key {old!r} was renamed {new!r}")
+
+
 def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     """Typed, checked params; the ``train`` section starts from its recipe and method
     (:mod:`dfdc.core.presets`)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must hold a mapping of sections")
+    _check_renamed(raw, source)
     train = raw.get("train") or {}
     name = recipe_name(raw) if isinstance(train, dict) else "sample"
     if name not in RECIPES:

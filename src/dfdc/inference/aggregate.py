@@ -61,7 +61,7 @@ def video_score(
     probs: Sequence[float],
     tracks: Sequence[int],
     rule: Rule = "mean",
-    faces: Literal["max", "mean"] = "max",
+    faces_combine: Literal["max", "mean"] = "max",
     **kw,
 ) -> float:
     """Aggregate each face track, then combine the tracks."""
@@ -69,7 +69,7 @@ def video_score(
     if probs.size == 0:
         return 0.5
     per_track = [aggregate_frames(probs[tracks == t], rule, **kw) for t in np.unique(tracks)]
-    return float(max(per_track) if faces == "max" else np.mean(per_track))
+    return float(max(per_track) if faces_combine == "max" else np.mean(per_track))
 
 
 def compare_rules(oof: pd.DataFrame, **kw) -> pd.DataFrame:
@@ -77,10 +77,16 @@ def compare_rules(oof: pd.DataFrame, **kw) -> pd.DataFrame:
     ``label`` columns): log loss, AUC, accuracy, best first."""
     rows = []
     for rule in RULES:
-        for faces in ("max", "mean"):
+        for faces_combine in ("max", "mean"):
             scores = [
-                video_score(p, t, rule, faces, **kw)
+                video_score(p, t, rule, faces_combine, **kw)
                 for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
             ]
-            rows.append({"rule": rule, "faces": faces, **binary_metrics(oof["label"], scores)})
+            rows.append(
+                {
+                    "rule": rule,
+                    "faces_combine": faces_combine,
+                    **binary_metrics(oof["label"], scores),
+                }
+            )
     return pd.DataFrame(rows).sort_values("logloss").reset_index(drop=True)

@@ -35,7 +35,7 @@ class Ensemble:
     runs: list[str]
     weights: list[float]
     rule: str = "mean"
-    faces: str = "max"
+    faces_combine: str = "max"
     temperature: float = 1.0
     clip: float = 0.0
 
@@ -68,4 +68,7 @@ class Ensemble:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no fitted ensemble (run the ensemble stage)")
-        return cls(**json.loads(path.read_text()))
+        raw = json.loads(path.read_text())
+        if "faces" in raw:  # written before the key was named faces_combine
+            raw["faces_combine"] = raw.pop("faces")
+        return cls(**raw)

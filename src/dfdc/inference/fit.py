@@ -41,11 +41,11 @@ def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def score_matrix(oof: pd.DataFrame, rule: str, faces: str) -> pd.DataFrame:
-    """One row a video, one column a run: the video score under ``rule``/``faces``."""
+def score_matrix(oof: pd.DataFrame, rule: str, faces_combine: str) -> pd.DataFrame:
+    """One row a video, one column a run: the video score under ``rule``/``faces_combine``."""
     oof = oof.assign(
         score=[
-            video_score(p, t, rule, faces)
+            video_score(p, t, rule, faces_combine)
             for p, t in zip(oof["frame_probs"], oof["tracks"], strict=True)
         ]
     )
@@ -85,7 +85,7 @@ def _fit(scores: np.ndarray, y: np.ndarray, cfg: EnsembleConfig, runs: list[str]
         if cfg.fit_weights
         else np.full(scores.shape[1], 1 / scores.shape[1])
     )
-    ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces)
+    ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces_combine)
     if cfg.temperature:
         ens.temperature = _fit_temperature(ens.apply(scores), y, cfg.temperature_prior_videos)
     curve = {c: log_loss(y, np.clip(ens.apply(scores), c, 1 - c)) for c in cfg.clip_grid}
@@ -106,14 +106,14 @@ class FitReport:
 
 def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
     rules = compare_rules(oof[oof["run"] == cfg.runs[0]])
-    matrix = score_matrix(oof, cfg.rule, cfg.faces)
+    matrix = score_matrix(oof, cfg.rule, cfg.faces_combine)
     runs = [r for r in cfg.runs if r in matrix.columns]
     scores, y, folds = (
         matrix[runs].to_numpy(),
         matrix["label"].to_numpy(),
         matrix["fold"].to_numpy(),
     )
-    equal = Ensemble(runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces)
+    equal = Ensemble(runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces_combine)
     final = _fit(scores, y, cfg, runs)
     nested = np.zeros(len(y))
     for f in np.unique(folds):

@@ -203,7 +203,7 @@ def load_bundle(
     ensemble: Ensemble | str | Path | None = None,
     models: str | Path | None = None,
     rule: str | None = None,
-    faces: str | None = None,
+    faces_combine: str | None = None,
     fold: int | None = None,
 ) -> InferenceBundle:
     """The one loader of an inference bundle.
@@ -211,7 +211,7 @@ def load_bundle(
     With ``ensemble`` (an :class:`Ensemble` or its JSON file): the checkpoints of its runs
     under ``models_dir``, its rule, weights, temperature and clip. With ``models`` (a run
     folder, fold folder or ``best.pt``): those checkpoints, averaged equally. ``rule`` and
-    ``faces`` override the ensemble's. ``fold``: that fold's checkpoints only (they never
+    ``faces_combine`` override the ensemble's. ``fold``: that fold's checkpoints only (they never
     trained on the fold's validation videos: how out-of-fold scores are made at inference).
     Weights and inputs share one device (``auto``: CUDA when present).
     """
@@ -231,10 +231,14 @@ def load_bundle(
     rt = inference_runtime(device)
     loaded = load_models(paths, rt)
     if ensemble is not None:
-        ensemble = replace(ensemble, rule=rule or ensemble.rule, faces=faces or ensemble.faces)
-        rule, faces = ensemble.rule, ensemble.faces
-    predictor = Predictor(loaded, rt, rule=rule or "mean", faces_combine=faces or "max")
+        ensemble = replace(
+            ensemble,
+            rule=rule or ensemble.rule,
+            faces_combine=faces_combine or ensemble.faces_combine,
+        )
+        rule, faces_combine = ensemble.rule, ensemble.faces_combine
+    predictor = Predictor(loaded, rt, rule=rule or "mean", faces_combine=faces_combine or "max")
     spec = {"models_dir": str(models_dir), "device": device, "ensemble": ensemble,
             "models": None if models is None else str(models), "fold": fold,
-            "rule": rule, "faces": faces}  # fmt: skip
+            "rule": rule, "faces_combine": faces_combine}  # fmt: skip
     return InferenceBundle(predictor, ensemble, spec)
