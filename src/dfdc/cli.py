@@ -21,6 +21,8 @@ log = logging.getLogger("dfdc")
 
 __all__ = ["main"]
 
+ENGINE_HELP = "torch: the checkpoints; onnx: the export stage's files (default: inference.engine)"
+
 
 def _cmd_stage(args: argparse.Namespace) -> None:
     """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`)."""
@@ -47,21 +49,29 @@ def _cmd_train(args: argparse.Namespace) -> None:
     stage_module(name).run(params, args.fold, smoke=args.smoke)
 
 
+def _with_engine(params, engine: str | None):
+    """``params`` with ``--engine`` (when given) in place of ``inference.engine``."""
+    from dataclasses import replace
+
+    if engine is None:
+        return params
+    return replace(params, inference=replace(params.inference, engine=engine))
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     """Score each video; a bad one gets one line on stderr and the rest are still scored."""
     import json
 
-    from dfdc.inference.predict import load_bundle
+    from dfdc.inference.predict import bundle_from_params
 
-    params = load_params(args.params)
+    params = _with_engine(load_params(args.params), args.engine)
     ens_file = Path(params.ensemble.ensemble_path)
     # The workspace's fitted ensemble once the ensemble stage has run, else this run's folds.
     models = args.models
     if models is None and not ens_file.exists():
         models = Path(params.base.models_dir) / params.train.run
-    bundle = load_bundle(
-        params.base.models_dir,
-        params.base.device,
+    bundle = bundle_from_params(
+        params,
         ensemble=None if models else ens_file,
         models=models,
         rule=args.rule,
@@ -106,10 +116,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Score every labelled video under each path; a table, or one JSON object as last line."""
     import json
 
-    from dfdc.inference.predict import load_bundle
+    from dfdc.inference.predict import bundle_from_params
     from dfdc.reports.evaluation import evaluate_paths, metrics_table
 
-    params = load_params(args.params)
+    params = _with_engine(load_params(args.params), args.engine)
     if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
         result = stage_module("evaluate").run(params)
         print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
@@ -118,9 +128,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not Path(path).is_dir():
             print(f"dfdc evaluate: error: {path}: not a folder", file=sys.stderr)
             return 2
-    bundle = load_bundle(
-        params.base.models_dir,
-        params.base.device,
+    bundle = bundle_from_params(
+        params,
         ensemble=None if args.models else params.ensemble.ensemble_path,
         models=args.models,
     )
@@ -239,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how several faces in a video combine (ensemble.faces_combine)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
+    p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.set_defaults(func=_cmd_predict)
 
@@ -253,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", help="a run folder, fold folder or best.pt (default: the fitted ensemble)"
     )
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
+    p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(

@@ -550,6 +550,20 @@ class PackageConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """How videos are scored by ``dfdc predict``, ``dfdc evaluate``, the ensemble's test set,
+    the robustness report and the Kaggle kernel: ``torch`` runs the checkpoints (the
+    reference); ``onnx`` runs the export stage's ONNX files with ONNX Runtime."""
+
+    engine: Literal["torch", "onnx"] = "torch"
+    export_dir: str = "submissions/export"  # the export stage's ONNX ensemble
+    threads: int = 0  # ONNX Runtime's intra-op threads (0: one a core)
+
+    def __post_init__(self) -> None:
+        check_range("inference.threads", self.threads, 0, 256)
+
+
+@dataclass(frozen=True)
 class Params:
     base: BaseConfig = field(default_factory=BaseConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -568,6 +582,7 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     package: PackageConfig = field(default_factory=PackageConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
 
 # Every key of params.yaml naming something a stage writes (or caches), with the name it takes
@@ -597,6 +612,7 @@ OUTPUTS: dict[str, str] = {
     "robustness.metrics_path": "robustness.json",
     "robustness.plots_dir": "robustness",
     "package.out_dir": "kernel",
+    "inference.export_dir": "export",
 }
 
 

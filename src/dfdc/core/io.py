@@ -8,9 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # only a type here: a cold start imports no pandas
+    import pandas as pd
 
 __all__ = ["atomic_path", "write_json", "write_parquet", "write_text"]
 

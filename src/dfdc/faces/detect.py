@@ -1,6 +1,7 @@
 """Whole-frame face detection on shrunken frames: MTCNN (facenet-pytorch; its weights ship in
 the wheel), BlazeFace (:mod:`dfdc.faces.blazeface`), or both agreeing; MTCNN's O-Net refines
-tracked boxes between detections whichever detects."""
+tracked boxes between detections whichever detects. MTCNN runs through facenet-pytorch, or,
+given the folder of its ONNX export, through :mod:`dfdc.faces.mtcnn_onnx` without torch."""
 
 from __future__ import annotations
 
@@ -31,20 +32,54 @@ def _brighten(image: np.ndarray, dark_level: float) -> np.ndarray:
     return lut[image]
 
 
-class Detector:
-    def __init__(self, cfg: FacesConfig, device: str = "cpu") -> None:
+class _FacenetMTCNN:
+    """facenet-pytorch's MTCNN behind the interface :class:`~dfdc.faces.mtcnn_onnx.OnnxMTCNN`
+    shares: ``detect`` on uint8 images, ``onet`` on normalised numpy crops."""
+
+    def __init__(self, cfg: FacesConfig, device: str) -> None:
         from facenet_pytorch import MTCNN
 
-        self.cfg = cfg
-        self.device = resolve_device(device)
-        self.mtcnn = MTCNN(
+        self.device = device
+        self.net = MTCNN(
             keep_all=True,
             min_face_size=cfg.min_face_size,
             thresholds=list(cfg.thresholds),
             post_process=False,
             select_largest=False,
-            device=self.device,
+            device=device,
         )
+
+    @property
+    def min_face_size(self) -> int:
+        return self.net.min_face_size
+
+    @min_face_size.setter
+    def min_face_size(self, value: int) -> None:
+        self.net.min_face_size = value
+
+    def detect(self, images: np.ndarray, landmarks: bool = True):
+        return self.net.detect(images, landmarks=landmarks)
+
+    def onet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.net.onet(torch.from_numpy(x).to(self.device))
+        return tuple(o.cpu().numpy() for o in out)
+
+
+class Detector:
+    def __init__(
+        self, cfg: FacesConfig, device: str = "cpu", mtcnn_onnx: str | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(device) if mtcnn_onnx is None else "cpu"
+        if mtcnn_onnx is None:
+            self.mtcnn = _FacenetMTCNN(cfg, self.device)
+        else:
+            from dfdc.faces.mtcnn_onnx import OnnxMTCNN
+
+            self.mtcnn = OnnxMTCNN(mtcnn_onnx, cfg.min_face_size, tuple(cfg.thresholds))
         self.blaze = None
         if cfg.detector in ("blazeface", "both"):
             from dfdc.faces.blazeface import BlazeFace
@@ -144,19 +179,14 @@ class Detector:
         landmarks, for about a millisecond a crop. Returns (probs, boxes, landmarks) in the
         crops' frame pixels.
         """
-        import torch
-
         if len(crops) == 0:
             return (
                 np.zeros(0, np.float32),
                 np.zeros((0, 4), np.float32),
                 np.zeros((0, 5, 2), np.float32),
             )
-        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
-        x = ((x - 127.5) * 0.0078125).to(self.device)
-        with torch.inference_mode():
-            reg, points, prob = self.mtcnn.onet(x)
-        reg, points, prob = reg.cpu().numpy(), points.cpu().numpy(), prob.cpu().numpy()
+        x = np.ascontiguousarray(crops).transpose(0, 3, 1, 2).astype(np.float32)
+        reg, points, prob = self.mtcnn.onet(np.ascontiguousarray((x - 127.5) * 0.0078125))
         sq = squares.astype(np.float32)
         w = (sq[:, 2] - sq[:, 0])[:, None]
         h = (sq[:, 3] - sq[:, 1])[:, None]

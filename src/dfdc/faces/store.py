@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from dfdc.core.io import atomic_path
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (a cold start needs none)
+    import pandas as pd
 
 __all__ = [
     "VideoFaces",
@@ -61,6 +64,8 @@ class VideoFaces:
         for k, c in enumerate(("cx1", "cy1", "cx2", "cy2")):
             data[c] = self.crop_box[:, k]
         data["crop_index"] = np.arange(n)
+        import pandas as pd
+
         return pd.DataFrame(data)
 
 

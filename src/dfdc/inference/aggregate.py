@@ -14,12 +14,14 @@ Several faces in one video combine by ``max`` (a video is fake if any face is) o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from dfdc.core.metrics import binary_metrics
+
+if TYPE_CHECKING:  # pandas is imported where a table is made (a cold start needs none)
+    import pandas as pd
 
 __all__ = ["RULES", "aggregate_frames", "compare_rules", "video_score"]
 
@@ -89,4 +91,6 @@ def compare_rules(oof: pd.DataFrame, **kw) -> pd.DataFrame:
                     **binary_metrics(oof["label"], scores),
                 }
             )
+    import pandas as pd
+
     return pd.DataFrame(rows).sort_values("logloss").reset_index(drop=True)

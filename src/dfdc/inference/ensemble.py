@@ -60,8 +60,11 @@ class Ensemble:
             raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
         return float(self.apply(np.array([[np.mean(per_run[r]) for r in self.runs]]))[0])
 
+    def as_dict(self) -> dict:
+        return asdict(self)
+
     def save(self, path: str | Path) -> None:
-        write_json(asdict(self), path)
+        write_json(self.as_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> Ensemble:

@@ -16,16 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dfdc.core.config import FacesConfig
-from dfdc.core.layout import find_checkpoints, fold_name
-from dfdc.core.provenance import describe_training_data
-from dfdc.core.runtime import Runtime, inference_runtime
+from dfdc.core.config import FacesConfig, Params
+from dfdc.core.layout import find_checkpoints, fold_name, fold_of, member_name
+from dfdc.core.provenance import describe_training_data, sha256_file
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.ensemble import Ensemble
-from dfdc.kinds import LoadedModel, get_kind
-from dfdc.kinds.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +31,8 @@ __all__ = [
     "InferenceBundle",
     "Predictor",
     "VideoPrediction",
+    "bundle_from_params",
     "load_bundle",
-    "load_models",
 ]
 
 
@@ -67,46 +64,26 @@ class VideoPrediction:
         }
 
 
-def load_models(paths: list[Path], rt: Runtime) -> list[LoadedModel]:
-    """Rebuild each model from the config saved beside its weights (not from params.yaml),
-    by its kind, on ``rt``'s device."""
-    out = []
-    for path in paths:
-        ckpt = read_checkpoint(path)
-        model = get_kind(ckpt.kind).load(ckpt, rt)
-        model.trained_on = ckpt.data
-        out.append(model)
-    if len({m.faces for m in out}) > 1:
-        raise ValueError("the models were trained on crops made with different faces settings")
-    return out
-
-
 class Predictor:
-    """Scores videos with a list of models on one runtime."""
+    """Scores videos with an engine's models: the torch checkpoints
+    (:class:`~dfdc.inference.torch_engine.TorchEngine`) or their ONNX export
+    (:class:`~dfdc.inference.onnx_engine.OnnxEngine`); faces, aggregation and the ensemble are
+    the same for both."""
 
-    def __init__(
-        self,
-        models: list[LoadedModel],
-        rt: Runtime,
-        rule: str = "mean",
-        faces_combine: str = "max",
-        batch_size: int = 64,
-    ) -> None:
-        if not models:
-            raise ValueError("no models to predict with")
-        self.models, self.rt = models, rt
-        self.device = rt.device.type
-        self.faces_cfg = replace(models[0].faces, workers=1)
-        self.detector = Detector(self.faces_cfg, self.device)
-        self.rule, self.faces_combine, self.batch_size = rule, faces_combine, batch_size
+    def __init__(self, engine, rule: str = "mean", faces_combine: str = "max") -> None:
+        self.engine = engine
+        self.models = engine.models  # each with .name, .kind, .faces, .trained_on
+        self.rt = getattr(engine, "rt", None)
+        self.device = engine.device
+        self.faces_cfg = replace(engine.faces, workers=1)
+        mtcnn_onnx = getattr(engine, "mtcnn_dir", None)
+        self.detector = Detector(self.faces_cfg, self.device, mtcnn_onnx=mtcnn_onnx)
+        self.rule, self.faces_combine = rule, faces_combine
 
-    def crop_probs(self, vf) -> dict[str, np.ndarray]:
-        """Model name -> one score per crop of ``vf`` (a :class:`VideoFaces`)."""
-        tracks, frames = np.asarray(vf.track), np.asarray(vf.frame)
-        return {
-            m.name: m.crop_probs(vf.crops, tracks, frames, self.rt, self.batch_size)
-            for m in self.models
-        }
+    def crop_probs(self, vf, share: bool = True) -> dict[str, np.ndarray]:
+        """Model name -> one score per crop of ``vf`` (a :class:`VideoFaces`). Each backbone
+        runs once over the crops (``share=False``: once per model, the reference)."""
+        return self.engine.crop_probs(vf.crops, vf.track, vf.frame, share)
 
     def predict_video(self, path: str | Path) -> VideoPrediction:
         """Never raises for a bad video: an unreadable one, or one with no face, scores 0.5.
@@ -205,6 +182,9 @@ def load_bundle(
     rule: str | None = None,
     faces_combine: str | None = None,
     fold: int | None = None,
+    engine: str = "torch",
+    export_dir: str | Path | None = None,
+    threads: int = 0,
 ) -> InferenceBundle:
     """The one loader of an inference bundle.
 
@@ -213,7 +193,9 @@ def load_bundle(
     folder, fold folder or ``best.pt``): those checkpoints, averaged equally. ``rule`` and
     ``faces_combine`` override the ensemble's. ``fold``: that fold's checkpoints only (they never
     trained on the fold's validation videos: how out-of-fold scores are made at inference).
-    Weights and inputs share one device (``auto``: CUDA when present).
+    Weights and inputs share one device (``auto``: CUDA when present). ``engine``: ``torch``
+    (the checkpoints) or ``onnx`` (their export in ``export_dir``, checked against the
+    checkpoints where they are present: a stale export is an error, not a silent score).
     """
     if isinstance(ensemble, str | Path):
         ensemble = Ensemble.load(ensemble)
@@ -221,15 +203,26 @@ def load_bundle(
         ensemble = None
         paths = find_checkpoints(models)
     elif ensemble is not None:
-        paths = [c for run in ensemble.runs for c in find_checkpoints(Path(models_dir) / run)]
+        paths = [
+            c
+            for run in ensemble.runs
+            if (Path(models_dir) / run).exists() or engine == "torch"
+            for c in find_checkpoints(Path(models_dir) / run)
+        ]
     else:
         raise ValueError("load_bundle needs an ensemble or a models folder")
     if fold is not None:
         paths = [p for p in paths if p.parent.name == fold_name(fold)]
-        if not paths:
+        if not paths and engine == "torch":
             raise FileNotFoundError(f"{models_dir}: no {fold_name(fold)}/best.pt for fold {fold}")
-    rt = inference_runtime(device)
-    loaded = load_models(paths, rt)
+    if engine == "onnx":
+        loaded = _onnx_engine(export_dir, paths, ensemble, fold, device, threads)
+    elif engine == "torch":
+        from dfdc.inference.torch_engine import TorchEngine
+
+        loaded = TorchEngine.load(paths, device)
+    else:
+        raise ValueError(f"inference.engine: {engine!r} is not torch or onnx")
     if ensemble is not None:
         ensemble = replace(
             ensemble,
@@ -237,8 +230,54 @@ def load_bundle(
             faces_combine=faces_combine or ensemble.faces_combine,
         )
         rule, faces_combine = ensemble.rule, ensemble.faces_combine
-    predictor = Predictor(loaded, rt, rule=rule or "mean", faces_combine=faces_combine or "max")
+    predictor = Predictor(loaded, rule=rule or "mean", faces_combine=faces_combine or "max")
     spec = {"models_dir": str(models_dir), "device": device, "ensemble": ensemble,
             "models": None if models is None else str(models), "fold": fold,
-            "rule": rule, "faces_combine": faces_combine}  # fmt: skip
+            "rule": rule, "faces_combine": faces_combine, "engine": engine,
+            "export_dir": None if export_dir is None else str(export_dir),
+            "threads": threads}  # fmt: skip
     return InferenceBundle(predictor, ensemble, spec)
+
+
+def _onnx_engine(
+    export_dir: str | Path | None,
+    paths: list[Path],
+    ensemble: Ensemble | None,
+    fold: int | None,
+    device: str,
+    threads: int,
+):
+    """The ONNX engine over the members ``paths`` name (or, with no checkpoints beside the
+    export, as in a packaged kernel, the ensemble's runs in the export)."""
+    from dfdc.inference.onnx_engine import ExportError, OnnxEngine, read_manifest
+
+    if export_dir is None:
+        raise ValueError("the onnx engine needs inference.export_dir")
+    manifest = read_manifest(export_dir)
+    exported = {m["name"]: m for m in manifest["members"]}
+    names = [member_name(p.parent.parent.name, fold_of(p.parent.name)) for p in paths]
+    for name, path in zip(names, paths, strict=True):
+        m = exported.get(name)
+        if m is not None and m.get("checkpoint_sha256") != sha256_file(path):
+            raise ExportError(
+                f"{Path(export_dir)}: {name} was exported from another {path} "
+                "(stale export; re-run: dvc repro export)"
+            )
+    if not names:
+        runs = set(ensemble.runs) if ensemble is not None else set()
+        names = [
+            n for n, m in exported.items()
+            if m["run"] in runs and (fold is None or n.endswith(f"/{fold_name(fold)}"))
+        ]  # fmt: skip
+    return OnnxEngine(export_dir, names, device="cpu" if device == "cpu" else "auto",
+                      threads=threads)  # fmt: skip
+
+
+def bundle_from_params(params: Params, **kwargs) -> InferenceBundle:
+    """:func:`load_bundle` with the workspace's models folder, device and inference engine
+    (``params.inference``); ``kwargs`` as for :func:`load_bundle`."""
+    inf = params.inference
+    return load_bundle(
+        params.base.models_dir, params.base.device, engine=inf.engine,
+        export_dir=inf.export_dir, threads=inf.threads, **kwargs,
+    )  # fmt: skip

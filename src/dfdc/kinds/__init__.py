@@ -7,10 +7,11 @@ Importing the package registers the built-in kinds.
 from __future__ import annotations
 
 from dfdc.kinds import frame, sequence  # noqa: F401  (each registers itself)
-from dfdc.kinds.base import LoadedModel, ModelKind, Task, TrainContext
+from dfdc.kinds.base import CropBatch, LoadedModel, ModelKind, Task, TrainContext
 from dfdc.kinds.registry import get_kind, kind_names, register_kind, run_sections
 
 __all__ = [
+    "CropBatch",
     "LoadedModel",
     "ModelKind",
     "Task",

@@ -13,7 +13,7 @@ from dfdc.kinds.heads import AttentionHead, SegmentationAux
 from dfdc.kinds.residuals import NoiseResidualInput
 from dfdc.kinds.weights import package_weights
 
-__all__ = ["build_model", "model_norm"]
+__all__ = ["build_model", "model_norm", "pooled_classifier", "pooled_features"]
 
 
 def build_model(cfg: ModelConfig, seg_head: bool = False) -> torch.nn.Module:
@@ -94,3 +94,36 @@ def model_norm(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, 
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(
         cfg.get("std", (0.229, 0.224, 0.225))
     )
+
+
+def pooled_features(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A timm model's pooled pre-logit features: what its classifier sees, and what a sequence
+    run embeds each crop with."""
+    return net.forward_head(net.forward_features(x), pre_logits=True)
+
+
+@torch.inference_mode()
+def pooled_classifier(model: torch.nn.Module, input_size: int) -> torch.nn.Module | None:
+    """The module that turns :func:`pooled_features` into the model's eval logit, where that is
+    exactly what the model computes, else None. A head whose eval logit needs more than the
+    pooled features says so (``logit_from_pooled = False``: WS-DAN's also looks at an
+    attention crop of the input); for the rest it is checked on a probe input."""
+    if not getattr(model, "logit_from_pooled", True):  # a head that says so (WS-DAN)
+        return None
+    try:
+        head = model.get_classifier()
+    except (AttributeError, NotImplementedError):
+        return None
+    if not isinstance(head, torch.nn.Module):
+        return None
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    param = next(model.parameters())
+    x = torch.randn(2, 3, input_size, input_size, generator=gen).to(param.device)
+    full = model(x)
+    split = head(pooled_features(model, x))
+    model.train(was_training)
+    if not isinstance(full, torch.Tensor) or full.shape != split.shape:
+        return None
+    return head if torch.allclose(full, split, rtol=0, atol=1e-6) else None

@@ -20,13 +20,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from dfdc.core.config import FacesConfig, RunConfig
 from dfdc.core.runtime import Runtime
+from dfdc.faces.store import decode_crop, decode_reduction
 
 __all__ = [
+    "CropBatch",
+    "ExportParts",
     "LoadedModel",
     "ModelKind",
     "Task",
     "TrainContext",
     "make_loader",
+    "model_inputs",
 ]
 
 
@@ -102,6 +106,58 @@ class Task:
     loss: Callable[[object, list[torch.Tensor]], torch.Tensor] | None = None
 
 
+class CropBatch:
+    """One video's crops as every model of an ensemble sees them. Each distinct input (size and
+    normalisation) is decoded and transformed once, and each distinct backbone runs once over
+    it: a fold's frame model and the sequence model that embeds with that same checkpoint share
+    one pass (its pooled features feed the frame head and the sequence head), so an ensemble
+    of frame and sequence runs costs one backbone pass a fold, not two."""
+
+    def __init__(
+        self,
+        crops: list[bytes],
+        tracks: np.ndarray,
+        frames: np.ndarray,
+        rt: Runtime,
+        batch_size: int = 64,
+        share: bool = True,
+    ) -> None:
+        # share=False: every model decodes and runs its own backbone (the reference the
+        # shared path is checked and benchmarked against).
+        self.crops, self.rt, self.batch_size, self.share = crops, rt, batch_size, share
+        self.tracks, self.frames = np.asarray(tracks), np.asarray(frames)
+        self._inputs: dict[tuple, list[torch.Tensor]] = {}
+        self._pooled: dict[str, list[torch.Tensor]] = {}
+        self.passes = 0  # backbone passes run (one per distinct backbone): what sharing saves
+
+    def inputs(self, key: tuple, make: Callable[[list[bytes]], torch.Tensor]) -> list[torch.Tensor]:
+        """The crops as model input batches (``make``: crops -> a stacked CPU tensor), made once
+        per ``key`` (the input size and normalisation)."""
+        if key in self._inputs:
+            return self._inputs[key]
+        out = [
+            make(self.crops[i : i + self.batch_size])
+            for i in range(0, len(self.crops), self.batch_size)
+        ]
+        if self.share:
+            self._inputs[key] = out
+        return out
+
+    def pooled(
+        self, backbone_id: str, batches: list[torch.Tensor], net: Callable
+    ) -> list[torch.Tensor]:
+        """``net``'s pooled features of each input batch, computed once per ``backbone_id``
+        (an empty id is never shared)."""
+        if backbone_id and backbone_id in self._pooled:
+            return self._pooled[backbone_id]
+        self.passes += 1
+        with torch.inference_mode():
+            out = [net(x.to(self.rt.device)) for x in batches]
+        if backbone_id and self.share:
+            self._pooled[backbone_id] = out
+        return out
+
+
 @dataclass
 class LoadedModel:
     """A trained model ready to score crops: rebuilt from its checkpoint by its kind."""
@@ -115,17 +171,28 @@ class LoadedModel:
     embedder: torch.nn.Module | None = None  # sequence models: the per-frame embedder
     # What it was trained on (dfdc.core.provenance.training_data); empty: not recorded.
     trained_on: dict = field(default_factory=dict)
+    # Which backbone weights compute its pooled features ("run:<sha256 of the frame
+    # checkpoint>"): models with the same id share one pass in a CropBatch; "": not shared.
+    backbone_id: str = ""
+    input_key: tuple = ()  # (input size, mean, std): models with the same key share inputs
 
-    def crop_probs(
-        self,
-        crops: list[bytes],
-        tracks: np.ndarray,
-        frames: np.ndarray,
-        rt: Runtime,
-        batch_size: int = 64,
-    ) -> np.ndarray:
+    def crop_probs(self, batch: CropBatch) -> np.ndarray:
         """One FAKE probability per crop (a sequence model gives each its track's)."""
-        return self.kind.crop_probs(self, crops, tracks, frames, rt, batch_size)
+        return self.kind.crop_probs(self, batch)
+
+
+@dataclass
+class ExportParts:
+    """What a kind hands the ONNX exporter (``dfdc.inference.export``) for one loaded model:
+    ``backbone`` maps normalised crops (N, 3, S, S) to the named ``outputs`` (``pooled``: the
+    pooled features, ``logit``: one per crop); ``head``, when there is one, maps one track's
+    pooled features (1, T, D) to its logit. ``reads``: the backbone output the model's score
+    comes from (``logit``: per crop; ``pooled``: through the head, per track)."""
+
+    backbone: torch.nn.Module
+    outputs: tuple[str, ...]
+    reads: str
+    head: torch.nn.Module | None = None
 
 
 class ModelKind(ABC):
@@ -147,15 +214,22 @@ class ModelKind(ABC):
         """Rebuild the model of a :class:`~dfdc.kinds.checkpoint.Checkpoint` on ``rt``'s
         device, from the run config saved in it (not ``params.yaml``)."""
 
+    def export_parts(self, model: LoadedModel) -> ExportParts:
+        """The modules its ONNX export is made of (a kind that has none cannot be exported)."""
+        raise NotImplementedError(f"{model.name}: model kind {self.name!r} has no ONNX export")
+
     @abstractmethod
-    def crop_probs(
-        self,
-        model: LoadedModel,
-        crops: list[bytes],
-        tracks: np.ndarray,
-        frames: np.ndarray,
-        rt: Runtime,
-        batch_size: int,
-    ) -> np.ndarray:
+    def crop_probs(self, model: LoadedModel, batch: CropBatch) -> np.ndarray:
         """FAKE probabilities of a video's crops (JPEG/PNG bytes as the faces stage stores
-        them), in the crops' order."""
+        them, in ``batch``), in the crops' order."""
+
+
+def model_inputs(model: LoadedModel, batch: CropBatch) -> list[torch.Tensor]:
+    """``batch``'s crops as ``model``'s input batches: decoded at the reduction its input size
+    allows and through its eval transform, shared by every model with the same inputs."""
+    reduce = decode_reduction(model.faces.crop_size, model.input_size)
+
+    def make(crops: list[bytes]) -> torch.Tensor:
+        return torch.stack([model.transform(image=decode_crop(c, reduce))["image"] for c in crops])
+
+    return batch.inputs((*model.input_key, reduce), make)

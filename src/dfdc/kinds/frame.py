@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from dfdc.core.config import TrainConfig
+from dfdc.core.provenance import sha256_file
 from dfdc.core.runtime import Runtime
 from dfdc.crops.datasets import (
     CropDataset,
@@ -21,9 +22,18 @@ from dfdc.crops.datasets import (
 )
 from dfdc.crops.losses import frame_loss
 from dfdc.crops.transforms import eval_transform, train_transform
-from dfdc.faces.store import decode_crop, decode_reduction
-from dfdc.kinds.backbones import build_model, model_norm
-from dfdc.kinds.base import LoadedModel, ModelKind, Task, TrainContext, make_loader
+from dfdc.faces.store import decode_reduction
+from dfdc.kinds.backbones import build_model, model_norm, pooled_classifier, pooled_features
+from dfdc.kinds.base import (
+    CropBatch,
+    ExportParts,
+    LoadedModel,
+    ModelKind,
+    Task,
+    TrainContext,
+    make_loader,
+    model_inputs,
+)
 from dfdc.kinds.registry import register_kind
 from dfdc.masks.store import MaskStore
 
@@ -115,6 +125,9 @@ class FrameKind(ModelKind):
         model.load_state_dict(checkpoint.model)
         model = rt.place(model).eval()
         mean, std = model_norm(model)
+        # Its pooled features are shared with the sequence models that embed with this same
+        # file (their embedder's identity is the same digest) when its logit is their image.
+        shared = pooled_classifier(model, mcfg.input_size) is not None
         return LoadedModel(
             checkpoint.name,
             self,
@@ -122,22 +135,46 @@ class FrameKind(ModelKind):
             mcfg.input_size,
             eval_transform(mcfg.input_size, mean, std),
             checkpoint.faces,
+            backbone_id=f"run:{sha256_file(checkpoint.path)}" if shared else "",
+            input_key=(mcfg.input_size, mean, std),
         )
 
+    def export_parts(self, model: LoadedModel) -> ExportParts:
+        if model.backbone_id:  # its pooled features are shared: both outputs from one pass
+            return ExportParts(_PooledAndLogit(model.model), ("pooled", "logit"), "logit")
+        return ExportParts(_Logit(model.model), ("logit",), "logit")
+
     @torch.inference_mode()
-    def crop_probs(
-        self,
-        model: LoadedModel,
-        crops: list[bytes],
-        tracks: np.ndarray,
-        frames: np.ndarray,
-        rt: Runtime,
-        batch_size: int,
-    ) -> np.ndarray:
-        reduce = decode_reduction(model.faces.crop_size, model.input_size)
-        xs = [model.transform(image=decode_crop(c, reduce))["image"] for c in crops]
-        probs = [
-            torch.sigmoid(rt.logits(model.model, torch.stack(xs[i : i + batch_size]))).cpu().numpy()
-            for i in range(0, len(xs), batch_size)
-        ]
+    def crop_probs(self, model: LoadedModel, batch: CropBatch) -> np.ndarray:
+        xs = model_inputs(model, batch)
+        if model.backbone_id:
+            head = model.model.get_classifier()
+            pooled = batch.pooled(model.backbone_id, xs, lambda x: pooled_features(model.model, x))
+            logits = [head(f).squeeze(1).float() for f in pooled]
+        else:
+            logits = [batch.rt.logits(model.model, x) for x in xs]
+        probs = [torch.sigmoid(z).cpu().numpy() for z in logits]
         return np.concatenate(probs) if probs else np.zeros(0)
+
+
+class _PooledAndLogit(torch.nn.Module):
+    """Crops -> (pooled features, logit): the frame model's pass that its sequence twins share."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = pooled_features(self.net, x)
+        return pooled, self.net.get_classifier()(pooled)[:, 0]
+
+
+class _Logit(torch.nn.Module):
+    """Crops -> logit, for a model whose logit is not its classifier of the pooled features."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)[:, 0]

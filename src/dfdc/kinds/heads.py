@@ -93,10 +93,34 @@ def attention_crop_boxes(maps: torch.Tensor, threshold: torch.Tensor) -> torch.T
     return torch.stack([x1, y1, x2, y2], 1)
 
 
+def crop_resize_matrix(
+    start: torch.Tensor, length: torch.Tensor, out_size: int, full: int
+) -> torch.Tensor:
+    """(B, out_size, full): rows that cut ``[start, start + length)`` out of a ``full``-long
+    axis and resize it to ``out_size`` as ``F.interpolate(mode="bilinear",
+    align_corners=False)`` does (source index ``(i + 0.5) * length / out_size - 0.5``, clamped
+    at 0; the next index clamped to the crop). One matrix product a side crops and resizes a
+    whole batch, each image by its own box, in tensor ops that trace (so the model exports to
+    ONNX with a dynamic batch)."""
+    start, length = start[:, None], length[:, None]
+    i = torch.arange(out_size, device=start.device, dtype=start.dtype)[None]
+    src = ((i + 0.5) * (length / out_size) - 0.5).clamp_min(0)
+    i0 = torch.minimum(src.floor(), length - 1)
+    lam = src - i0
+    i1 = torch.minimum(i0 + 1, length - 1)
+    axis = torch.arange(full, device=start.device, dtype=start.dtype)[None, None]
+    first = (axis == (start + i0)[..., None]).to(start.dtype)
+    second = (axis == (start + i1)[..., None]).to(start.dtype)
+    return (1 - lam)[..., None] * first + lam[..., None] * second
+
+
 class AttentionHead(TimmWrapper):
     """WS-DAN on a timm backbone: ``maps`` attention maps (1x1 conv, BN, ReLU) over the last
     feature map; bilinear attention pooling (each map weights the features, averaged over the
     grid, signed square root, L2 norm) feeds a linear logit. The timm classifier is unused."""
+
+    # Its eval logit averages in an attention crop's: the pooled features alone do not give it.
+    logit_from_pooled = False
 
     def __init__(
         self,
@@ -150,16 +174,12 @@ class AttentionHead(TimmWrapper):
     ) -> torch.Tensor:
         """Each image cropped to its map's region above ``threshold`` (of the map's max), then
         resized back to the input size."""
-        size = x.shape[-2:]
-        up = F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
-        boxes = attention_crop_boxes(up.squeeze(1), threshold)
-        views = [
-            F.interpolate(
-                img[None, :, y1:y2, x1:x2], size=size, mode="bilinear", align_corners=False
-            )
-            for img, (x1, y1, x2, y2) in zip(x, boxes.tolist(), strict=True)
-        ]
-        return torch.cat(views)
+        h, w = x.shape[-2:]
+        up = F.interpolate(maps.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False)
+        boxes = attention_crop_boxes(up.squeeze(1), threshold).to(x.dtype)
+        rows = crop_resize_matrix(boxes[:, 1], boxes[:, 3] - boxes[:, 1], h, h)
+        cols = crop_resize_matrix(boxes[:, 0], boxes[:, 2] - boxes[:, 0], w, w)
+        return rows[:, None] @ x @ cols[:, None].transpose(-1, -2)
 
     def drop_view(
         self, x: torch.Tensor, maps: torch.Tensor, threshold: torch.Tensor

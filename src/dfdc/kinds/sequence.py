@@ -35,8 +35,17 @@ from dfdc.core.runtime import Runtime
 from dfdc.crops.datasets import balanced_videos
 from dfdc.crops.transforms import eval_transform
 from dfdc.faces.store import decode_crop, decode_reduction, load_video_faces
-from dfdc.kinds.backbones import build_model, model_norm
-from dfdc.kinds.base import LoadedModel, ModelKind, Task, TrainContext, make_loader
+from dfdc.kinds.backbones import build_model, model_norm, pooled_features
+from dfdc.kinds.base import (
+    CropBatch,
+    ExportParts,
+    LoadedModel,
+    ModelKind,
+    Task,
+    TrainContext,
+    make_loader,
+    model_inputs,
+)
 from dfdc.kinds.checkpoint import read_checkpoint
 from dfdc.kinds.registry import get_kind, register_kind
 
@@ -92,6 +101,14 @@ class SequenceHead(nn.Module):
         mean = (out * steps[..., None]).sum(1) / lengths.to(x.device)[:, None].clamp(min=1)
         return self.fc(self.drop(torch.cat([last, mean], dim=1)))
 
+    def forward_full(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of tracks with every step real (lengths all ``T``), without packing:
+        the graph ONNX exports, since inference scores one whole track at a time."""
+        out, h = self.rnn(self.norm(x))
+        h = h[0] if isinstance(h, tuple) else h
+        last = h[-self.dirs :].transpose(0, 1).reshape(x.shape[0], -1)
+        return self.fc(self.drop(torch.cat([last, out.mean(1)], dim=1)))
+
 
 class Embedder(nn.Module):
     """A timm model's pooled pre-logit features: what its classifier sees."""
@@ -106,7 +123,7 @@ class Embedder(nn.Module):
         return int(getattr(self.net, "pooled_features", self.net.num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+        return pooled_features(self.net, x)
 
 
 @dataclass
@@ -414,17 +431,46 @@ class SequenceKind(ModelKind):
             eval_transform(ecfg.input_size, mean, std),
             checkpoint.faces,
             embedder=embedder,
+            # "run:<sha256 of the frame checkpoint>" when it embeds with a frame run's fold:
+            # the same id as that frame model's, so the two share one backbone pass.
+            backbone_id=saved.get("identity", ""),
+            input_key=(ecfg.input_size, mean, std),
         )
 
-    def crop_probs(
-        self,
-        model: LoadedModel,
-        crops: list[bytes],
-        tracks: np.ndarray,
-        frames: np.ndarray,
-        rt: Runtime,
-        batch_size: int,
-    ) -> np.ndarray:
-        reduce = decode_reduction(model.faces.crop_size, model.input_size)
-        emb = embed_crops(model.embedder, crops, model.transform, reduce, rt.device, batch_size)
-        return track_probs(model.model, emb, np.asarray(tracks), np.asarray(frames), rt.device)
+    def export_parts(self, model: LoadedModel) -> ExportParts:
+        return ExportParts(
+            _Pooled(model.embedder), ("pooled",), "pooled", head=_FullTrack(model.model)
+        )
+
+    def crop_probs(self, model: LoadedModel, batch: CropBatch) -> np.ndarray:
+        # The embedder's pass is shared with the frame model of the same checkpoint, when the
+        # ensemble holds it (CropBatch); float16 as in the training cache.
+        pooled = batch.pooled(model.backbone_id, model_inputs(model, batch), model.embedder)
+        emb = (
+            np.concatenate([f.float().cpu().numpy().astype(np.float16) for f in pooled])
+            if pooled
+            else np.zeros((0, model.embedder.dim), np.float16)
+        )
+        return track_probs(model.model, emb, batch.tracks, batch.frames, batch.rt.device)
+
+
+class _Pooled(nn.Module):
+    """Crops -> pooled features (float32; the engine rounds them to float16 as the cache)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedder(x)
+
+
+class _FullTrack(nn.Module):
+    """One track's embeddings (1, T, D) -> its logit (1,)."""
+
+    def __init__(self, head: SequenceHead) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.forward_full(x)[:, 0]

@@ -29,7 +29,7 @@ from dfdc.core.metrics import binary_metrics
 from dfdc.core.progress import progress
 from dfdc.core.video import VideoError
 from dfdc.dataset.layouts import labelled_entries
-from dfdc.inference.predict import load_bundle
+from dfdc.inference.predict import bundle_from_params
 from dfdc.inference.submission import test_truth
 from dfdc.robustness.distort import DISTORTIONS, NotApplicable, distort_video
 
@@ -273,7 +273,7 @@ def run_paths(
     if not jobs:
         raise ValueError(f"no labelled videos under {', '.join(map(str, paths))}")
     ens = None if models else Path(params.ensemble.ensemble_path)
-    bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=ens, models=models)
+    bundle = bundle_from_params(params, ensemble=ens, models=models)
     scores = score_jobs(jobs, lambda _: bundle, cfg, out_dir)
     metrics = robustness_metrics(scores, cfg)
     return RobustnessResult(scores, metrics, example_clips(cfg, out_dir, jobs))

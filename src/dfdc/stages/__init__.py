@@ -41,6 +41,8 @@ STAGES: dict[str, Stage] = {
     "ensemble": Stage("dfdc.stages.ensemble",
                       "fit the ensemble out of fold and write the submission",
                       "notebooks/30_ensemble.py", smoke=True),
+    "export": Stage("dfdc.stages.export",
+                    "the fitted ensemble as ONNX, checked against torch on real crops"),
     "package": Stage("dfdc.stages.package", "build the offline Kaggle kernel and its datasets",
                      "notebooks/40_package_kernel.py", smoke=True),
     "evaluate": Stage("dfdc.stages.evaluate", "score evaluate.sets with the fitted ensemble",

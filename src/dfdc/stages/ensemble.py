@@ -4,8 +4,9 @@ test.json, the plot tables, ensemble.json and a registry entry."""
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,9 @@ from dfdc.core.curves import reliability_table, roc_table
 from dfdc.core.io import write_json, write_text
 from dfdc.core.metrics import binary_metrics
 from dfdc.core.provenance import git_revision, sha256_file
+from dfdc.inference.export import export_fitted
 from dfdc.inference.fit import FitReport, cv_metrics, fit_ensemble, load_oof
-from dfdc.inference.predict import load_bundle
+from dfdc.inference.predict import bundle_from_params
 from dfdc.inference.submission import make_submission, test_order, test_truth
 
 __all__ = ["EnsembleResult", "run"]
@@ -48,8 +50,13 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     order = test_order(params.data.raw_dir, test["name"].tolist())
     if smoke:
         order = order[:2]
-    bundle = load_bundle(params.base.models_dir, params.base.device, ensemble=report.ensemble)
-    sub = make_submission(test_paths, order, bundle, cfg.submission_path, params.faces)
+    with tempfile.TemporaryDirectory(prefix="dfdc-export-") as tmp:
+        scoring, inf = params, params.inference
+        if inf.engine == "onnx":  # the export stage comes after this one: export for the test set
+            export_fitted(params.base.models_dir, report.ensemble, tmp)
+            scoring = replace(params, inference=replace(inf, export_dir=tmp))
+        bundle = bundle_from_params(scoring, ensemble=report.ensemble)
+        sub = make_submission(test_paths, order, bundle, cfg.submission_path, params.faces)
 
     test_metrics: dict = {"available": False}
     truth = test_truth(params.data.raw_dir, index)

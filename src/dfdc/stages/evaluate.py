@@ -11,7 +11,7 @@ import pandas as pd
 from dfdc.core.config import Params
 from dfdc.core.curves import reliability_table, roc_table
 from dfdc.core.io import write_json, write_text
-from dfdc.inference.predict import load_bundle
+from dfdc.inference.predict import bundle_from_params
 from dfdc.reports.evaluation import EvalResult, evaluate_paths
 
 __all__ = ["EvalResult", "run"]
@@ -28,7 +28,7 @@ def run(params: Params) -> EvalResult:
         write_text("set,fpr,tpr\n", out / "roc.csv")
         write_text("bin,predicted,observed,set\n", out / "reliability.csv")
         return result
-    bundle = load_bundle(params.base.models_dir, params.base.device, params.ensemble.ensemble_path)
+    bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
     result = evaluate_paths(bundle, list(cfg.sets), params.faces)
     write_json({"sets": list(cfg.sets), **result.summary()}, cfg.metrics_path)
     _write_plots(result.scores, out)

@@ -8,7 +8,7 @@ from dfdc.core.config import Params
 from dfdc.core.io import write_json
 from dfdc.core.layout import fold_of
 from dfdc.inference.ensemble import Ensemble
-from dfdc.inference.predict import InferenceBundle, load_bundle
+from dfdc.inference.predict import InferenceBundle, bundle_from_params
 from dfdc.robustness.report import (
     ALL,
     RobustnessResult,
@@ -29,7 +29,7 @@ def run(params: Params) -> RobustnessResult:
 
     def bundle_for(group: str) -> InferenceBundle:
         fold = None if group == ALL else fold_of(group)
-        return load_bundle(params.base.models_dir, params.base.device, ensemble, fold=fold)
+        return bundle_from_params(params, ensemble=ensemble, fold=fold)
 
     scores = score_jobs(jobs, bundle_for, cfg, cfg.out_dir)
     metrics = robustness_metrics(scores, cfg)
