@@ -12,11 +12,12 @@ export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
 install: $(STAMP)
 
+# --no-compile: modules are byte-compiled when first imported, not all of torch's up front.
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements.txt -c constraints.txt
-	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q --no-compile -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-compile --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install -q --no-compile --no-deps -e .
 	$(BIN)/python -m dfdc.lab install >/dev/null
 	@touch $(STAMP)
 

@@ -1,8 +1,8 @@
 """Seconds a video for scoring, by engine, on the same clips in the same run: decode + faces
-once, then the models three ways (torch with each model's own backbone pass, today's
-reference; torch with shared passes; the ONNX export on ONNX Runtime, and OpenVINO when it is
-installed), the cold start of ``dfdc predict`` (process start to printed answer) for each
-engine, and the 4,000-video projection against the kernel's 9 hours.
+once, then the models four ways (torch with each model's own backbone pass, the reference;
+torch with shared passes; the ONNX export on ONNX Runtime and on OpenVINO), each one's largest
+probability difference from the reference, the cold start of ``dfdc predict`` (process start to
+printed answer) for each, and the 4,000-video projection against the kernel's 9 hours.
 
     python benchmarks/predict.py [FOLDER ...] [--params params.yaml] [--cold-runs 3]
 
@@ -27,6 +27,8 @@ import yaml
 
 from dfdc.core.competition import KERNEL_BUDGET_S, TEST_VIDEOS
 from dfdc.core.config import load_params
+from dfdc.core.onnx_sessions import RUNTIMES, SessionError
+from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
 from dfdc.inference.ensemble import Ensemble
 from dfdc.inference.export import export_fitted
@@ -46,41 +48,17 @@ def _time(fn, repeat: int = 1) -> tuple[float, object]:
     return best, out
 
 
-def _openvino_engine(export_dir: Path):
-    """OpenVINO's CPU runtime on the same ONNX files, when the package is installed."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    core = ov.Core()
-    onnx_engine = OnnxEngine(export_dir)
-    compiled = {
-        name: core.compile_model(str(export_dir / name), "CPU") for name in onnx_engine.sessions
-    }
-
-    class _Session:
-        def __init__(self, model):
-            self.model = model
-            self.names = [o.get_any_name() for o in model.outputs]
-
-        def get_outputs(self):
-            return [type("O", (), {"name": n})() for n in self.names]
-
-        def run(self, outs, feeds):
-            res = self.model(list(feeds.values()))
-            return [res[self.model.output(n)] for n in outs]
-
-    onnx_engine.sessions = {k: _Session(v) for k, v in compiled.items()}
-    return onnx_engine
-
-
-def cold_start(video: Path, params_path: str, engine: str, runs: int) -> float:
+def cold_start(video: Path, params_path: Path, engine: str, runtime: str, runs: int) -> float:
     """Seconds from process start to the printed answer of ``dfdc predict`` (fastest run)."""
+    raw = yaml.safe_load(params_path.read_text())
+    raw["inference"]["runtime"] = runtime
+    path = params_path.with_name(f"params-{runtime}.yaml")
+    path.write_text(yaml.safe_dump(raw))
     best = float("inf")
     for _ in range(runs):
         t0 = time.perf_counter()
         res = subprocess.run(
-            [sys.executable, "-m", "dfdc.cli", "predict", str(video), "--params", params_path,
+            [sys.executable, "-m", "dfdc.cli", "predict", str(video), "--params", str(path),
              "--engine", engine],
             capture_output=True, text=True,
         )  # fmt: skip
@@ -109,18 +87,20 @@ def main(argv: list[str] | None = None) -> int:
         export_dir = Path(tmp.name)
         export_fitted(params.base.models_dir, ens, export_dir)
     torch_bundle = load_bundle(params.base.models_dir, "cpu", ensemble=ens)
-    onnx_bundle = load_bundle(params.base.models_dir, "cpu", ensemble=ens, engine="onnx",
-                              export_dir=export_dir)  # fmt: skip
     predictor = torch_bundle.predictor
     engines = {
         "torch_separate": lambda vf: predictor.engine.crop_probs(vf.crops, vf.track, vf.frame,
                                                                  share=False),
         "torch_shared": lambda vf: predictor.engine.crop_probs(vf.crops, vf.track, vf.frame),
-        "onnx": lambda vf: onnx_bundle.predictor.engine.crop_probs(vf.crops, vf.track, vf.frame),
     }  # fmt: skip
-    ov = _openvino_engine(export_dir)
-    if ov is not None:
-        engines["openvino"] = lambda vf: ov.crop_probs(vf.crops, vf.track, vf.frame)
+    for runtime in RUNTIMES:
+        try:
+            eng = OnnxEngine(export_dir, [m.name for m in predictor.models], runtime=runtime)
+        except SessionError as exc:
+            print(f"onnx/{runtime}: {exc}", file=sys.stderr)
+            continue
+        engines[f"onnx_{runtime}"] = lambda vf, eng=eng: eng.crop_probs(vf.crops, vf.track,
+                                                                        vf.frame)  # fmt: skip
     names = [m.name for m in predictor.models]
     print(f"{len(paths)} videos, {len(names)} models ({', '.join(names)}), cpu, "
           f"engines: {', '.join(engines)}")  # fmt: skip
@@ -128,15 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     model_s: dict[str, list[float]] = {k: [] for k in engines}
     worst = {k: 0.0 for k in engines}
     crops = 0
+    # The onnx engine's own face detector (MTCNN's exported networks, no torch), timed beside.
+    onnx_detector = Detector(predictor.faces_cfg, "cpu", mtcnn_onnx=str(export_dir))
+    onnx_faces_s: list[float] = []
     for p in paths:
         t_faces, vf = _time(lambda p=p: extract_video(p, predictor.faces_cfg, predictor.detector))
         faces_s.append(t_faces)
+        t_onnx, _ = _time(lambda p=p: extract_video(p, predictor.faces_cfg, onnx_detector))
+        onnx_faces_s.append(t_onnx)
         if vf.status["status"] != "ok":
-            print(f"{p.name:<22} faces {t_faces:6.2f} s  {vf.status['status']}")
+            print(f"{p.name:<22} faces {t_faces:5.2f} s  {vf.status['status']}")
             continue
         crops += len(vf.crops)
         ref = None
-        line = f"{p.name:<22} {len(vf.crops):3d} crops  faces {t_faces:6.2f} s"
+        line = f"{p.name:<22} {len(vf.crops):3d} crops  faces {t_faces:5.2f} / {t_onnx:5.2f} s"
         for name, fn in engines.items():
             t, probs = _time(lambda fn=fn, vf=vf: fn(vf), args.repeat)
             model_s[name].append(t)
@@ -145,29 +130,36 @@ def main(argv: list[str] | None = None) -> int:
                                                for k in ref))  # fmt: skip
             line += f"  {name} {t:6.3f} s"
         print(line, flush=True)
-    video = paths[0]
+    video = min(paths, key=lambda p: p.stat().st_size)  # one short clip
     raw = yaml.safe_load(Path(args.params).read_text())
     raw.setdefault("inference", {})["export_dir"] = str(export_dir.resolve())
     cold_params = Path(tmp.name) / "params.yaml"
     cold_params.write_text(yaml.safe_dump(raw))
     cold = {
-        e: round(cold_start(video, str(cold_params), e, args.cold_runs), 2)
-        for e in ("torch", "onnx")
+        "torch": round(cold_start(video, cold_params, "torch", "onnxruntime", args.cold_runs), 2)
     }
-    faces = float(np.mean(faces_s))
+    for name in engines:
+        if name.startswith("onnx_"):
+            runtime = name.removeprefix("onnx_")
+            cold[name] = round(cold_start(video, cold_params, "onnx", runtime, args.cold_runs), 2)
+    faces, onnx_faces = float(np.mean(faces_s)), float(np.mean(onnx_faces_s))
     per_model = {k: float(np.mean(v)) for k, v in model_s.items() if v}
     base = per_model["torch_separate"]
     result = {
         "videos": len(paths),
         "crops": crops,
         "models": names,
-        "decode_faces_s_per_video": round(faces, 3),
+        "decode_faces_s_per_video": {
+            "torch_mtcnn": round(faces, 3),
+            "onnx_mtcnn": round(onnx_faces, 3),
+        },
         "models_s_per_video": {k: round(v, 3) for k, v in per_model.items()},
         "models_speedup_vs_torch_separate": {k: round(base / v, 2) for k, v in per_model.items()},
         "max_abs_prob_diff_vs_torch_separate": {k: float(f"{v:.2e}") for k, v in worst.items()},
         "cold_start_s": {"clip": video.name, **cold},
         "projected_4000_videos_h": {
-            k: round((faces + v) * TEST_VIDEOS / 3600, 2) for k, v in per_model.items()
+            k: round(((onnx_faces if k.startswith("onnx") else faces) + v) * TEST_VIDEOS / 3600, 2)
+            for k, v in per_model.items()
         },
         "budget_h": KERNEL_BUDGET_S / 3600,
     }

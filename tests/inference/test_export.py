@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from dfdc.core.config import to_dict
+from dfdc.core.onnx_sessions import RUNTIMES, SessionError
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
 from dfdc.faces.store import load_video_faces
@@ -102,8 +103,10 @@ def test_every_exported_graph_passes_the_checker_with_a_dynamic_batch(exported):
         assert dims[0].dim_param or dims[1].dim_param  # batch (backbones) or track length
 
 
-def _parity(engine: TorchEngine, folder: Path, videos) -> dict[str, float]:
-    onnx_engine = OnnxEngine(folder)
+def _parity(
+    engine: TorchEngine, folder: Path, videos, runtime: str = "onnxruntime"
+) -> dict[str, float]:
+    onnx_engine = OnnxEngine(folder, runtime=runtime)
     worst = {m.name: 0.0 for m in engine.models}
     for vf in videos:
         ref = engine.crop_probs(vf.crops, vf.track, vf.frame)
@@ -113,16 +116,18 @@ def _parity(engine: TorchEngine, folder: Path, videos) -> dict[str, float]:
     return worst
 
 
-def test_onnx_runtime_matches_torch_on_the_samples_crops(exported, tiny_stage):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_onnx_runtime_matches_torch_on_the_samples_crops(exported, tiny_stage, runtime):
     engine, out, _ = exported
-    worst = _parity(engine, out, _crops(tiny_stage))
+    worst = _parity(engine, out, _crops(tiny_stage), runtime)
     assert set(worst) == {"frame/fold0", "seq/fold0", "srm/fold0", "wsdan/fold0"}
     assert max(worst.values()) <= TOLERANCE, worst
 
 
 @pytest.mark.shared
-def test_onnx_runtime_matches_torch_on_real_crops(exported, shared_dfdc, tmp_path):
-    """Crops the faces pipeline makes of two real DFDC clips."""
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_onnx_runtime_matches_torch_on_real_crops(exported, shared_dfdc, runtime):
+    """Crops the faces pipeline makes of two real DFDC clips, on both runtimes."""
     engine, out, _ = exported
     cfg = engine.faces
     clips = sorted(shared_dfdc.rglob("*.mp4"))[:2]
@@ -130,7 +135,7 @@ def test_onnx_runtime_matches_torch_on_real_crops(exported, shared_dfdc, tmp_pat
     videos = [extract_video(p, cfg, detector) for p in clips]
     videos = [v for v in videos if v.status["status"] == "ok"]
     assert videos
-    worst = _parity(engine, out, videos)
+    worst = _parity(engine, out, videos, runtime)
     assert max(worst.values()) <= TOLERANCE, worst
 
 
@@ -141,10 +146,11 @@ def test_a_missing_or_corrupt_export_file_is_one_line(exported, tmp_path):
     manifest = json.loads((broken / "export.json").read_text())
     victim = broken / manifest["members"][0]["backbone"]
     victim.write_bytes(victim.read_bytes()[:1000])
-    with pytest.raises(ExportError, match=rf"{victim}: not a loadable ONNX model"):
-        OnnxEngine(broken)
+    for runtime in RUNTIMES:
+        with pytest.raises(SessionError, match=rf"{victim}: not a loadable ONNX model"):
+            OnnxEngine(broken, runtime=runtime)
     victim.unlink()
-    with pytest.raises(ExportError, match=rf"{victim}: exported model file missing"):
+    with pytest.raises(SessionError, match=rf"{victim}: exported model file missing"):
         OnnxEngine(broken)
     (broken / "export.json").write_text("{not json")
     with pytest.raises(ExportError, match=r"export\.json: not a readable export manifest"):

@@ -557,7 +557,9 @@ class InferenceConfig:
 
     engine: Literal["torch", "onnx"] = "torch"
     export_dir: str = "submissions/export"  # the export stage's ONNX ensemble
-    threads: int = 0  # ONNX Runtime's intra-op threads (0: one a core)
+    # What runs the ONNX graphs (benchmarks/predict.py measures both; docs/inference.md).
+    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    threads: int = 0  # the runtime's intra-op threads (0: one a core)
 
     def __post_init__(self) -> None:
         check_range("inference.threads", self.threads, 0, 256)

@@ -70,7 +70,11 @@ class _FacenetMTCNN:
 
 class Detector:
     def __init__(
-        self, cfg: FacesConfig, device: str = "cpu", mtcnn_onnx: str | None = None
+        self,
+        cfg: FacesConfig,
+        device: str = "cpu",
+        mtcnn_onnx: str | None = None,
+        runtime: str = "onnxruntime",
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(device) if mtcnn_onnx is None else "cpu"
@@ -79,7 +83,9 @@ class Detector:
         else:
             from dfdc.faces.mtcnn_onnx import OnnxMTCNN
 
-            self.mtcnn = OnnxMTCNN(mtcnn_onnx, cfg.min_face_size, tuple(cfg.thresholds))
+            self.mtcnn = OnnxMTCNN(
+                mtcnn_onnx, cfg.min_face_size, tuple(cfg.thresholds), runtime=runtime
+            )
         self.blaze = None
         if cfg.detector in ("blazeface", "both"):
             from dfdc.faces.blazeface import BlazeFace

@@ -12,10 +12,11 @@ networks (checked in ``tests/data/test_mtcnn_onnx.py``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from dfdc.core.onnx_sessions import open_session
 
 __all__ = ["FILES", "OnnxMTCNN"]
 
@@ -128,26 +129,18 @@ class OnnxMTCNN:
         min_face_size: int = 20,
         thresholds: tuple[float, ...] = (0.6, 0.7, 0.7),
         threads: int = 0,
+        runtime: str = "onnxruntime",
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.sessions = {}
-        for net, name in FILES.items():
-            path = Path(folder) / name
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no exported MTCNN here (run: dvc repro export)")
-            self.sessions[net] = ort.InferenceSession(str(path), opts)
+        self.sessions = {
+            net: open_session(Path(folder) / name, runtime, "cpu", threads)
+            for net, name in FILES.items()
+        }
         self.min_face_size = min_face_size
         self.thresholds = list(thresholds)
 
     def _net(self, net: str, x: np.ndarray) -> list[np.ndarray]:
         sess = self.sessions[net]
-        outs = [o.name for o in sess.get_outputs()]
-        return sess.run(outs, {"x": np.ascontiguousarray(x, np.float32)})
+        return sess.run(sess.output_names, {"x": np.ascontiguousarray(x, np.float32)})
 
     def onet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """O-Net on normalised (N, 3, 48, 48) crops: (box regression, landmarks, probs)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from dfdc.core.config import FacesConfig, params_from_dict
 from dfdc.core.errors import UserError
+from dfdc.core.onnx_sessions import Session, open_session
 from dfdc.faces.store import decode_crop, decode_reduction
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,8 @@ class OnnxEngine:
         device: str = "cpu",
         threads: int = 0,
         batch_size: int = 64,
+        runtime: str = "onnxruntime",
     ) -> None:
-        import onnxruntime as ort
-
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         faces = params_from_dict(
@@ -133,39 +132,22 @@ class OnnxEngine:
             )
         if not self.models:
             raise ExportError(f"{self.folder / MANIFEST}: no members to score with")
-        available = ort.get_available_providers()
-        cuda = device != "cpu" and "CUDAExecutionProvider" in available
-        self.device = "cuda" if cuda else "cpu"
-        self.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else None
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        self.runtime = runtime
         self.faces, self.batch_size = faces, batch_size
         # The face detector's export beside the models: faces without torch.
-        mtcnn = [
-            self.folder / f for f in self.manifest.get("detector", {}).get("mtcnn", {}).values()
-        ]
+        files = self.manifest.get("detector", {}).get("mtcnn", {})
+        mtcnn = [self.folder / f for f in files.values()]
         self.mtcnn_dir = str(self.folder) if mtcnn and all(f.is_file() for f in mtcnn) else None
-        self.sessions: dict[str, object] = {}
+        self.sessions: dict[str, Session] = {}
         for m in self.models:
             for name in (m.backbone, m.head):
                 if name and name not in self.sessions:
-                    self.sessions[name] = self._session(ort, name, opts)
-
-    def _session(self, ort, name: str, opts):
-        path = self.folder / name
-        if not path.is_file():
-            raise ExportError(f"{path}: exported model file missing (re-run: dvc repro export)")
-        try:
-            return ort.InferenceSession(str(path), opts, providers=self.providers)
-        except Exception as exc:  # a truncated or foreign file: one line
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"{path}: not a loadable ONNX model ({first})") from None
+                    self.sessions[name] = open_session(self.folder / name, runtime, device, threads)
+        self.device = next(iter(self.sessions.values())).device
 
     def _run_backbone(self, name: str, x: np.ndarray) -> dict[str, np.ndarray]:
         sess = self.sessions[name]
-        outs = [o.name for o in sess.get_outputs()]
+        outs = sess.output_names
         parts: dict[str, list] = {o: [] for o in outs}
         for i in range(0, len(x), self.batch_size):
             for o, v in zip(

@@ -77,7 +77,8 @@ class Predictor:
         self.device = engine.device
         self.faces_cfg = replace(engine.faces, workers=1)
         mtcnn_onnx = getattr(engine, "mtcnn_dir", None)
-        self.detector = Detector(self.faces_cfg, self.device, mtcnn_onnx=mtcnn_onnx)
+        runtime = getattr(engine, "runtime", "onnxruntime")
+        self.detector = Detector(self.faces_cfg, self.device, mtcnn_onnx, runtime)
         self.rule, self.faces_combine = rule, faces_combine
 
     def crop_probs(self, vf, share: bool = True) -> dict[str, np.ndarray]:
@@ -185,6 +186,7 @@ def load_bundle(
     engine: str = "torch",
     export_dir: str | Path | None = None,
     threads: int = 0,
+    runtime: str = "onnxruntime",
 ) -> InferenceBundle:
     """The one loader of an inference bundle.
 
@@ -195,7 +197,8 @@ def load_bundle(
     trained on the fold's validation videos: how out-of-fold scores are made at inference).
     Weights and inputs share one device (``auto``: CUDA when present). ``engine``: ``torch``
     (the checkpoints) or ``onnx`` (their export in ``export_dir``, checked against the
-    checkpoints where they are present: a stale export is an error, not a silent score).
+    checkpoints where they are present: a stale export is an error, not a silent score),
+    each graph run by ``runtime`` (``onnxruntime`` or ``openvino``).
     """
     if isinstance(ensemble, str | Path):
         ensemble = Ensemble.load(ensemble)
@@ -216,7 +219,7 @@ def load_bundle(
         if not paths and engine == "torch":
             raise FileNotFoundError(f"{models_dir}: no {fold_name(fold)}/best.pt for fold {fold}")
     if engine == "onnx":
-        loaded = _onnx_engine(export_dir, paths, ensemble, fold, device, threads)
+        loaded = _onnx_engine(export_dir, paths, ensemble, fold, device, threads, runtime)
     elif engine == "torch":
         from dfdc.inference.torch_engine import TorchEngine
 
@@ -235,7 +238,7 @@ def load_bundle(
             "models": None if models is None else str(models), "fold": fold,
             "rule": rule, "faces_combine": faces_combine, "engine": engine,
             "export_dir": None if export_dir is None else str(export_dir),
-            "threads": threads}  # fmt: skip
+            "threads": threads, "runtime": runtime}  # fmt: skip
     return InferenceBundle(predictor, ensemble, spec)
 
 
@@ -246,6 +249,7 @@ def _onnx_engine(
     fold: int | None,
     device: str,
     threads: int,
+    runtime: str,
 ):
     """The ONNX engine over the members ``paths`` name (or, with no checkpoints beside the
     export, as in a packaged kernel, the ensemble's runs in the export)."""
@@ -270,7 +274,7 @@ def _onnx_engine(
             if m["run"] in runs and (fold is None or n.endswith(f"/{fold_name(fold)}"))
         ]  # fmt: skip
     return OnnxEngine(export_dir, names, device="cpu" if device == "cpu" else "auto",
-                      threads=threads)  # fmt: skip
+                      threads=threads, runtime=runtime)  # fmt: skip
 
 
 def bundle_from_params(params: Params, **kwargs) -> InferenceBundle:
@@ -279,5 +283,5 @@ def bundle_from_params(params: Params, **kwargs) -> InferenceBundle:
     inf = params.inference
     return load_bundle(
         params.base.models_dir, params.base.device, engine=inf.engine,
-        export_dir=inf.export_dir, threads=inf.threads, **kwargs,
+        export_dir=inf.export_dir, threads=inf.threads, runtime=inf.runtime, **kwargs,
     )  # fmt: skip
