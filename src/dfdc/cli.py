@@ -87,8 +87,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
         else:
             paths.append(path)
-    # Many videos go to Ray actors with faces.executor: ray (without their crops: no --image).
-    preds = bundle.score_all(paths, None if args.image else params.faces)
+    if args.report:  # each video scored once, its report written from that scoring
+        from dfdc.reports.video_report import video_report
+
+        preds = []
+        for path in paths:
+            rep = video_report(bundle, path, args.report)
+            print(f"dfdc predict: report: {rep.page}", file=sys.stderr)
+            preds.append(rep.prediction)
+    else:
+        # Many videos go to Ray actors with faces.executor: ray (without their crops: no --image).
+        preds = bundle.score_all(paths, None if args.image else params.faces)
     results = []
     for path, pred in zip(paths, preds, strict=True):
         if pred.status == "unreadable":
@@ -134,6 +143,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         models=args.models,
     )
     result = evaluate_paths(bundle, args.paths, params.faces)
+    if args.report:
+        from dfdc.reports.video_report import evaluation_report
+
+        page = evaluation_report(bundle, result, args.report)
+        print(f"dfdc evaluate: report: {page}", file=sys.stderr)
     for path, reason in result.failed:
         print(f"dfdc evaluate: error: {path}: {reason}", file=sys.stderr)
     if result.scores.empty:
@@ -250,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
     p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
+    p.add_argument(
+        "--report", metavar="DIR",
+        help="write a report a video into DIR/<video>/: frames, boxes, timeline, heatmaps",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
@@ -264,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
     p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
+    p.add_argument(
+        "--report", metavar="DIR",
+        help="an index page (metrics, curves, galleries of the most confident mistakes) in DIR",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(

@@ -237,8 +237,36 @@ def test_rerun_resumes_without_redoing_finished_videos(tmp_path, tiny_index):
     redone = {f for f in files if after[f] != before[f]}
     assert redone == {files[0], files[1]}
     assert not stale.exists()
-    assert load_video_faces(files[1], crops=False).params_hash == faces_params_hash(cfg)
+    key = load_video_faces(files[1], crops=False).params_hash
+    assert key.startswith(faces_params_hash(cfg) + ":")
     # Changing a param that alters the crops redoes everything.
     bigger = dataclasses.replace(cfg, crop_size=96)
     run_faces(tiny_index, bigger)
     assert all(f.stat().st_mtime_ns != after[f] for f in files)
+
+
+def test_a_replaced_video_under_the_same_name_is_extracted_again(tmp_path, tiny_index):
+    """A regenerated sample (other frames, same file names) must not keep the old crops."""
+    import shutil
+    from pathlib import Path
+
+    videos = tmp_path / "videos"
+    index = tiny_index.copy()
+    paths = []
+    for p in index["path"]:
+        dst = videos / Path(p).parent.name / Path(p).name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dst)
+        paths.append(str(dst))
+    index["path"] = paths
+    cfg = faces_cfg(tmp_path, reuse_original_boxes=False)
+    run_faces(index, cfg)
+    files = {Path(f).stem: f for f in (tmp_path / "faces").rglob("*.npz")}
+    before = {k: f.stat().st_mtime_ns for k, f in files.items()}
+    # Another video's bytes under the first one's name.
+    first, other = Path(paths[0]), Path(paths[1])
+    shutil.copy(other, first)
+    time.sleep(0.01)
+    run_faces(index, cfg)
+    redone = {k for k, f in files.items() if f.stat().st_mtime_ns != before[k]}
+    assert redone == {first.stem}

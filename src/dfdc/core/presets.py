@@ -21,7 +21,7 @@ __all__ = ["METHODS", "RECIPES", "merge", "recipe_name"]
 # epoch kept (no choice made on the validation videos).
 RECIPES: dict[str, dict[str, Any]] = {
     "sample": {
-        "epochs": 4, "batch_size": 32, "frames_per_video": 16, "balance": "sample",
+        "epochs": 4, "batch_size": 32, "frames_per_video": 12, "balance": "sample",
         "optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-4, "schedule": "cosine",
         "warmup_epochs": 1.0, "label_smoothing": 0.05, "grad_clip": 1.0,
         "model": {"input_size": 128, "drop_rate": 0.2},

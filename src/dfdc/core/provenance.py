@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "config_digest",
+    "content_digest",
     "describe_training_data",
     "git_revision",
     "sha256_file",
@@ -44,6 +45,22 @@ def git_revision() -> dict:
 def sha256_file(path: str | Path) -> str | None:
     path = Path(path)
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def content_digest(path: str | Path, block: int = 1 << 16) -> str:
+    """12 hex digits over a file's size and its first and last ``block`` bytes: changes when
+    the file is replaced by another (a regenerated sample clip under the same name), costs two
+    small reads however large the video, and survives copies and checkouts (unlike mtime)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(block)
+            f.seek(max(0, size - block))
+            tail = f.read(block)
+    except OSError:
+        return "missing"
+    return hashlib.sha1(str(size).encode() + head + tail).hexdigest()[:12]
 
 
 def config_digest(obj: object) -> str:

@@ -18,6 +18,7 @@ import pandas as pd
 from dfdc.core.config import FacesConfig
 from dfdc.core.io import write_parquet
 from dfdc.core.progress import progress
+from dfdc.core.provenance import content_digest
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video, faces_params_hash, video_faces_path
 from dfdc.faces.store import load_video_faces, read_params_hash, save_video_faces
@@ -33,6 +34,17 @@ class FaceJob:
     path: str
     out: str
     original_out: str | None = None  # the original's file, when its boxes may be reused
+    original_path: str | None = None  # the original's video
+
+
+def job_key(job: FaceJob, cfg: FacesConfig) -> str:
+    """What a finished ``.npz`` must carry to be reused: the face settings, and the content of
+    the video (and of the original whose boxes it reuses). A regenerated or replaced video under
+    the same name is extracted again."""
+    parts = [faces_params_hash(cfg), content_digest(job.path)]
+    if job.original_path:
+        parts.append(content_digest(job.original_path))
+    return ":".join(parts)
 
 
 _worker: dict = {}
@@ -73,6 +85,7 @@ def _run_job(job: FaceJob) -> dict:
             "frames_tried": 0,
         }
         return {"video": job.video, **status}
+    vf.params_hash = job_key(job, cfg)
     save_video_faces(vf, job.out)
     return {"video": job.video, **vf.status}
 
@@ -86,7 +99,8 @@ def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], lis
     for r in rows.itertuples():
         orig = r.original if isinstance(r.original, str) else None
         if cfg.reuse_original_boxes and orig in out_of:
-            second.append(FaceJob(r.name, r.path, out_of[r.name], out_of[orig]))
+            orig_path = rows.loc[rows["name"] == orig, "path"].iloc[0]
+            second.append(FaceJob(r.name, r.path, out_of[r.name], out_of[orig], orig_path))
         else:
             first.append(FaceJob(r.name, r.path, out_of[r.name]))
     return first, second
@@ -126,13 +140,15 @@ def run_faces(
 ) -> pd.DataFrame:
     """Extract every video not already done with the same params; write the table and status.
 
-    Resumable: a finished video is a complete ``.npz`` with the current params hash, so a
-    rerun (after an interruption, or with more videos) does only what is missing.
+    Resumable: a finished video is a complete ``.npz`` with the current :func:`job_key` (the
+    params hash and the video's content digest), so a rerun (after an interruption, or with
+    more videos) does only what is missing or changed.
     """
     first, second = plan_jobs(index, cfg)
     _prune(cfg.out_dir, {j.out for j in first + second})
-    want = faces_params_hash(cfg)
-    todo = [[j for j in jobs if read_params_hash(j.out) != want] for jobs in (first, second)]
+    todo = [
+        [j for j in jobs if read_params_hash(j.out) != job_key(j, cfg)] for jobs in (first, second)
+    ]
     done_before = len(first) + len(second) - sum(len(t) for t in todo)
     if done_before:
         log.info("faces: %d videos already extracted with these params; skipping them", done_before)

@@ -49,6 +49,9 @@ class VideoPrediction:
     # model name -> its video score under the bundle's rule and faces combination (computed
     # once here; the ensemble weighs these, it does not recompute them)
     member_scores: dict[str, float] = field(default_factory=dict)
+    # Each crop's face box and the square it was cut from, in full-frame upright pixels.
+    boxes: list[list[float]] = field(default_factory=list)
+    crop_boxes: list[list[float]] = field(default_factory=list)
     crops: list[bytes] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -61,6 +64,8 @@ class VideoPrediction:
             "tracks": self.tracks,
             "frame_probs": self.frame_probs,
             "member_scores": self.member_scores,
+            "boxes": self.boxes,
+            "crop_boxes": self.crop_boxes,
         }
 
 
@@ -110,6 +115,8 @@ class Predictor:
             tracks=tracks,
             frame_probs=frame_probs,
             member_scores=members,
+            boxes=[[round(float(v), 2) for v in b] for b in vf.box],
+            crop_boxes=[[round(float(v), 2) for v in b] for b in vf.crop_box],
             crops=vf.crops,
         )
 

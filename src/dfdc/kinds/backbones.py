@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 
@@ -13,7 +14,7 @@ from dfdc.kinds.heads import AttentionHead, SegmentationAux
 from dfdc.kinds.residuals import NoiseResidualInput
 from dfdc.kinds.weights import package_weights
 
-__all__ = ["build_model", "model_norm", "pooled_classifier", "pooled_features"]
+__all__ = ["build_model", "grad_cam", "model_norm", "pooled_classifier", "pooled_features"]
 
 
 def build_model(cfg: ModelConfig, seg_head: bool = False) -> torch.nn.Module:
@@ -127,3 +128,24 @@ def pooled_classifier(model: torch.nn.Module, input_size: int) -> torch.nn.Modul
     if not isinstance(full, torch.Tensor) or full.shape != split.shape:
         return None
     return head if torch.allclose(full, split, rtol=0, atol=1e-6) else None
+
+
+def grad_cam(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    """(N, S, S) Grad-CAM maps in [0, 1] of the FAKE logit (Selvaraju et al.): the last feature
+    map's channels weighted by the mean gradient of the logit on each, summed, rectified,
+    upsampled bilinearly to the input and scaled by each map's maximum. Where a map is all zero
+    (no positive evidence) it stays zero."""
+    was_training = model.training
+    model.eval()
+    with torch.enable_grad():
+        feats = model.forward_features(x.detach())
+        logit = model.forward_head(feats)
+        logit = logit if logit.dim() == 1 else logit[:, 0]
+        (grads,) = torch.autograd.grad(logit.sum(), feats)
+    model.train(was_training)
+    weights = grads.mean((2, 3), keepdim=True)
+    cam = torch.relu((weights * feats).sum(1, keepdim=True)).detach()
+    cam = torch.nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear",
+                                          align_corners=False)[:, 0]  # fmt: skip
+    peak = cam.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    return (cam / peak).float().cpu().numpy()

@@ -214,6 +214,13 @@ class ModelKind(ABC):
         """Rebuild the model of a :class:`~dfdc.kinds.checkpoint.Checkpoint` on ``rt``'s
         device, from the run config saved in it (not ``params.yaml``)."""
 
+    def explain(self, model: LoadedModel, batch: CropBatch, picks: list[int]) -> dict:
+        """Why it scored as it did, for the crops ``picks`` of ``batch``: ``heatmaps``
+        ((len(picks), S, S) in [0, 1], where in each crop the evidence is) and/or
+        ``frame_effect`` (one value a crop of the whole batch: how much leaving that frame out
+        moves its track's probability). A kind that has neither returns ``{}``."""
+        return {}
+
     def export_parts(self, model: LoadedModel) -> ExportParts:
         """The modules its ONNX export is made of (a kind that has none cannot be exported)."""
         raise NotImplementedError(f"{model.name}: model kind {self.name!r} has no ONNX export")

@@ -23,7 +23,13 @@ from dfdc.crops.datasets import (
 from dfdc.crops.losses import frame_loss
 from dfdc.crops.transforms import eval_transform, train_transform
 from dfdc.faces.store import decode_reduction
-from dfdc.kinds.backbones import build_model, model_norm, pooled_classifier, pooled_features
+from dfdc.kinds.backbones import (
+    build_model,
+    grad_cam,
+    model_norm,
+    pooled_classifier,
+    pooled_features,
+)
 from dfdc.kinds.base import (
     CropBatch,
     ExportParts,
@@ -138,6 +144,13 @@ class FrameKind(ModelKind):
             backbone_id=f"run:{sha256_file(checkpoint.path)}" if shared else "",
             input_key=(mcfg.input_size, mean, std),
         )
+
+    def explain(self, model: LoadedModel, batch: CropBatch, picks: list[int]) -> dict:
+        """Grad-CAM of the FAKE logit on the last feature map, for the picked crops."""
+        if not picks:
+            return {}
+        x = torch.cat(model_inputs(model, batch))[picks]
+        return {"heatmaps": grad_cam(model.model, x.to(batch.rt.device))}
 
     def export_parts(self, model: LoadedModel) -> ExportParts:
         if model.backbone_id:  # its pooled features are shared: both outputs from one pass

@@ -437,6 +437,32 @@ class SequenceKind(ModelKind):
             input_key=(ecfg.input_size, mean, std),
         )
 
+    @torch.inference_mode()
+    def explain(self, model: LoadedModel, batch: CropBatch, picks: list[int]) -> dict:
+        """Occlusion over time: each crop's ``frame_effect`` is its track's probability minus
+        the probability with that one frame left out (positive: the frame pushed toward fake)."""
+        pooled = batch.pooled(model.backbone_id, model_inputs(model, batch), model.embedder)
+        if not pooled:
+            return {}
+        emb = np.concatenate([f.float().cpu().numpy().astype(np.float16) for f in pooled])
+        tracks, frames, device = batch.tracks, batch.frames, batch.rt.device
+        effect = np.zeros(len(tracks), np.float64)
+
+        def zeros(rows: np.ndarray) -> np.ndarray:  # one track: every row in track 0
+            return np.zeros(len(rows), np.int64)
+
+        for t in np.unique(tracks):
+            idx = np.flatnonzero(tracks == t)
+            idx = idx[np.argsort(frames[idx], kind="stable")]
+            full = track_probs(model.model, emb[idx], zeros(idx), frames[idx], device)[0]
+            for k, i in enumerate(idx):
+                rest = np.delete(idx, k)
+                if len(rest) == 0:
+                    continue
+                left = track_probs(model.model, emb[rest], zeros(rest), frames[rest], device)[0]
+                effect[i] = full - left
+        return {"frame_effect": effect}
+
     def export_parts(self, model: LoadedModel) -> ExportParts:
         return ExportParts(
             _Pooled(model.embedder), ("pooled",), "pooled", head=_FullTrack(model.model)

@@ -1,0 +1,377 @@
+"""Why a video was called fake: one self-contained HTML page a video (``dfdc predict --report``),
+with its PNGs and a JSON file holding every number the page shows.
+
+The page has the verdict and how it was reached (the probability, the rule and faces
+combination, each member's video score and weight, the calibration), the sampled frames with
+each tracked face's box, track id and score, the per-frame timeline of each track (per member
+and for the ensemble, the frames that decided marked), heatmaps (Grad-CAM of the frame models
+over the crops that scored most and least fake; for the sequence models, how much leaving each
+frame out moves its track's probability) and the provenance (checkpoints and their digests,
+what they were trained on, the revision). Explanations need gradients, so they come from the
+torch engine; with the onnx engine the page says so and shows the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from dfdc.core.io import write_json, write_text
+from dfdc.core.layout import member_run
+from dfdc.core.provenance import git_revision, sha256_file
+from dfdc.faces.frames import decode_sampled
+from dfdc.faces.store import decode_crop
+from dfdc.inference.aggregate import video_score
+from dfdc.inference.predict import InferenceBundle, VideoPrediction
+
+__all__ = [
+    "VideoReport",
+    "ensemble_frame_probs",
+    "evaluation_report",
+    "mistakes",
+    "read_report",
+    "video_report",
+]
+
+PICKS = 3  # crops each side (most and least fake) that get heatmaps
+FRAME_GRID = 8  # sampled frames drawn with their boxes
+REPORT_SIDE = 480  # longest side of a drawn frame
+
+
+@dataclass
+class VideoReport:
+    page: Path  # the HTML
+    data: dict  # what report.json holds
+    prediction: VideoPrediction
+
+
+def member_weights(bundle: InferenceBundle, names: list[str]) -> dict[str, float]:
+    """Each member's share of the probability: its run's weight over the run's folds (equal
+    shares without an ensemble)."""
+    ens = bundle.ensemble
+    if ens is None:
+        return {n: 1.0 / len(names) for n in names}
+    runs = {r: w for r, w in zip(ens.runs, ens.weights, strict=True)}
+    folds = {r: sum(member_run(n) == r for n in names) for r in runs}
+    return {n: runs.get(member_run(n), 0.0) / max(1, folds.get(member_run(n), 1)) for n in names}
+
+
+def ensemble_frame_probs(bundle: InferenceBundle, pred: VideoPrediction) -> np.ndarray:
+    """One ensemble score a crop: the members' frame scores weighed as the ensemble weighs their
+    video scores, then its temperature and clip. A reading aid for the timeline: the video's
+    probability comes from the members' video scores, not from these."""
+    names = list(pred.frame_probs)
+    w = member_weights(bundle, names)
+    p = sum(np.asarray(pred.frame_probs[n]) * w[n] for n in names) / max(sum(w.values()), 1e-12)
+    if bundle.ensemble is not None:
+        e = bundle.ensemble
+        z = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
+        p = 1 / (1 + np.exp(-z / e.temperature)) if e.temperature != 1.0 else p
+        p = np.clip(p, e.clip, 1 - e.clip) if e.clip > 0 else p
+    return np.asarray(p, float)
+
+
+def _frames_figure(path: Path, pred: VideoPrediction, scores: np.ndarray, out: Path) -> int:
+    """Up to FRAME_GRID sampled frames with every face's box, track and ensemble frame score."""
+    frames = sorted(set(pred.frames))
+    pick = [frames[i] for i in np.linspace(0, len(frames) - 1, min(FRAME_GRID, len(frames)))
+            .round().astype(int)]  # fmt: skip
+    decoded = {f.index: f for f in decode_sampled(path, pick, set(pick), REPORT_SIDE)}
+    cols = min(4, len(pick))
+    rows = int(np.ceil(len(pick) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, f in zip(axes.ravel(), pick, strict=False):
+        sf = decoded.get(f)
+        if sf is None or sf.small is None:
+            continue
+        img = sf.small.copy()
+        s = img.shape[1] / sf.width
+        for i in np.flatnonzero(np.asarray(pred.frames) == f):
+            x1, y1, x2, y2 = (np.asarray(pred.boxes[i]) * s).round().astype(int)
+            colour = (209, 73, 91) if scores[i] >= 0.5 else (76, 159, 112)
+            cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
+            cv2.putText(img, f"t{pred.tracks[i]} {scores[i]:.2f}", (x1, max(12, y1 - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)  # fmt: skip
+        ax.imshow(img)
+        ax.set_title(f"frame {f}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return len(pick)
+
+
+def _timeline_figure(
+    pred: VideoPrediction, scores: np.ndarray, decided: list[int], effects: dict, out: Path
+) -> None:
+    frames, tracks = np.asarray(pred.frames), np.asarray(pred.tracks)
+    panels = 2 if effects else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(8, 2.6 * panels), squeeze=False)
+    ax = axes[0, 0]
+    for t in np.unique(tracks):
+        idx = np.flatnonzero(tracks == t)
+        idx = idx[np.argsort(frames[idx], kind="stable")]
+        for name, probs in pred.frame_probs.items():
+            ax.plot(frames[idx], np.asarray(probs)[idx], lw=0.8, alpha=0.6,
+                    label=f"{name} (track {t})")  # fmt: skip
+        ax.plot(frames[idx], scores[idx], lw=2.2, color="black", label=f"ensemble (track {t})")
+    ax.scatter(frames[decided], scores[decided], s=60, facecolors="none", edgecolors="#d1495b",
+               zorder=5, label="the frames that decided")  # fmt: skip
+    ax.axhline(0.5, color="grey", lw=0.5, ls="--")
+    ax.set(ylim=(-0.02, 1.02), xlabel="frame", ylabel="P(fake)", title="per-frame scores")
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    if effects:
+        ax = axes[1, 0]
+        width = max(1.0, (frames.max() - frames.min()) / max(1, len(frames)) * 0.8)
+        for k, (name, eff) in enumerate(effects.items()):
+            ax.bar(frames + k * width / len(effects), eff, width=width / len(effects), label=name)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="frame", ylabel="change in track P(fake)",
+               title="sequence models: the frame's effect (its track's score minus the score "
+                     "without it)")  # fmt: skip
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, maps: dict,
+                    out: Path) -> None:  # fmt: skip
+    rows = 1 + len(maps)
+    fig, axes = plt.subplots(rows, len(picks), figsize=(1.7 * len(picks), 1.9 * rows),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.ravel():
+        ax.axis("off")
+    for j, i in enumerate(picks):
+        img = decode_crop(crops[i])
+        axes[0, j].imshow(img)
+        axes[0, j].set_title(f"crop {i}: {scores[i]:.2f}", fontsize=7)
+        for r, (run, cams) in enumerate(maps.items(), start=1):
+            cam = cv2.resize(cams[j], (img.shape[1], img.shape[0]))
+            axes[r, j].imshow(img)
+            axes[r, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            if j == 0:
+                axes[r, j].set_title(run, fontsize=7, loc="left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
+def _revision_text(rev: dict) -> str:
+    if not rev or not rev.get("revision"):
+        return "not a git checkout"
+    return rev["revision"][:12] + (" (with uncommitted changes)" if rev.get("dirty") else "")
+
+
+def _page(data: dict, images: list[tuple[str, str]]) -> str:
+    esc = html.escape
+    verdict = "FAKE" if data["prob"] >= 0.5 else "REAL"
+    rows = "".join(
+        f"<tr><td>{esc(m['name'])}</td><td>{esc(m['kind'])}</td><td>{m['video_score']:.4f}</td>"
+        f"<td>{m['weight']:.3f}</td><td><code>{esc(m.get('sha256', '')[:12])}</code></td></tr>"
+        for m in data["members"]
+    )
+    figs = "".join(
+        f'<h2>{esc(title)}</h2><img src="{esc(src)}" alt="{esc(title)}">' for title, src in images
+    )
+    notes = "".join(f"<p class=note>{esc(n)}</p>" for n in data["notes"])
+    ens = data["ensemble"] or {}
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(data["video"])}: {verdict}</title>
+<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
+img{{max-width:100%}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px}}
+.v{{font-size:1.6em}} .note{{color:#8a5a00}}</style></head><body>
+<h1>{esc(data["video"])}</h1>
+<p class=v>P(fake) = <b>{data["prob"]:.4f}</b>: {verdict} <small>({esc(data["status"])})</small></p>
+{notes}
+<h2>How the verdict was reached</h2>
+<p>Frames to a face score by the rule <b>{esc(data["rule"])}</b>, faces combined by
+<b>{esc(data["faces_combine"])}</b>; each member's video score, weighted, then temperature
+{ens.get("temperature", 1.0):.3f} and clip {ens.get("clip", 0.0):g}.</p>
+<table><tr><th>member</th><th>kind</th><th>video score</th><th>weight</th><th>checkpoint</th></tr>
+{rows}</table>
+{figs}
+<h2>Provenance</h2>
+<p>Models trained on: {esc(data["trained_on"])}<br>
+Revision: <code>{esc(_revision_text(data["revision"]))}</code><br>
+Every number on this page: <a href="report.json">report.json</a></p>
+</body></html>
+"""
+
+
+def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path) -> VideoReport:
+    """Score ``path`` and write its report into ``out_dir/<video stem>/`` (index.html,
+    report.json, PNGs). A video with no face or that cannot be read gets a page that says so."""
+    path = Path(path)
+    out = Path(out_dir) / path.stem
+    out.mkdir(parents=True, exist_ok=True)
+    pred = bundle.score(path)
+    engine = bundle.predictor.engine
+    names = list(pred.frame_probs)
+    weights = member_weights(bundle, names)
+    checkpoints = getattr(engine, "checkpoints", {})
+    members = []
+    for m in bundle.predictor.models:
+        kind = m.kind if isinstance(m.kind, str) else m.kind.name
+        ckpt = checkpoints.get(m.name)
+        members.append({
+            "name": m.name, "kind": kind, "weight": weights.get(m.name, 0.0),
+            "video_score": pred.member_scores.get(m.name, float("nan")),
+            "checkpoint": str(ckpt) if ckpt else "", "sha256": sha256_file(ckpt) if ckpt else "",
+        })  # fmt: skip
+    data = {
+        "video": pred.video, "path": str(path), "prob": pred.prob, "status": pred.status,
+        "reason": pred.reason, "rule": bundle.predictor.rule,
+        "faces_combine": bundle.predictor.faces_combine,
+        "ensemble": None if bundle.ensemble is None else bundle.ensemble.as_dict(),
+        "members": members, "trained_on": bundle.trained_on, "revision": git_revision(),
+        "frames": pred.frames, "tracks": pred.tracks, "boxes": pred.boxes,
+        "crop_boxes": pred.crop_boxes, "frame_probs": pred.frame_probs,
+        "member_scores": pred.member_scores, "notes": [],
+    }  # fmt: skip
+    images: list[tuple[str, str]] = []
+    if pred.status != "ok":
+        what = "no face was found" if pred.status == "no_face" else "the video could not be read"
+        data["notes"].append(f"{what}: {pred.reason or pred.status}; scored {pred.prob:.2f}")
+    else:
+        scores = ensemble_frame_probs(bundle, pred)
+        data["ensemble_frame_probs"] = [round(float(v), 6) for v in scores]
+        # The track that decided (with max over faces, the highest scoring one) and its most
+        # fake frames; with one frame or one face, that is what there is.
+        tracks = np.asarray(pred.tracks)
+        rule = bundle.predictor.rule
+        track_scores = {
+            int(t): video_score(scores[tracks == t], tracks[tracks == t], rule)
+            for t in np.unique(tracks)
+        }
+        top = max(track_scores, key=track_scores.get)
+        in_top = np.flatnonzero(tracks == top)
+        decided = in_top[np.argsort(-scores[in_top], kind="stable")[:PICKS]].tolist()
+        order = np.argsort(-scores, kind="stable")
+        picks = list(dict.fromkeys([*order[:PICKS].tolist(), *order[::-1][:PICKS].tolist()]))
+        data.update(track_scores=track_scores, deciding_track=top, decided=decided, picks=picks)
+        if len(set(pred.frames)) == 1:
+            data["notes"].append("one frame only: the timeline is a single point")
+        n_tracks = len(track_scores)
+        if n_tracks > 1:
+            data["notes"].append(f"{n_tracks} faces tracked; track {top} decided the score")
+        shown = _frames_figure(path, pred, scores, out / "frames.png")
+        images.append((f"Sampled frames ({shown} of {len(set(pred.frames))})", "frames.png"))
+        maps, effects = _explain(bundle, pred, picks, data)
+        _timeline_figure(pred, scores, decided, effects, out / "timeline.png")
+        images.append(("Timeline", "timeline.png"))
+        if maps:
+            _heatmap_figure(pred.crops, picks, scores, maps, out / "heatmaps.png")
+            images.append(("Heatmaps: the most and least fake crops (Grad-CAM)", "heatmaps.png"))
+    write_json(data, out / "report.json")
+    page = out / "index.html"
+    write_text(_page(data, images), page)
+    return VideoReport(page, data, pred)
+
+
+def _explain(bundle: InferenceBundle, pred: VideoPrediction, picks: list[int], data: dict):
+    """Grad-CAM maps per frame run (its folds' maps averaged) and per-frame effects per
+    sequence member, from the torch engine (recorded in ``data``)."""
+    from dfdc.kinds import CropBatch
+
+    engine = bundle.predictor.engine
+    rt = getattr(engine, "rt", None)
+    if rt is None:
+        data["notes"].append("heatmaps need the torch engine (--engine torch); not drawn")
+        return {}, {}
+    batch = CropBatch(pred.crops, pred.tracks, pred.frames, rt, engine.batch_size)
+    by_run: dict[str, list[np.ndarray]] = {}
+    effects: dict[str, np.ndarray] = {}
+    for m in engine.models:
+        got = m.kind.explain(m, batch, picks)
+        if "heatmaps" in got:
+            by_run.setdefault(member_run(m.name), []).append(got["heatmaps"])
+        if "frame_effect" in got:
+            effects[m.name] = got["frame_effect"]
+    maps = {run: np.mean(v, axis=0) for run, v in by_run.items()}
+    # 16x16 summaries of each map in the JSON (the PNG has them at full size).
+    data["heatmaps"] = {
+        run: [cv2.resize(c, (16, 16), interpolation=cv2.INTER_AREA).round(3).tolist() for c in v]
+        for run, v in maps.items()
+    }
+    data["frame_effect"] = {k: [round(float(x), 6) for x in v] for k, v in effects.items()}
+    return maps, effects
+
+
+def read_report(folder: str | Path) -> dict:
+    """A report's JSON (for scripts that re-aggregate it)."""
+    return json.loads((Path(folder) / "report.json").read_text())
+
+
+def mistakes(scores, k: int = 3) -> dict[str, list[dict]]:
+    """The ``k`` most confident false positives (real videos scored highest) and false
+    negatives (fakes scored lowest), among those on the wrong side of 0.5."""
+    s = scores[scores["status"] == "ok"] if "status" in scores else scores
+    fp = s[(s["label"] == 0) & (s["prob"] >= 0.5)].sort_values("prob", ascending=False)
+    fn = s[(s["label"] == 1) & (s["prob"] < 0.5)].sort_values("prob")
+    return {"false positives": fp.head(k).to_dict("records"),
+            "false negatives": fn.head(k).to_dict("records")}  # fmt: skip
+
+
+def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: int = 3) -> Path:
+    """``out_dir/index.html``: the metrics table, the ROC and reliability curves, and galleries of
+    the most confident mistakes, each with its crop, heatmap and score, linking to its report
+    (written under ``out_dir/videos/``). ``result``: an :class:`~dfdc.reports.evaluation.EvalResult`."""
+    from dfdc.reports.evaluation import metrics_table
+    from dfdc.reports.plots import plot_roc_reliability
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = result.scores
+    summary = result.summary()
+    table = metrics_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}")
+    if len(s) and s["label"].nunique() == 2:
+        fig = plot_roc_reliability(s["label"].to_numpy(), s["prob"].to_numpy())
+        fig.savefig(out / "curves.png", dpi=80)
+        plt.close(fig)
+        curves = '<h2>ROC and reliability</h2><img src="curves.png" alt="ROC and reliability">'
+    else:
+        curves = "<p class=note>one class only: no ROC or reliability curve</p>"
+    galleries, listed = "", {}
+    for title, rows in mistakes(s, k).items():
+        cards = []
+        for row in rows:
+            rep = video_report(bundle, row["path"], out / "videos")
+            rel = rep.page.relative_to(out).as_posix()
+            folder = rep.page.parent.relative_to(out).as_posix()
+            thumb = "heatmaps.png" if (rep.page.parent / "heatmaps.png").exists() else "frames.png"
+            cards.append(
+                f'<div class=card><a href="{html.escape(rel)}"><img src="{folder}/{thumb}" '
+                f'alt="{html.escape(row["name"])}"></a><br>{html.escape(row["name"])}: '
+                f"{row['prob']:.3f}</div>"
+            )
+            listed.setdefault(title, []).append({"video": row["name"], "prob": row["prob"],
+                                                 "report": rel})  # fmt: skip
+        body = "".join(cards) or "<p>none</p>"
+        galleries += f"<h2>Most confident {html.escape(title)}</h2>{body}"
+    write_json({"summary": summary, "mistakes": listed}, out / "index.json")
+    page = out / "index.html"
+    write_text(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Evaluation</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} img{{max-width:100%}}
+.card{{display:inline-block;width:320px;margin:6px;vertical-align:top;font-size:0.9em}}
+td,th{{border:1px solid #ccc;padding:3px 8px}} table{{border-collapse:collapse}}
+.note{{color:#8a5a00}}</style></head><body><h1>Evaluation</h1>
+<p>{len(s)} videos scored, {len(result.failed)} unreadable. Models trained on:
+{html.escape(result.trained_on)}</p>{table}{curves}{galleries}</body></html>
+""",
+        page,
+    )
+    return page
