@@ -12,12 +12,15 @@ export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
 install: $(STAMP)
 
-# --no-compile: modules are byte-compiled when first imported, not all of torch's up front.
+# pip byte-compiles on one core; compileall -j 0 does the same on every core (and it must be
+# done: with PYTHONDONTWRITEBYTECODE set, as on these machines, imports never write .pyc files;
+# a few files some packages ship do not compile, and are left to import as they are).
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --no-compile -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install -q --no-compile --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-compile --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	$(BIN)/python -m dfdc.lab install >/dev/null
 	@touch $(STAMP)
 
