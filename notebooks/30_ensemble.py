@@ -20,12 +20,16 @@ params_path = "params.yaml"
 smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
+import tempfile
+
 import pandas as pd
 from IPython.display import display
 
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
+from dfdc.inference.predict import bundle_from_params
 from dfdc.reports import plots
+from dfdc.reports.video_report import mistake_reports, plot_gallery
 from dfdc.stages.ensemble import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
@@ -74,6 +78,33 @@ plots.plot_roc_reliability(report.matrix["label"].to_numpy(), report.oof_prob)
 ax = report.clip_curve.plot(x="clip", y="logloss", marker="o", figsize=(5, 3), legend=False)
 ax.set_ylabel("out-of-fold log loss")
 ax.axvline(report.ensemble.clip, color="grey", ls=":")
+# %% [markdown]
+# ## Gallery: the most confident out-of-fold mistakes
+# Real videos scored highest and fakes scored lowest among those on the wrong side of 0.5, each
+# reported (frames, timeline, heatmaps) with its own fold's models, which never trained on it.
+
+# %%
+index = pd.read_parquet(params.data.index_path).set_index("name")
+oof_scores = report.matrix.assign(
+    prob=report.oof_prob,
+    name=report.matrix.index,
+    path=index.loc[report.matrix.index, "path"].to_numpy(),
+    label=report.matrix["label"].astype(int),
+)
+bundles = {}
+
+
+def bundle_for(row):
+    fold = int(row["fold"])
+    if fold not in bundles:
+        bundles[fold] = bundle_from_params(params, ensemble=report.ensemble, fold=fold)
+    return bundles[fold]
+
+
+gallery = mistake_reports(bundle_for, oof_scores, tempfile.mkdtemp(), k=2)
+print(f"{len(gallery)} confident out-of-fold mistakes of {len(oof_scores)} videos")
+plot_gallery(gallery)
+
 # %% [markdown]
 # ## Submission
 

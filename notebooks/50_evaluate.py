@@ -21,13 +21,17 @@ params_path = "params.yaml"
 smoke = False  # True: a quick look (fewer videos, frames or epochs), as the tests run it
 
 # %%
+import tempfile
+
 import pandas as pd
 from IPython.display import display
 
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
+from dfdc.inference.predict import bundle_from_params
 from dfdc.reports import plots
 from dfdc.reports.evaluation import metrics_table
+from dfdc.reports.video_report import mistake_reports, plot_gallery
 from dfdc.stages.evaluate import run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
@@ -61,6 +65,17 @@ for name, g in scored.groupby("set"):
 # %%
 if not result.scores.empty:
     s = result.scores.assign(error=(result.scores["prob"] - result.scores["label"]).abs())
-    s.sort_values("error", ascending=False)[["set", "name", "method", "label", "prob"]].head(10)
-else:
-    pd.DataFrame()
+    display(s.sort_values("error", ascending=False)[["set", "name", "method", "label", "prob"]]
+            .head(10))  # fmt: skip
+
+# %% [markdown]
+# ## Gallery: the most confident false positives and false negatives
+# Each one's report (frames, timeline, heatmaps) lies in a temporary folder here; for a kept
+# one, `dfdc evaluate PATH --report DIR`.
+
+# %%
+if not result.scores.empty:
+    bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
+    gallery = mistake_reports(lambda _: bundle, result.scores, tempfile.mkdtemp(), k=3)
+    print(f"{len(gallery)} confident mistakes")
+    plot_gallery(gallery)

@@ -37,7 +37,9 @@ __all__ = [
     "VideoReport",
     "ensemble_frame_probs",
     "evaluation_report",
+    "mistake_reports",
     "mistakes",
+    "plot_gallery",
     "read_report",
     "video_report",
 ]
@@ -375,3 +377,34 @@ td,th{{border:1px solid #ccc;padding:3px 8px}} table{{border-collapse:collapse}}
         page,
     )
     return page
+
+
+def plot_gallery(items: list[dict], per_row: int = 2):
+    """The reports of ``items`` (``mistake_reports``' rows) as one figure: each video's heatmap
+    strip (or its frames where it has none), titled with its kind of mistake and score."""
+    shown = [it for it in items if Path(it["image"]).exists()]
+    if not shown:
+        return None
+    rows = int(np.ceil(len(shown) / per_row))
+    fig, axes = plt.subplots(rows, per_row, figsize=(7 * per_row, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, it in zip(axes.ravel(), shown, strict=False):
+        ax.imshow(plt.imread(it["image"]))
+        ax.set_title(f"{it['kind']}: {it['video']} ({it['prob']:.3f})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def mistake_reports(bundle_for, scores, out_dir: str | Path, k: int = 3) -> list[dict]:
+    """A report for each of :func:`mistakes` (``bundle_for(row)``: the bundle that scores that
+    video, e.g. its own fold's models for an out-of-fold video), as rows for a gallery."""
+    items = []
+    for kind, rows in mistakes(scores, k).items():
+        for row in rows:
+            rep = video_report(bundle_for(row), row["path"], out_dir)
+            heat = rep.page.parent / "heatmaps.png"
+            items.append({"kind": kind[:-1], "video": row["name"], "prob": rep.data["prob"],
+                          "page": str(rep.page),
+                          "image": str(heat if heat.exists() else rep.page.parent / "frames.png")})  # fmt: skip
+    return items
