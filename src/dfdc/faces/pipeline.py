@@ -58,9 +58,12 @@ def extract_video(
     reuse: VideoFaces | None = None,
     threads: int = 0,
     name: str | None = None,
+    keep_frames: dict | None = None,
 ) -> VideoFaces:
     """Sample, detect, track and crop one video. Never raises for a bad video: the returned
-    status says what happened (``ok``, ``no_face``, ``unreadable``)."""
+    status says what happened (``ok``, ``no_face``, ``unreadable``). ``keep_frames``: filled
+    with frame index -> the shrunken RGB copy of each detection frame (what a report draws on,
+    so it need not decode the video again)."""
     path = Path(path)
     t0 = time.perf_counter()
     name = name or path.name
@@ -89,6 +92,8 @@ def extract_video(
         return empty
     status["frames_tried"] = len(frames)
     by_index = {f.index: f for f in frames}
+    if keep_frames is not None:
+        keep_frames.update({f.index: (f.small, f.width) for f in frames if f.small is not None})
     rows: list[tuple[int, int, np.ndarray, float, bool, np.ndarray]] = []
     if reuse is not None:
         status["reused_original"] = True

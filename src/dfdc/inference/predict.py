@@ -85,6 +85,7 @@ class Predictor:
         runtime = getattr(engine, "runtime", "onnxruntime")
         self.detector = Detector(self.faces_cfg, self.device, mtcnn_onnx, runtime)
         self.rule, self.faces_combine = rule, faces_combine
+        self.last_frames: dict[int, tuple] = {}
 
     def crop_probs(self, vf, share: bool = True) -> dict[str, np.ndarray]:
         """Model name -> one score per crop of ``vf`` (a :class:`VideoFaces`). Each backbone
@@ -96,7 +97,8 @@ class Predictor:
         ``prob`` is the plain mean of the models' video scores; an :class:`Ensemble` turns
         the per-model scores into the submitted probability."""
         path = Path(path)
-        vf = extract_video(path, self.faces_cfg, self.detector)
+        self.last_frames = {}  # detection frames of this video: index -> (small RGB, width)
+        vf = extract_video(path, self.faces_cfg, self.detector, keep_frames=self.last_frames)
         status = vf.status["status"]
         if status != "ok":
             return VideoPrediction(path.name, 0.5, status, vf.status.get("reason"))

@@ -44,6 +44,7 @@ class TorchEngine:
         self.device = rt.device.type
         self.faces = models[0].faces
         self.checkpoints: dict[str, Path] = {}  # member name -> its best.pt (when loaded so)
+        self.last_batch: CropBatch | None = None
 
     @classmethod
     def load(cls, paths: list[Path], device: str = "auto") -> TorchEngine:
@@ -58,4 +59,8 @@ class TorchEngine:
         """Model name -> one score per crop; ``share=False`` runs each model's backbone on
         its own (the reference the shared passes are checked against)."""
         batch = CropBatch(crops, tracks, frames, self.rt, self.batch_size, share)
-        return {m.name: m.crop_probs(batch) for m in self.models}
+        out = {m.name: m.crop_probs(batch) for m in self.models}
+        # The last video's batch, its inputs and pooled features made: a report explains the
+        # scores from it without running the backbones again.
+        self.last_batch = batch
+        return out

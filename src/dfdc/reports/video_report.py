@@ -82,35 +82,48 @@ def ensemble_frame_probs(bundle: InferenceBundle, pred: VideoPrediction) -> np.n
     return np.asarray(p, float)
 
 
-def _frames_figure(path: Path, pred: VideoPrediction, scores: np.ndarray, out: Path) -> int:
-    """Up to FRAME_GRID sampled frames with every face's box, track and ensemble frame score."""
-    frames = sorted(set(pred.frames))
-    pick = [frames[i] for i in np.linspace(0, len(frames) - 1, min(FRAME_GRID, len(frames)))
-            .round().astype(int)]  # fmt: skip
-    decoded = {f.index: f for f in decode_sampled(path, pick, set(pick), REPORT_SIDE)}
-    cols = min(4, len(pick))
-    rows = int(np.ceil(len(pick) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, f in zip(axes.ravel(), pick, strict=False):
-        sf = decoded.get(f)
-        if sf is None or sf.small is None:
-            continue
-        img = sf.small.copy()
-        s = img.shape[1] / sf.width
+def _grid(images: list[np.ndarray], cols: int, pad: int = 6) -> np.ndarray:
+    """RGB images (any sizes) in a white grid, each scaled to the first one's height."""
+    h = images[0].shape[0]
+    tiles = [cv2.resize(im, (max(1, round(im.shape[1] * h / im.shape[0])), h)) for im in images]
+    w = max(t.shape[1] for t in tiles)
+    rows = [tiles[i : i + cols] for i in range(0, len(tiles), cols)]
+    canvas = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, t in enumerate(row):
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            canvas[y : y + h, x : x + t.shape[1]] = t
+    return canvas
+
+
+def _save_rgb(image: np.ndarray, out: Path) -> None:
+    cv2.imwrite(str(out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def _frames_figure(frames: dict, pred: VideoPrediction, scores: np.ndarray, out: Path) -> int:
+    """The detection frames the scoring decoded (``Predictor.last_frames``: every
+    ``faces.detect_every``-th sampled frame and the last), up to FRAME_GRID, with every face's
+    box, track and ensemble frame score drawn."""
+    picked = sorted(frames)
+    picked = [picked[i] for i in np.linspace(0, len(picked) - 1, min(FRAME_GRID, len(picked)))
+              .round().astype(int)] if picked else []  # fmt: skip
+    tiles = []
+    for f in picked:
+        small, width = frames[f]
+        img = small.copy()
+        s = img.shape[1] / width
         for i in np.flatnonzero(np.asarray(pred.frames) == f):
             x1, y1, x2, y2 = (np.asarray(pred.boxes[i]) * s).round().astype(int)
             colour = (209, 73, 91) if scores[i] >= 0.5 else (76, 159, 112)
             cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
             cv2.putText(img, f"t{pred.tracks[i]} {scores[i]:.2f}", (x1, max(12, y1 - 4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)  # fmt: skip
-        ax.imshow(img)
-        ax.set_title(f"frame {f}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return len(pick)
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)  # fmt: skip
+        cv2.putText(img, f"frame {f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255),
+                    2, cv2.LINE_AA)  # fmt: skip
+        tiles.append(img)
+    if tiles:
+        _save_rgb(_grid(tiles, min(4, len(tiles))), out)
+    return len(tiles)
 
 
 def _timeline_figure(
@@ -150,24 +163,26 @@ def _timeline_figure(
 
 def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, maps: dict,
                     out: Path) -> None:  # fmt: skip
-    rows = 1 + len(maps)
-    fig, axes = plt.subplots(rows, len(picks), figsize=(1.7 * len(picks), 1.9 * rows),
-                             squeeze=False)  # fmt: skip
-    for ax in axes.ravel():
-        ax.axis("off")
+    """Row 1: the picked crops, most fake first, each with its ensemble frame score; then one
+    row a frame run: its Grad-CAM (jet) over the crop."""
+    size = 160
+    row0, rows = [], {run: [] for run in maps}
     for j, i in enumerate(picks):
-        img = decode_crop(crops[i])
-        axes[0, j].imshow(img)
-        axes[0, j].set_title(f"crop {i}: {scores[i]:.2f}", fontsize=7)
-        for r, (run, cams) in enumerate(maps.items(), start=1):
-            cam = cv2.resize(cams[j], (img.shape[1], img.shape[0]))
-            axes[r, j].imshow(img)
-            axes[r, j].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        img = cv2.resize(decode_crop(crops[i]), (size, size), interpolation=cv2.INTER_AREA)
+        tile = img.copy()
+        cv2.putText(tile, f"{scores[i]:.2f}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 2, cv2.LINE_AA)  # fmt: skip
+        row0.append(tile)
+        for run, cams in maps.items():
+            heat = cv2.applyColorMap((cv2.resize(cams[j], (size, size)) * 255).astype(np.uint8),
+                                     cv2.COLORMAP_JET)[..., ::-1]  # fmt: skip
+            blend = (0.55 * img + 0.45 * heat).astype(np.uint8)
             if j == 0:
-                axes[r, j].set_title(run, fontsize=7, loc="left")
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+                cv2.putText(blend, run, (6, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+            rows[run].append(blend)
+    tiles = row0 + [t for run in maps for t in rows[run]]
+    _save_rgb(_grid(tiles, len(picks)), out)
 
 
 def _revision_text(rev: dict) -> str:
@@ -190,7 +205,8 @@ def _page(data: dict, images: list[tuple[str, str]]) -> str:
     notes = "".join(f"<p class=note>{esc(n)}</p>" for n in data["notes"])
     ens = data["ensemble"] or {}
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(data["video"])}: {verdict}</title>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<title>{esc(data["video"])}: {verdict}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
 img{{max-width:100%}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px}}
@@ -269,8 +285,10 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
         n_tracks = len(track_scores)
         if n_tracks > 1:
             data["notes"].append(f"{n_tracks} faces tracked; track {top} decided the score")
-        shown = _frames_figure(path, pred, scores, out / "frames.png")
-        images.append((f"Sampled frames ({shown} of {len(set(pred.frames))})", "frames.png"))
+        frames = getattr(bundle.predictor, "last_frames", {})
+        shown = _frames_figure(frames, pred, scores, out / "frames.png")
+        if shown:
+            images.append((f"Sampled frames ({shown} of {len(set(pred.frames))})", "frames.png"))
         maps, effects = _explain(bundle, pred, picks, data)
         _timeline_figure(pred, scores, decided, effects, out / "timeline.png")
         images.append(("Timeline", "timeline.png"))
@@ -293,7 +311,9 @@ def _explain(bundle: InferenceBundle, pred: VideoPrediction, picks: list[int], d
     if rt is None:
         data["notes"].append("heatmaps need the torch engine (--engine torch); not drawn")
         return {}, {}
-    batch = CropBatch(pred.crops, pred.tracks, pred.frames, rt, engine.batch_size)
+    batch = engine.last_batch  # the scoring's own: its inputs and pooled features are made
+    if batch is None or batch.crops is not pred.crops:
+        batch = CropBatch(pred.crops, pred.tracks, pred.frames, rt, engine.batch_size)
     by_run: dict[str, list[np.ndarray]] = {}
     effects: dict[str, np.ndarray] = {}
     for m in engine.models:
@@ -330,7 +350,8 @@ def mistakes(scores, k: int = 3) -> dict[str, list[dict]]:
 def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: int = 3) -> Path:
     """``out_dir/index.html``: the metrics table, the ROC and reliability curves, and galleries of
     the most confident mistakes, each with its crop, heatmap and score, linking to its report
-    (written under ``out_dir/videos/``). ``result``: an :class:`~dfdc.reports.evaluation.EvalResult`."""
+    (written under ``out_dir/videos/``). ``result``: an
+    :class:`~dfdc.reports.evaluation.EvalResult`."""
     from dfdc.reports.evaluation import metrics_table
     from dfdc.reports.plots import plot_roc_reliability
 
@@ -366,7 +387,8 @@ def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: i
     write_json({"summary": summary, "mistakes": listed}, out / "index.json")
     page = out / "index.html"
     write_text(
-        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Evaluation</title>
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<link rel="icon" href="data:,"><title>Evaluation</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} img{{max-width:100%}}
 .card{{display:inline-block;width:320px;margin:6px;vertical-align:top;font-size:0.9em}}
 td,th{{border:1px solid #ccc;padding:3px 8px}} table{{border-collapse:collapse}}
@@ -404,7 +426,7 @@ def mistake_reports(bundle_for, scores, out_dir: str | Path, k: int = 3) -> list
         for row in rows:
             rep = video_report(bundle_for(row), row["path"], out_dir)
             heat = rep.page.parent / "heatmaps.png"
+            image = heat if heat.exists() else rep.page.parent / "frames.png"
             items.append({"kind": kind[:-1], "video": row["name"], "prob": rep.data["prob"],
-                          "page": str(rep.page),
-                          "image": str(heat if heat.exists() else rep.page.parent / "frames.png")})  # fmt: skip
+                          "page": str(rep.page), "image": str(image)})  # fmt: skip
     return items
