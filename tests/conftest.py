@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,24 @@ def fake_kaggle(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     yield server
     server.stop()
+
+
+def run_offline_kernel(package: Path, raw: Path, tmp: Path) -> subprocess.CompletedProcess:
+    """A packaged kernel's script run offline against a stand-in ``/kaggle/input`` in ``tmp``
+    (the sample's test videos, the packaged code and models datasets); its submission lands in
+    ``tmp/submission.csv``, its wheels in ``tmp/site``."""
+    import shutil
+
+    root = tmp / "input"
+    comp = root / "deepfake-detection-challenge"
+    comp.mkdir(parents=True)
+    shutil.copytree(raw / "test_videos", comp / "test_videos")
+    shutil.copy(raw / "sample_submission.csv", comp / "sample_submission.csv")
+    shutil.copytree(package / "code", root / "dfdc-workspace-code")
+    shutil.copytree(package / "models", root / "dfdc-workspace-models")
+    env = {**os.environ, "KAGGLE_INPUT_ROOT": str(root), "DFDC_SITE": str(tmp / "site"),
+           "DFDC_SUBMISSION": str(tmp / "submission.csv"), "PIP_NO_INDEX": "1"}  # fmt: skip
+    script = str(package / "kernel" / "dfdc_inference.py")
+    return subprocess.run(
+        [sys.executable, script], cwd=tmp, env=env, capture_output=True, text=True
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from dfdc.inference.onnx_engine import ExportError, OnnxEngine
 from dfdc.inference.predict import load_bundle
 from dfdc.inference.torch_engine import TorchEngine
 from dfdc.kinds import CropBatch
-from tests.conftest import tiny_params, tiny_sequence_run
+from tests.conftest import run_offline_kernel, tiny_params, tiny_sequence_run
 
 TOLERANCE = 1e-4  # the export stage's, in probability
 
@@ -201,14 +200,21 @@ def test_a_stale_export_is_refused(four_kinds, tmp_path):
         load_bundle(tmp_path / "models", "cpu", ens, engine="onnx", export_dir=tmp_path / "export")
 
 
-def test_predict_with_the_onnx_engine_agrees_with_torch(four_kinds, tiny_raw, tmp_path):
-    base, _ = four_kinds
-    ens = Ensemble(["frame", "seq"], [0.5, 0.5], clip=0.01)
+def _onnx_params(base, ens: Ensemble, tmp_path: Path) -> dict:
+    """Raw params of ``base`` scoring with ``ens`` on the onnx engine, its export made in
+    ``tmp_path``."""
     ens.save(tmp_path / "ensemble.json")
     export_fitted(base.base.models_dir, ens, tmp_path / "export")
     raw = to_dict(base)
     raw["ensemble"]["ensemble_path"] = str(tmp_path / "ensemble.json")
     raw["inference"] = {"engine": "onnx", "export_dir": str(tmp_path / "export")}
+    return raw
+
+
+def test_predict_with_the_onnx_engine_agrees_with_torch(four_kinds, tiny_raw, tmp_path):
+    base, _ = four_kinds
+    ens = Ensemble(["frame", "seq"], [0.5, 0.5], clip=0.01)
+    raw = _onnx_params(base, ens, tmp_path)
     (tmp_path / "params.yaml").write_text(json.dumps(raw))
     videos = [str(p) for p in sorted((tiny_raw / "test_videos").glob("*.mp4"))[:2]]
     probs = {}
@@ -247,29 +253,13 @@ def test_the_kernel_built_for_the_onnx_engine_runs_offline(four_kinds, tiny_raw,
 
     base, _ = four_kinds
     ens = Ensemble(["frame", "seq"], [0.6, 0.4], clip=0.01)
-    ens.save(tmp_path / "ensemble.json")
-    export_fitted(base.base.models_dir, ens, tmp_path / "export")
-    raw = to_dict(base)
-    raw["ensemble"]["ensemble_path"] = str(tmp_path / "ensemble.json")
-    raw["inference"] = {"engine": "onnx", "export_dir": str(tmp_path / "export")}
+    raw = _onnx_params(base, ens, tmp_path)
     raw["package"] = {"owner": "someone", "out_dir": str(tmp_path / "package"), "time_videos": 0}
     build_kernel(params_from_dict(raw))
     out = tmp_path / "package"
     assert not list((out / "models").rglob("*.pt"))  # the graphs travel, not the checkpoints
     assert list((out / "code").glob("onnxruntime-*.whl"))
-    root = tmp_path / "input"
-    comp = root / "deepfake-detection-challenge"
-    comp.mkdir(parents=True)
-    shutil.copytree(tiny_raw / "test_videos", comp / "test_videos")
-    shutil.copy(tiny_raw / "sample_submission.csv", comp / "sample_submission.csv")
-    shutil.copytree(out / "code", root / "dfdc-workspace-code")
-    shutil.copytree(out / "models", root / "dfdc-workspace-models")
-    env = {**os.environ, "KAGGLE_INPUT_ROOT": str(root), "DFDC_SITE": str(tmp_path / "site"),
-           "DFDC_SUBMISSION": str(tmp_path / "submission.csv"), "PIP_NO_INDEX": "1"}  # fmt: skip
-    res = subprocess.run(
-        [sys.executable, str(out / "kernel" / "dfdc_inference.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+    res = run_offline_kernel(out, tiny_raw, tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     bundle = load_bundle(out / "models", "cpu", ensemble=ens, engine="onnx",
                          export_dir=out / "models" / "export")  # fmt: skip
@@ -283,11 +273,7 @@ def test_predict_with_the_onnx_engine_imports_no_torch(four_kinds, tiny_raw, tmp
     """The cold start: faces (MTCNN's exported networks) and models without torch or timm."""
     base, _ = four_kinds
     ens = Ensemble(["frame", "seq"], [0.5, 0.5], clip=0.01)
-    ens.save(tmp_path / "ensemble.json")
-    export_fitted(base.base.models_dir, ens, tmp_path / "export")
-    raw = to_dict(base)
-    raw["ensemble"]["ensemble_path"] = str(tmp_path / "ensemble.json")
-    raw["inference"] = {"engine": "onnx", "export_dir": str(tmp_path / "export")}
+    raw = _onnx_params(base, ens, tmp_path)
     (tmp_path / "params.yaml").write_text(json.dumps(raw))
     video = str(sorted((tiny_raw / "test_videos").glob("*.mp4"))[0])
     code = (

@@ -3,16 +3,13 @@
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
 import pandas as pd
 
 from dfdc.inference.kernel import kernel_files_text
 from dfdc.inference.predict import load_bundle
 from dfdc.inference.submission import make_submission
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_offline_kernel
 
 
 def test_metadata_has_the_fields_the_cli_checks(kernel_package):
@@ -53,24 +50,7 @@ def test_kernel_holds_no_build_paths_or_credentials(kernel_package):
 
 def test_offline_kernel_run_matches_the_workspace(kernel_package, tiny_raw, tmp_path):
     _, out, ens = kernel_package
-    root = tmp_path / "input"
-    comp = root / "deepfake-detection-challenge"
-    comp.mkdir(parents=True)
-    shutil.copytree(tiny_raw / "test_videos", comp / "test_videos")
-    shutil.copy(tiny_raw / "sample_submission.csv", comp / "sample_submission.csv")
-    shutil.copytree(out / "code", root / "dfdc-workspace-code")
-    shutil.copytree(out / "models", root / "dfdc-workspace-models")
-    env = {
-        **os.environ,
-        "KAGGLE_INPUT_ROOT": str(root),
-        "DFDC_SITE": str(tmp_path / "site"),
-        "DFDC_SUBMISSION": str(tmp_path / "submission.csv"),
-        "PIP_NO_INDEX": "1",
-    }
-    script = str(out / "kernel" / "dfdc_inference.py")
-    res = subprocess.run(
-        [sys.executable, script], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    res = run_offline_kernel(out, tiny_raw, tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     # The kernel imported the packaged wheel, not this checkout.
     assert (tmp_path / "site" / "dfdc" / "inference" / "kernel.py").exists()
