@@ -97,7 +97,9 @@ bundles = {}
 def bundle_for(row):
     fold = int(row["fold"])
     if fold not in bundles:
-        bundles[fold] = bundle_from_params(params, ensemble=report.ensemble, fold=fold)
+        bundles[fold] = bundle_from_params(
+            params, purpose="explain", ensemble=report.ensemble, fold=fold
+        )
     return bundles[fold]
 
 

@@ -75,7 +75,7 @@ if not result.scores.empty:
 
 # %%
 if not result.scores.empty:
-    bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
+    bundle = bundle_from_params(params, "explain", ensemble=params.ensemble.ensemble_path)
     gallery = mistake_reports(lambda _: bundle, result.scores, tempfile.mkdtemp(), k=3)
     print(f"{len(gallery)} confident mistakes")
     plot_gallery(gallery)

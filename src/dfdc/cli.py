@@ -21,7 +21,10 @@ log = logging.getLogger("dfdc")
 
 __all__ = ["main"]
 
-ENGINE_HELP = "torch: the checkpoints; onnx: the export stage's files (default: inference.engine)"
+ENGINE_HELP = (
+    "torch: the checkpoints; onnx: the export stage's files; auto: onnx on a CPU, torch on a GPU "
+    "and for --report (default: inference.engine)"
+)
 
 
 def _cmd_stage(args: argparse.Namespace) -> None:
@@ -49,12 +52,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
     stage_module(name).run(params, args.fold, smoke=args.smoke)
 
 
-def _with_engine(params, engine: str | None):
-    """``params`` with ``--engine`` (when given) in place of ``inference.engine``."""
+def _with_engine(params, engine: str | None, report: bool = False):
+    """``params`` with ``--engine`` (when given) in place of ``inference.engine``; a report's
+    heatmaps need gradients, so ``auto`` means torch there."""
     from dataclasses import replace
 
-    if engine is None:
-        return params
+    from dfdc.inference.predict import resolve_engine
+
+    engine = engine or params.inference.engine
+    if report:
+        engine = resolve_engine(engine, params.base.device, purpose="explain")
     return replace(params, inference=replace(params.inference, engine=engine))
 
 
@@ -64,7 +71,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from dfdc.inference.predict import bundle_from_params
 
-    params = _with_engine(load_params(args.params), args.engine)
+    params = _with_engine(load_params(args.params), args.engine, report=bool(args.report))
     ens_file = Path(params.ensemble.ensemble_path)
     # The workspace's fitted ensemble once the ensemble stage has run, else this run's folds.
     models = args.models
@@ -128,7 +135,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dfdc.inference.predict import bundle_from_params
     from dfdc.reports.evaluation import evaluate_paths, metrics_table
 
-    params = _with_engine(load_params(args.params), args.engine)
+    params = _with_engine(load_params(args.params), args.engine, report=bool(args.report))
     if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
         result = stage_module("evaluate").run(params)
         print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
@@ -262,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how several faces in a video combine (ensemble.faces_combine)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
-    p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
+    p.add_argument("--engine", choices=["auto", "torch", "onnx"], help=ENGINE_HELP)
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.add_argument(
         "--report", metavar="DIR",
@@ -281,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", help="a run folder, fold folder or best.pt (default: the fitted ensemble)"
     )
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
-    p.add_argument("--engine", choices=["torch", "onnx"], help=ENGINE_HELP)
+    p.add_argument("--engine", choices=["auto", "torch", "onnx"], help=ENGINE_HELP)
     p.add_argument(
         "--report", metavar="DIR",
         help="an index page (metrics, curves, galleries of the most confident mistakes) in DIR",

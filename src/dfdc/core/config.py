@@ -553,9 +553,10 @@ class PackageConfig:
 class InferenceConfig:
     """How videos are scored by ``dfdc predict``, ``dfdc evaluate``, the ensemble's test set,
     the robustness report and the Kaggle kernel: ``torch`` runs the checkpoints (the
-    reference); ``onnx`` runs the export stage's ONNX files with ONNX Runtime."""
+    reference); ``onnx`` runs the export stage's ONNX files with ONNX Runtime; ``auto`` takes
+    the faster at equal scores (onnx on a CPU, torch on a GPU)."""
 
-    engine: Literal["torch", "onnx"] = "torch"
+    engine: Literal["auto", "torch", "onnx"] = "auto"
     export_dir: str = "submissions/export"  # the export stage's ONNX ensemble
     # What runs the ONNX graphs (benchmarks/predict.py measures both; docs/inference.md).
     runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"

@@ -26,7 +26,7 @@ from dfdc.core.config import Params
 from dfdc.core.io import write_json, write_text
 from dfdc.core.layout import find_checkpoints
 from dfdc.inference.ensemble import Ensemble
-from dfdc.inference.predict import InferenceBundle, load_bundle
+from dfdc.inference.predict import InferenceBundle, load_bundle, resolve_engine
 from dfdc.inference.submission import make_submission, test_order
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ def build_kernel(params: Params, time_videos: int | None = None) -> PackageResul
         d.mkdir(parents=True)
 
     ens = Ensemble.load(params.ensemble.ensemble_path)
-    engine = params.inference.engine
+    # The kernel runs on Kaggle's GPU: there auto is torch.
+    engine = resolve_engine(params.inference.engine, "cuda")
     if engine == "onnx":  # the exported graphs, not the checkpoints
         shutil.copytree(params.inference.export_dir, models_out / EXPORT)
     else:

@@ -11,6 +11,8 @@ the same transforms as in training, so train and test crops cannot drift apart.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,13 +29,41 @@ from dfdc.inference.ensemble import Ensemble
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ENGINES",
     "BundleActor",
     "InferenceBundle",
     "Predictor",
     "VideoPrediction",
     "bundle_from_params",
     "load_bundle",
+    "resolve_engine",
 ]
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+def _cuda_visible() -> bool:
+    """Whether an NVIDIA GPU is visible, asked of the driver rather than of torch (the onnx
+    engine's cold start must not import it)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def resolve_engine(engine: str, device: str = "auto", purpose: str = "score") -> str:
+    """The engine ``inference.engine`` means here. ``auto`` is the faster one at equal scores:
+    on a CPU the ONNX export (5x the torch path's model time, docs/inference.md), on a CUDA
+    device the checkpoints with AMP (the GPU path the tests cover). A ``purpose`` of
+    ``explain`` (reports with heatmaps) needs gradients, hence torch."""
+    if engine not in ENGINES:
+        raise ValueError(f"inference.engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine != "auto":
+        return engine
+    if purpose == "explain":
+        return "torch"
+    gpu = device.startswith("cuda") or (device == "auto" and _cuda_visible())
+    return "torch" if gpu else "onnx"
 
 
 @dataclass
@@ -207,8 +237,11 @@ def load_bundle(
     Weights and inputs share one device (``auto``: CUDA when present). ``engine``: ``torch``
     (the checkpoints) or ``onnx`` (their export in ``export_dir``, checked against the
     checkpoints where they are present: a stale export is an error, not a silent score),
-    each graph run by ``runtime`` (``onnxruntime`` or ``openvino``).
+    each graph run by ``runtime`` (``onnxruntime`` or ``openvino``); ``auto``
+    (:func:`resolve_engine`) takes onnx on a CPU where the export holds these models, and says
+    in one line when it falls back to torch.
     """
+    chosen = resolve_engine(engine, device)
     if isinstance(ensemble, str | Path):
         ensemble = Ensemble.load(ensemble)
     if models is not None:
@@ -218,23 +251,30 @@ def load_bundle(
         paths = [
             c
             for run in ensemble.runs
-            if (Path(models_dir) / run).exists() or engine == "torch"
+            if (Path(models_dir) / run).exists() or chosen == "torch"
             for c in find_checkpoints(Path(models_dir) / run)
         ]
     else:
         raise ValueError("load_bundle needs an ensemble or a models folder")
     if fold is not None:
         paths = [p for p in paths if p.parent.name == fold_name(fold)]
-        if not paths and engine == "torch":
+        if not paths and chosen == "torch":
             raise FileNotFoundError(f"{models_dir}: no {fold_name(fold)}/best.pt for fold {fold}")
-    if engine == "onnx":
-        loaded = _onnx_engine(export_dir, paths, ensemble, fold, device, threads, runtime)
-    elif engine == "torch":
+    loaded = None
+    if chosen == "onnx":
+        from dfdc.inference.onnx_engine import ExportError
+
+        try:
+            loaded = _onnx_engine(export_dir, paths, ensemble, fold, device, threads, runtime)
+        except (FileNotFoundError, ExportError) as exc:
+            if engine != "auto" or not paths:
+                raise
+            print(f"inference.engine auto: {exc}; scoring with torch", file=sys.stderr)
+            chosen = "torch"
+    if loaded is None:
         from dfdc.inference.torch_engine import TorchEngine
 
         loaded = TorchEngine.load(paths, device)
-    else:
-        raise ValueError(f"inference.engine: {engine!r} is not torch or onnx")
     if ensemble is not None:
         ensemble = replace(
             ensemble,
@@ -245,7 +285,7 @@ def load_bundle(
     predictor = Predictor(loaded, rule=rule or "mean", faces_combine=faces_combine or "max")
     spec = {"models_dir": str(models_dir), "device": device, "ensemble": ensemble,
             "models": None if models is None else str(models), "fold": fold,
-            "rule": rule, "faces_combine": faces_combine, "engine": engine,
+            "rule": rule, "faces_combine": faces_combine, "engine": chosen,
             "export_dir": None if export_dir is None else str(export_dir),
             "threads": threads, "runtime": runtime}  # fmt: skip
     return InferenceBundle(predictor, ensemble, spec)
@@ -286,11 +326,13 @@ def _onnx_engine(
                       threads=threads, runtime=runtime)  # fmt: skip
 
 
-def bundle_from_params(params: Params, **kwargs) -> InferenceBundle:
+def bundle_from_params(params: Params, purpose: str = "score", **kwargs) -> InferenceBundle:
     """:func:`load_bundle` with the workspace's models folder, device and inference engine
-    (``params.inference``); ``kwargs`` as for :func:`load_bundle`."""
+    (``params.inference``, resolved for ``purpose``: ``explain`` for reports with heatmaps);
+    ``kwargs`` as for :func:`load_bundle`."""
     inf = params.inference
+    engine = inf.engine if purpose == "score" else resolve_engine(inf.engine, purpose=purpose)
     return load_bundle(
-        params.base.models_dir, params.base.device, engine=inf.engine,
+        params.base.models_dir, params.base.device, engine=engine,
         export_dir=inf.export_dir, threads=inf.threads, runtime=inf.runtime, **kwargs,
     )  # fmt: skip

@@ -18,7 +18,7 @@ from dfdc.core.metrics import binary_metrics
 from dfdc.core.provenance import git_revision, sha256_file
 from dfdc.inference.export import export_fitted
 from dfdc.inference.fit import FitReport, cv_metrics, fit_ensemble, load_oof
-from dfdc.inference.predict import bundle_from_params
+from dfdc.inference.predict import bundle_from_params, resolve_engine
 from dfdc.inference.submission import make_submission, test_order, test_truth
 
 __all__ = ["EnsembleResult", "run"]
@@ -52,7 +52,8 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
         order = order[:2]
     with tempfile.TemporaryDirectory(prefix="dfdc-export-") as tmp:
         scoring, inf = params, params.inference
-        if inf.engine == "onnx":  # the export stage comes after this one: export for the test set
+        if resolve_engine(inf.engine, params.base.device) == "onnx":
+            # The export stage comes after this one: export for the test set.
             export_fitted(params.base.models_dir, report.ensemble, tmp)
             scoring = replace(params, inference=replace(inf, export_dir=tmp))
         bundle = bundle_from_params(scoring, ensemble=report.ensemble)
