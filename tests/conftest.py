@@ -41,7 +41,7 @@ TINY_SAMPLE = SampleConfig(
 )  # fmt: skip
 
 
-SHARED_FIXTURES = {"shared_dfdc", "shared_metadata"}
+SHARED_FIXTURES = {"shared_dfdc", "shared_metadata", "shared_ffpp_c23"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects, so -m "not shared" sees the mark
@@ -61,6 +61,11 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def shared_dfdc() -> Path:
     return SHARED / "dfdc"
+
+
+@pytest.fixture(scope="session")
+def shared_ffpp_c23() -> Path:
+    return SHARED / "ffpp_c23"
 
 
 @pytest.fixture(scope="session")
@@ -220,3 +225,21 @@ def run_offline_kernel(package: Path, raw: Path, tmp: Path) -> subprocess.Comple
     return subprocess.run(
         [sys.executable, script], cwd=tmp, env=env, capture_output=True, text=True
     )
+
+
+@pytest.fixture(scope="session")
+def four_kinds(tiny_stage, tmp_path_factory):
+    """One fold each of a frame run, a sequence run embedding with it, an SRM run and a WS-DAN
+    run (one batch of training each) and their checkpoints."""
+    from dfdc.training.loop import fit
+
+    tmp = tmp_path_factory.mktemp("export")
+    base = tiny_params(tiny_stage, run="frame", epochs=1)
+    fit(base, 0, max_batches=1)
+    fit(base, 0, run=tiny_sequence_run("frame", tmp / "emb", run="seq", epochs=1), max_batches=1)
+    for run, extra in (("srm", {"srm": True}), ("wsdan", {"wsdan_maps": 2})):
+        model = {"backbone": "resnet10t", "input_size": 64, **extra}
+        fit(tiny_params(tiny_stage, run=run, epochs=1, model=model), 0, max_batches=1)
+    models_dir = Path(base.base.models_dir)
+    paths = {r: models_dir / r / "fold0" / "best.pt" for r in ("frame", "seq", "srm", "wsdan")}
+    return base, paths

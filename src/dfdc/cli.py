@@ -28,8 +28,15 @@ ENGINE_HELP = (
 
 
 def _cmd_stage(args: argparse.Namespace) -> None:
-    """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`)."""
+    """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`);
+    ``dfdc export --web DIR`` builds the browser page from the export instead."""
     params = load_params(args.params)
+    if getattr(args, "web", None):
+        from dfdc.inference.web import build_web
+
+        out = build_web(params.inference.export_dir, args.web)
+        print(f"dfdc export: the page is in {out}; serve it: dfdc web {out}")
+        return
     kwargs = {"smoke": args.smoke} if STAGES[args.command].smoke else {}
     stage_module(args.command).run(params, **kwargs)
 
@@ -63,6 +70,13 @@ def _with_engine(params, engine: str | None, report: bool = False):
     if report:
         engine = resolve_engine(engine, params.base.device, purpose="explain")
     return replace(params, inference=replace(params.inference, engine=engine))
+
+
+def _cmd_web(args: argparse.Namespace) -> int:
+    from dfdc.inference.web import serve
+
+    serve(args.folder, args.port, args.host)
+    return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -251,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if stage.smoke:
             p.add_argument("--smoke", action="store_true", help="a few batches/videos only")
+        if name == "export":
+            p.add_argument(
+                "--web", metavar="DIR",
+                help="build the browser page (static, offline) from inference.export_dir into DIR",
+            )  # fmt: skip
         p.set_defaults(func=_cmd_train if stage.fold else _cmd_stage, section=None)
 
     p = sub.add_parser("predict", help="probability that each video is fake")
@@ -308,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="keep the distorted clips in this folder (default: a temp one)")
     p.add_argument("--json", action="store_true", help="one JSON object as the last line")
     p.set_defaults(func=_cmd_robustness)
+
+    p = sub.add_parser("web", help="serve a page built by dfdc export --web on this machine")
+    p.add_argument("folder")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=_cmd_web)
 
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")

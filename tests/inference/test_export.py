@@ -25,27 +25,9 @@ from dfdc.inference.onnx_engine import ExportError, OnnxEngine
 from dfdc.inference.predict import load_bundle
 from dfdc.inference.torch_engine import TorchEngine
 from dfdc.kinds import CropBatch
-from tests.conftest import run_offline_kernel, tiny_params, tiny_sequence_run
+from tests.conftest import run_offline_kernel
 
 TOLERANCE = 1e-4  # the export stage's, in probability
-
-
-@pytest.fixture(scope="session")
-def four_kinds(tiny_stage, tmp_path_factory):
-    """One fold each of a frame run, a sequence run embedding with it, an SRM run and a WS-DAN
-    run (one batch of training each) and their checkpoints."""
-    from dfdc.training.loop import fit
-
-    tmp = tmp_path_factory.mktemp("export")
-    base = tiny_params(tiny_stage, run="frame", epochs=1)
-    fit(base, 0, max_batches=1)
-    fit(base, 0, run=tiny_sequence_run("frame", tmp / "emb", run="seq", epochs=1), max_batches=1)
-    for run, extra in (("srm", {"srm": True}), ("wsdan", {"wsdan_maps": 2})):
-        model = {"backbone": "resnet10t", "input_size": 64, **extra}
-        fit(tiny_params(tiny_stage, run=run, epochs=1, model=model), 0, max_batches=1)
-    models_dir = Path(base.base.models_dir)
-    paths = {r: models_dir / r / "fold0" / "best.pt" for r in ("frame", "seq", "srm", "wsdan")}
-    return base, paths
 
 
 def _crops(tiny_stage) -> list:

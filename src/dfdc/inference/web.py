@@ -1,0 +1,167 @@
+"""The browser page: the exported ensemble on a static folder that scores a local video with no
+server-side work and no network (``dfdc export --web DIR``; ``dfdc web DIR`` serves it).
+
+The page's code lives in the repository's ``web/`` folder (``index.html``, ``src/*.js``, a
+``package.json`` and the ``package-lock.json`` that pins ``onnxruntime-web`` and ``mp4box``).
+Building copies, from installed files only: the page, the runtime's script and wasm files and
+mp4box.js out of ``web/node_modules`` (installed by ``npm ci`` from the lock file when missing
+or stale), and the export stage's folder (ONNX graphs, MTCNN's networks, ``export.json``)
+into ``model/``. Nothing is fetched when the page runs.
+
+The page samples, detects, tracks and crops as the faces stage does and scores as the ONNX
+engine does (docs/web.md has the differences and the measured agreement).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from dfdc.core.errors import UserError
+from dfdc.core.io import write_json
+from dfdc.inference.onnx_engine import MANIFEST, read_manifest
+
+__all__ = ["VENDOR", "build_web", "make_server", "npm_install", "serve", "web_source"]
+
+# Files of the installed npm packages the page loads (module folder -> files).
+VENDOR = {
+    "mp4box/dist": ["mp4box.all.min.js"],
+    "onnxruntime-web/dist": [
+        "ort.webgpu.min.js",
+        "ort-wasm-simd-threaded.jsep.mjs",
+        "ort-wasm-simd-threaded.jsep.wasm",
+        "ort-wasm-simd-threaded.asyncify.mjs",
+        "ort-wasm-simd-threaded.asyncify.wasm",
+    ],
+}
+STAMP = ".dfdc-lock-sha256"  # in node_modules: which lock file it was installed from
+
+
+def web_source() -> Path:
+    """The repository's ``web/`` folder (beside the pyproject.toml of this editable install)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "web" / "index.html").exists():
+            return parent / "web"
+    raise UserError(f"{here}: no web/ folder beside the project (the page ships with the repo)")
+
+
+def npm_install(source: Path) -> Path:
+    """``npm ci`` from the lock file unless ``node_modules`` was installed from this very lock
+    file; returns ``node_modules``."""
+    lock = source / "package-lock.json"
+    modules = source / "node_modules"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = modules / STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise UserError(f"{source}: npm is not installed (Node.js 20 with npm builds the page)")
+    cmd = [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
+    done = subprocess.run(cmd, cwd=source, capture_output=True, text=True)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise UserError(f"{lock}: npm ci failed: {tail[0]}")
+    stamp.write_text(digest + "\n")
+    return modules
+
+
+def build_web(export_dir: str | Path, out_dir: str | Path, source: Path | None = None) -> Path:
+    """Write the static page into ``out_dir`` from the export in ``export_dir``; returns the
+    folder. The export is checked first (a missing or foreign one is a one-line error)."""
+    export_dir, out = Path(export_dir), Path(out_dir)
+    manifest = read_manifest(export_dir)
+    if not manifest.get("detector", {}).get("mtcnn"):
+        raise UserError(
+            f"{export_dir / MANIFEST}: no face detector in the export (dvc repro export)"
+        )
+    source = source or web_source()
+    modules = npm_install(source)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "vendor").mkdir(parents=True)
+    shutil.copy2(source / "index.html", tmp / "index.html")
+    shutil.copytree(source / "src", tmp / "src")
+    for folder, files in VENDOR.items():
+        for name in files:
+            f = modules / folder / name
+            if not f.is_file():
+                raise UserError(
+                    f"{f}: missing from the installed npm packages (npm ci in {source})"
+                )
+            shutil.copy2(f, tmp / "vendor" / name)
+    model = tmp / "model"
+    model.mkdir()
+    files = {m["backbone"] for m in manifest["members"]}
+    files |= {m["head"] for m in manifest["members"] if m.get("head")}
+    files |= set(manifest["detector"]["mtcnn"].values())
+    for name in sorted(files):
+        shutil.copy2(export_dir / name, model / name)
+        (model / name).chmod(0o644)
+    shutil.copy2(export_dir / MANIFEST, model / MANIFEST)
+    lock = json.loads((source / "package-lock.json").read_text())
+    write_json(
+        {
+            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "export": str(export_dir),
+            "packages": {
+                k.removeprefix("node_modules/"): v.get("version")
+                for k, v in lock.get("packages", {}).items()
+                if k.count("node_modules/") == 1
+            },
+        },
+        tmp / "build.json",
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the headers that let the page use wasm threads
+    (cross-origin isolation) and serve ``.mjs``/``.wasm`` with their types."""
+
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+    }  # fmt: skip
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def make_server(folder: str | Path, port: int = 8000, host: str = "127.0.0.1"):
+    """A threading HTTP server of ``folder`` (port 0: any free port)."""
+    folder = Path(folder)
+    if not (folder / "index.html").is_file():
+        raise UserError(f"{folder}: no index.html (build it: dfdc export --web {folder})")
+    handler = functools.partial(_Handler, directory=str(folder))
+    return http.server.ThreadingHTTPServer((host, port), handler)
+
+
+def serve(folder: str | Path, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Serve the page until interrupted."""
+    server = make_server(folder, port, host)
+    print(f"dfdc web: http://{host}:{server.server_port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
