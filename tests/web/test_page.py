@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,10 +22,11 @@ from dfdc.faces.track import build_tracks
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.ensemble import Ensemble
 from dfdc.inference.export import export_fitted
+from dfdc.inference.web import CHROMEDRIVER as DRIVER
+from dfdc.inference.web import CHROMIUM, browser_scores
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 NODE = shutil.which("node")
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 needs_node = pytest.mark.skipif(NODE is None, reason="needs Node.js (the page's code runs in it)")
 
 
@@ -229,7 +229,7 @@ def test_the_page_scores_shared_clips_as_dfdc_predict(web_export, site, shared_d
     assert res.returncode == 0, res.stderr[-2000:]
     want = {Path(p["video"]).name: p for p in json.loads(res.stdout)}
     side = json.loads((web_export / "params.yaml").read_text())["faces"]["detect_max_side"]
-    got = run_page(site, clips, web_export / "page.png")
+    got = browser_scores(site, clips, web_export / "page.png")
     assert (web_export / "page.png").stat().st_size > 10_000
     for r in got["results"]:
         w = want[r["video"]]
@@ -257,7 +257,7 @@ def test_the_page_says_what_it_cannot_score(site, tiny_raw, tmp_path):
     portrait = next(
         p for p in sorted(tiny_raw.rglob("*.mp4")) if _size(p)[1] > _size(p)[0]
     )  # the sample renders one part portrait
-    got = run_page(site, [noise, broken, portrait], tmp_path / "odd.png")
+    got = browser_scores(site, [noise, broken, portrait], tmp_path / "odd.png")
     by = {r["video"]: r for r in got["results"]}
     assert by["noise.mp4"]["status"] == "no_face" and by["noise.mp4"]["prob"] == 0.5
     assert by["broken.mp4"]["status"] == "unreadable" and "broken.mp4" in by["broken.mp4"]["reason"]
@@ -275,59 +275,16 @@ def _size(path: Path) -> tuple[int, int]:
         return s.width, s.height
 
 
-def _driver():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1200,1800"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-
-
 def page_status(url: str) -> str:
     """The page's status line a moment after opening ``url``."""
     from selenium.webdriver.common.by import By
 
-    driver = _driver()
+    from dfdc.inference.web import chromium
+
+    driver = chromium()
     try:
         driver.get(url)
         time.sleep(1.0)
         return driver.find_element(By.ID, "status").text
     finally:
         driver.quit()
-
-
-def run_page(site: Path, clips: list[Path], screenshot: Path, timeout: float = 600) -> dict:
-    """Serve ``site`` on the loopback address, load ``clips`` through the page's file input in
-    headless Chromium; the page's results, console errors and a screenshot."""
-    from selenium.webdriver.common.by import By
-
-    from dfdc.inference.web import make_server
-
-    server = make_server(site, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = _driver()
-    try:
-        driver.get(f"http://127.0.0.1:{server.server_port}/")
-        t0 = time.monotonic()
-        while driver.execute_script("return document.body.dataset.ready") != "1":
-            if time.monotonic() - t0 > 60:
-                raise AssertionError(driver.find_element(By.ID, "status").text)
-            time.sleep(0.2)
-        driver.find_element(By.ID, "file").send_keys("\n".join(str(c.resolve()) for c in clips))
-        results = None
-        while results is None or len(results) < len(clips):
-            if time.monotonic() - t0 > timeout:
-                raise AssertionError(driver.find_element(By.ID, "status").text)
-            time.sleep(0.5)
-            results = driver.execute_script("return window.dfdcResults || null")
-        driver.save_screenshot(str(screenshot))
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        return {"results": results, "errors": errors}
-    finally:
-        driver.quit()
-        server.shutdown()

@@ -28,7 +28,17 @@ from dfdc.core.errors import UserError
 from dfdc.core.io import write_json
 from dfdc.inference.onnx_engine import MANIFEST, read_manifest
 
-__all__ = ["VENDOR", "build_web", "make_server", "npm_install", "serve", "web_source"]
+__all__ = [
+    "VENDOR",
+    "browser_scores",
+    "build_web",
+    "make_server",
+    "npm_install",
+    "serve",
+    "web_source",
+]
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 # Files of the installed npm packages the page loads (module folder -> files).
 VENDOR = {
@@ -165,3 +175,58 @@ def serve(folder: str | Path, port: int = 8000, host: str = "127.0.0.1") -> None
         pass
     finally:
         server.server_close()
+
+
+def chromium(window: str = "1200,1800"):
+    """Debian's headless Chromium through its ChromeDriver (selenium; no browser download),
+    with the console log kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                f"--window-size={window}"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def browser_scores(
+    site: str | Path, videos: list[Path], screenshot: Path | None = None, timeout: float = 1800
+) -> dict:
+    """Serve ``site`` on the loopback address, give ``videos`` to the page's file input in
+    headless Chromium and wait for its results: ``{"results": [...], "errors": [console
+    errors]}``, each result as the page holds it (prob, status, frames, tracks, boxes,
+    frameProbs, memberScores, seconds). Used by the tests and ``benchmarks/web.py``."""
+    import threading
+
+    from selenium.webdriver.common.by import By
+
+    server = make_server(site, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = chromium()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_port}/")
+        t0 = time.monotonic()
+        while driver.execute_script("return document.body.dataset.ready") != "1":
+            if time.monotonic() - t0 > 60:
+                raise UserError(f"{site}: the page did not load: "
+                                f"{driver.find_element(By.ID, 'status').text}")  # fmt: skip
+            time.sleep(0.2)
+        paths = "\n".join(str(Path(v).resolve()) for v in videos)
+        driver.find_element(By.ID, "file").send_keys(paths)
+        results = None
+        while results is None or len(results) < len(videos):
+            if time.monotonic() - t0 > timeout:
+                raise UserError(f"{site}: no result after {timeout:.0f} s: "
+                                f"{driver.find_element(By.ID, 'status').text}")  # fmt: skip
+            time.sleep(0.5)
+            results = driver.execute_script("return window.dfdcResults || null")
+        if screenshot is not None:
+            driver.save_screenshot(str(screenshot))
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        return {"results": results, "errors": errors}
+    finally:
+        driver.quit()
+        server.shutdown()
