@@ -97,6 +97,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         models=models,
         rule=args.rule,
         faces_combine=args.faces_combine,
+        fold=args.fold,
     )
     print(f"dfdc predict: {bundle.trained_on}", file=sys.stderr)
     failed = 0
@@ -288,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how several faces in a video combine (ensemble.faces_combine)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="per-frame and per-face scores as JSON")
+    p.add_argument(
+        "--fold", type=int,
+        help="only fold K's models (never trained on fold K's validation videos: out of fold)",
+    )  # fmt: skip
     p.add_argument("--engine", choices=["auto", "torch", "onnx"], help=ENGINE_HELP)
     p.add_argument("--image", help="save the face crops with their scores to this PNG")
     p.add_argument(
