@@ -17,10 +17,11 @@ from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.predict import load_bundle
+from dfdc.inference.web import CHROMEDRIVER as DRIVER
+from dfdc.inference.web import CHROMIUM
 from dfdc.kinds.backbones import build_model, grad_cam
 from dfdc.reports.video_report import read_report, video_report
 
-CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SIZE, PATCH = 128, 32  # crop side; the manipulated square's side (6.25 % of the crop)
 
 
@@ -181,8 +182,7 @@ def test_the_report_renders_in_a_real_browser(bundle, tiny_raw, tmp_path):
     import http.server
     import threading
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from dfdc.inference.web import chromium
 
     video = sorted((tiny_raw / "test_videos").glob("*.mp4"))[0]
     rep = video_report(bundle, video, tmp_path / "site")
@@ -190,13 +190,7 @@ def test_the_report_renders_in_a_real_browser(bundle, tiny_raw, tmp_path):
                                 directory=str(tmp_path / "site"))  # fmt: skip
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1200,2400"):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    driver = chromium(window="1200,2400")
     try:
         driver.get(f"http://127.0.0.1:{server.server_port}/{video.stem}/index.html")
         loaded = driver.execute_script(

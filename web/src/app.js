@@ -210,7 +210,7 @@ function drawTimeline(result) {
   legend.push(['ensemble', '#000']);
   legend.forEach(([n, colour], k) => {
     ctx.fillStyle = colour;
-    ctx.fillText(n, L + 8 + (k % 4) * 170, H - 6 - 14 * Math.floor(k / 4) - (legend.length > 4 ? 0 : 0));
+    ctx.fillText(n, L + 8 + (k % 4) * 170, H - 6 - 14 * Math.floor(k / 4));
   });
 }
 
