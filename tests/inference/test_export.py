@@ -269,3 +269,21 @@ def test_predict_with_the_onnx_engine_imports_no_torch(four_kinds, tiny_raw, tmp
     assert res.returncode == 0, res.stderr[-2000:]
     assert "LOADED [] 0" in res.stdout, res.stdout
     assert f"{video}\t" in res.stdout
+
+
+def test_auto_takes_the_export_on_a_cpu_and_falls_back_in_one_line(four_kinds, tmp_path, capfd):
+    from dfdc.inference.predict import resolve_engine
+
+    base, _ = four_kinds
+    assert resolve_engine("auto", "cpu") == "onnx" and resolve_engine("auto", "cuda") == "torch"
+    assert resolve_engine("auto", "cpu", purpose="explain") == "torch"
+    assert resolve_engine("onnx", "cpu", purpose="explain") == "onnx"
+    ens = Ensemble(["frame", "seq"], [0.5, 0.5])
+    models = base.base.models_dir
+    missing = load_bundle(models, "cpu", ens, engine="auto", export_dir=tmp_path / "none")
+    assert missing.spec["engine"] == "torch"
+    lines = [x for x in capfd.readouterr().err.splitlines() if "inference.engine auto" in x]
+    assert len(lines) == 1 and "no ONNX export here" in lines[0]
+    export_fitted(models, ens, tmp_path / "export")
+    found = load_bundle(models, "cpu", ens, engine="auto", export_dir=tmp_path / "export")
+    assert found.spec["engine"] == "onnx" and isinstance(found.predictor.engine, OnnxEngine)
