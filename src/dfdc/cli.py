@@ -28,17 +28,21 @@ ENGINE_HELP = (
 
 
 def _cmd_stage(args: argparse.Namespace) -> None:
-    """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`);
-    ``dfdc export --web DIR`` builds the browser page from the export instead."""
+    """A stage command: its stage module's ``run`` (the table is :data:`dfdc.stages.STAGES`)."""
     params = load_params(args.params)
-    if getattr(args, "web", None):
-        from dfdc.inference.web import build_web
-
-        out = build_web(params.inference.export_dir, args.web)
-        print(f"dfdc export: the page is in {out}; serve it: dfdc web {out}")
-        return
     kwargs = {"smoke": args.smoke} if STAGES[args.command].smoke else {}
     stage_module(args.command).run(params, **kwargs)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    """``dfdc export``: the export stage; with ``--web DIR``, the browser page built from the
+    stage's files instead."""
+    if not args.web:
+        return _cmd_stage(args)
+    from dfdc.inference.web import build_web
+
+    out = build_web(load_params(args.params).inference.export_dir, args.web)
+    print(f"dfdc export: the page is in {out}; serve it: dfdc web {out}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -59,17 +63,17 @@ def _cmd_train(args: argparse.Namespace) -> None:
     stage_module(name).run(params, args.fold, smoke=args.smoke)
 
 
-def _with_engine(params, engine: str | None, report: bool = False):
-    """``params`` with ``--engine`` (when given) in place of ``inference.engine``; a report's
-    heatmaps need gradients, so ``auto`` means torch there."""
+def _with_engine(params, engine: str | None):
+    """``params`` with ``--engine`` (when given) in place of ``inference.engine``."""
     from dataclasses import replace
 
-    from dfdc.inference.predict import resolve_engine
-
     engine = engine or params.inference.engine
-    if report:
-        engine = resolve_engine(engine, params.base.device, purpose="explain")
     return replace(params, inference=replace(params.inference, engine=engine))
+
+
+def _purpose(args: argparse.Namespace) -> str:
+    """A report's heatmaps need gradients, so ``auto`` means torch there."""
+    return "explain" if getattr(args, "report", None) else "score"
 
 
 def _cmd_web(args: argparse.Namespace) -> int:
@@ -85,7 +89,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from dfdc.inference.predict import bundle_from_params
 
-    params = _with_engine(load_params(args.params), args.engine, report=bool(args.report))
+    params = _with_engine(load_params(args.params), args.engine)
     ens_file = Path(params.ensemble.ensemble_path)
     # The workspace's fitted ensemble once the ensemble stage has run, else this run's folds.
     models = args.models
@@ -93,6 +97,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         models = Path(params.base.models_dir) / params.train.run
     bundle = bundle_from_params(
         params,
+        purpose=_purpose(args),
         ensemble=None if models else ens_file,
         models=models,
         rule=args.rule,
@@ -150,7 +155,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dfdc.inference.predict import bundle_from_params
     from dfdc.reports.evaluation import evaluate_paths, metrics_table
 
-    params = _with_engine(load_params(args.params), args.engine, report=bool(args.report))
+    params = _with_engine(load_params(args.params), args.engine)
     if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
         result = stage_module("evaluate").run(params)
         print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
@@ -161,6 +166,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             return 2
     bundle = bundle_from_params(
         params,
+        purpose=_purpose(args),
         ensemble=None if args.models else params.ensemble.ensemble_path,
         models=args.models,
     )
@@ -271,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--web", metavar="DIR",
                 help="build the browser page (static, offline) from inference.export_dir into DIR",
             )  # fmt: skip
-        p.set_defaults(func=_cmd_train if stage.fold else _cmd_stage, section=None)
+        handler = _cmd_export if name == "export" else _cmd_stage
+        p.set_defaults(func=_cmd_train if stage.fold else handler, section=None)
 
     p = sub.add_parser("predict", help="probability that each video is fake")
     p.add_argument("videos", nargs="+")
