@@ -1,6 +1,7 @@
 """What the real-data benchmarks share: params resolved for a real dataset (the real recipe),
-its faces and folds through the stages' code (cached in a work folder), and out-of-fold video
-scores by the ensemble's rule. Imported by ``real_data.py`` and ``methods.py``."""
+its faces, compressed copies and folds through the stages' code (cached in a work folder), and
+out-of-fold video scores by the ensemble's rule. Imported by ``real_data.py``, ``methods.py``
+and ``compression.py``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dfdc.core.metrics import binary_metrics
 from dfdc.dataset.folds import make_folds
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
+from dfdc.faces.copies import run_copies
 from dfdc.inference.aggregate import video_score
 from dfdc.kinds.checkpoint import config_hash
 from dfdc.training.loop import FitResult, fit
@@ -69,12 +71,19 @@ def real_params(params_file: str, root: Path, work: Path, sets: list[str]) -> Pa
     return params_from_dict(raw, source=params_file)
 
 
-def prepare(params: Params, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """(index, folds, seconds): the video index, faces (resumed) and folds of ``root``."""
+def prepare(
+    params: Params, root: Path, copies: bool | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(index, folds, seconds): the video index, faces (resumed) and folds of ``root``, and
+    the compress stage's copies (resumed) when ``copies`` is true (None: when the frame run
+    trains on them, ``train.compress.p`` > 0)."""
     t0 = time.perf_counter()
     index = build_index(collect_entries(root), workers=params.data.workers)
     write_parquet(index, params.data.index_path)
-    run_faces(index, params.faces, device=resolve_device(params.base.device))
+    table = run_faces(index, params.faces, device=resolve_device(params.base.device))
+    if copies or (copies is None and params.train.compress.p > 0):
+        f = params.faces
+        run_copies(index, table, params.compress, f.crop_size, f.crop_format, f.jpeg_quality)
     folds = make_folds(index, params.cv)
     write_parquet(folds, params.cv.path)
     return index, folds, time.perf_counter() - t0

@@ -23,6 +23,8 @@ __all__ = [
     "OUTPUTS",
     "AugConfig",
     "BaseConfig",
+    "CompressConfig",
+    "CompressTrainConfig",
     "ConfigError",
     "CvConfig",
     "DataConfig",
@@ -346,6 +348,49 @@ class DiffMasksConfig:
 
 
 @dataclass(frozen=True)
+class CompressTrainConfig:
+    """Training on the compress stage's copies (:mod:`dfdc.faces.copies`): each drawn
+    crop (a pair: both of it) is read from one of ``levels``' copies with probability ``p``
+    (else the original crop); every ``validate`` level's copies of the held-out videos are
+    scored beside them, out of fold (``oof_<level>.parquet``)."""
+
+    p: float = 0.0
+    levels: tuple[str, ...] = ()  # copy level names (compress stage); empty: all its train levels
+    validate: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_range("train.compress.p", self.p, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """The compress stage: every video's crops re-cut from x264 re-encodes of the video, one
+    copy a level (a CRF, or a downscale then ``downscale_crf``), pixel-aligned with the crops.
+    ``when: auto`` makes them for a real data source only (the sample's make repro is not
+    slowed by them)."""
+
+    when: Literal["auto", "always", "never"] = "auto"
+    train_crf: tuple[int, ...] = (28, 33, 42)
+    train_downscale: tuple[float, ...] = (0.5,)
+    downscale_crf: int = 28
+    # The c40-like validation copies: the CRF whose re-encodes of FF++ c23 originals match
+    # FF++ c40's size (docs/robustness.md says how it was matched).
+    validate_crf: tuple[int, ...] = (38,)
+    context: int = 4  # frames encoded up to and including each cropped frame
+    workers: int = 1
+    out_dir: str = "data/interim/compressed"
+    table_path: str = "data/interim/compressed.parquet"
+
+    def __post_init__(self) -> None:
+        for c in (*self.train_crf, *self.validate_crf, self.downscale_crf):
+            check_range("compress crf", c, 0, 51)
+        for s in self.train_downscale:
+            check_range("compress.train_downscale", s, 0.05, 1.0)
+        if self.context < 1:
+            raise ConfigError(f"compress.context must be at least 1, got {self.context}")
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """What every run gives the training loop, whatever its kind."""
 
@@ -403,6 +448,7 @@ class TrainConfig(LoopConfig):
     aug: AugConfig = field(default_factory=AugConfig)
     sbi: SelfBlendConfig = field(default_factory=SelfBlendConfig)
     masks: MaskTrainConfig = field(default_factory=MaskTrainConfig)
+    compress: CompressTrainConfig = field(default_factory=CompressTrainConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -453,6 +499,10 @@ class EnsembleConfig:
     # The fitted log-temperature is shrunk toward 0 (temperature 1) by n / (n + this), n the
     # out-of-fold videos: 24 videos cannot justify sharpening a 4,000-video submission.
     temperature_prior_videos: int = 200
+    # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
+    # validation levels, as videos of their own), so the calibration is not fitted on clean
+    # videos only; cv.json reports the originals and each level apart.
+    copies: bool = True
     # Clip bounds; none below min_clip, so no answer is ever 0 or 1 (one confident miss at
     # p = 1e-15 costs 34.5 nats of log loss; at 0.005, 5.3).
     clip_grid: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
@@ -495,8 +545,10 @@ class RobustnessConfig:
     seed: int = 0
     base_crf: int = 18  # H.264 CRF of every re-encode that does not set its own
     # At most this many videos of each held-out group (out-of-fold, labelled test), half real
-    # and half fake, drawn with the seed (0: all).
-    videos: int = 0
+    # and half fake, drawn with the seed (0: all). auto: 2 for the sample (make repro's
+    # budget), 8 for a real data source (dfdc.stages.robustness; each video costs a re-encode
+    # a distortion level).
+    videos: int | Literal["auto"] = "auto"
     include_test: bool = True  # the index's labelled test videos, scored by the full ensemble
     reencode: tuple[float, ...] = (1.0,)  # the control: re-encoded, nothing else
     fps: tuple[float, ...] = (15.0, 10.0)
@@ -574,6 +626,7 @@ class Params:
     faces: FacesConfig = field(default_factory=FacesConfig)
     cv: CvConfig = field(default_factory=CvConfig)
     masks: DiffMasksConfig = field(default_factory=DiffMasksConfig)
+    compress: CompressConfig = field(default_factory=CompressConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     # A second run, trained by the train_sequence stage: the temporal model.
     sequence: SequenceRunConfig = field(
@@ -601,6 +654,8 @@ OUTPUTS: dict[str, str] = {
     "cv.path": "folds.parquet",
     "masks.out_dir": "masks",
     "masks.table_path": "masks.parquet",
+    "compress.out_dir": "compressed",
+    "compress.table_path": "compressed.parquet",
     "train.model.weights_dir": "weights",
     "sequence.sequence.cache_dir": "embeddings",
     "ensemble.submission_path": "submission.csv",

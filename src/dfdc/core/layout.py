@@ -61,6 +61,13 @@ def oof_files(models_dir: str | Path, run: str) -> list[Path]:
     return sorted((Path(models_dir) / run).glob("fold*/oof.parquet"))
 
 
+def copy_oof_files(models_dir: str | Path, run: str) -> list[tuple[str, Path]]:
+    """(copy level, file) of every fold's out-of-fold table on compressed copies of ``run``
+    (``fold*/oof_<level>.parquet``, the compress stage's validation copies)."""
+    files = sorted((Path(models_dir) / run).glob("fold*/oof_*.parquet"))
+    return [(f.stem.removeprefix("oof_"), f) for f in files]
+
+
 def find_checkpoints(root: str | Path, fold: int | None = None) -> list[Path]:
     """``best.pt`` files under ``root`` (a run folder, a fold folder or a file); ``fold``: that
     fold's only."""

@@ -208,7 +208,13 @@ class CropDataset(Dataset):
     With ``masks`` (the masks stage's :class:`~dfdc.masks.compute.MaskStore`) each crop also comes
     with where it was altered: a fake's difference mask, a pseudo-fake's blend mask, nothing
     for a real; ``mask_targets`` returns them (and whether each is known: a fake without its
-    original has none) for the segmentation head, ``guide`` steers the part dropout to them."""
+    original has none) for the segmentation head, ``guide`` steers the part dropout to them.
+
+    With ``copies`` (one mapping a compression level: a faces file -> its compressed copy's,
+    from the compress stage) an index is read from one level's copy with probability
+    ``copy_p``, the level drawn uniformly; both crops of a pair from the same level (or both
+    from the originals when either has no copy), so the pair still differs only where the
+    face was manipulated."""
 
     def __init__(
         self,
@@ -222,6 +228,8 @@ class CropDataset(Dataset):
         masks: MaskStore | None = None,
         mask_targets: bool = False,
         guide: bool = False,
+        copies: list[dict[str, str]] | None = None,
+        copy_p: float = 0.0,
     ) -> None:
         self.items = items
         self.transform = transform
@@ -234,14 +242,26 @@ class CropDataset(Dataset):
         self.masks = masks
         self.mask_targets = mask_targets and masks is not None
         self.guide = guide and masks is not None
+        self.copies = copies or []
+        self.copy_p = copy_p if self.copies else 0.0
+
+    def _copy(self, *items: CropItem) -> dict[str, str] | None:
+        """The level (file -> copy file) the items are read from this time, or None."""
+        if self.copy_p <= 0 or self.rng.random() >= self.copy_p:
+            return None
+        level = self.copies[int(self.rng.integers(len(self.copies)))]
+        return level if all(it.file in level for it in items) else None
 
     def __len__(self) -> int:
         return len(self.items) // self.group
 
-    def _image(self, it: CropItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+    def _image(
+        self, it: CropItem, copy: dict[str, str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
         """(crop, landmarks in its pixels, altered-pixel mask at its size or None, whether the
-        mask is known)."""
-        image = decode_crop(_video_crops(it.file)[it.crop_index], self.reduce)
+        mask is known); the crop from ``copy``'s file when given."""
+        file = copy[it.file] if copy is not None else it.file
+        image = decode_crop(_video_crops(file)[it.crop_index], self.reduce)
         landmarks = np.asarray(it.landmarks).reshape(5, 2) * image.shape[1]
         if self.masks is None:
             if it.blend:
@@ -266,7 +286,7 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         if self.group == 1:
             it = self.items[i]
-            image, landmarks, mask, known = self._image(it)
+            image, landmarks, mask, known = self._image(it, self._copy(it))
             image = self.dropout(image, landmarks, self.rng, mask if self.guide else None)
             if not self.mask_targets:
                 x = self.transform(image=image)["image"]
@@ -279,7 +299,8 @@ class CropDataset(Dataset):
                 torch.tensor(known, dtype=torch.float32),
             )
         real, fake = self.items[2 * i], self.items[2 * i + 1]
-        (a, lm, ma, ka), (b, _, mb, kb) = self._image(real), self._image(fake)
+        copy = self._copy(real, fake)
+        (a, lm, ma, ka), (b, _, mb, kb) = self._image(real, copy), self._image(fake, copy)
         # The same dropout draw for both (replay the generator's state), guided by the fake's mask.
         guide = mb if self.guide else None
         state = self.rng.bit_generator.state

@@ -18,7 +18,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from dfdc.core.config import EnsembleConfig
 from dfdc.core.curves import method_metrics
-from dfdc.core.layout import oof_files
+from dfdc.core.layout import copy_oof_files, oof_files
 from dfdc.core.metrics import binary_metrics, log_loss
 from dfdc.inference.aggregate import compare_rules, video_score
 from dfdc.inference.ensemble import Ensemble, logit, sigmoid
@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 __all__ = ["FitReport", "cv_metrics", "fit_ensemble", "load_oof", "score_matrix"]
 
 
-def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
+def load_oof(models_dir: str | Path, runs: tuple[str, ...], copies: bool = False) -> pd.DataFrame:
+    """Every run's out-of-fold rows (``copy`` ""); with ``copies``, also the rows of their
+    compressed copies' out-of-fold tables, as videos of their own (``name@level``, ``copy``
+    the level) in the same folds, so calibration sees the degraded videos too. A level only
+    some runs have is left out (the blend needs every run's score)."""
     frames = []
     for run in runs:
         files = oof_files(models_dir, run)
@@ -37,7 +41,17 @@ def load_oof(models_dir: str | Path, runs: tuple[str, ...]) -> pd.DataFrame:
                 f"{Path(models_dir) / run}: no fold*/oof.parquet (train this run first)"
             )
         for f in files:
-            frames.append(pd.read_parquet(f).assign(run=run))
+            frames.append(pd.read_parquet(f).assign(run=run, copy=""))
+    if copies:
+        found = {run: copy_oof_files(models_dir, run) for run in runs}
+        shared = set.intersection(*({lv for lv, _ in found[r]} for r in runs))
+        for run in runs:
+            for level, f in found[run]:
+                if level in shared:
+                    rows = pd.read_parquet(f)
+                    frames.append(
+                        rows.assign(video=rows["video"] + f"@{level}", run=run, copy=level)
+                    )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -50,7 +64,8 @@ def score_matrix(oof: pd.DataFrame, rule: str, faces_combine: str) -> pd.DataFra
         ]
     )
     wide = oof.pivot_table(index="video", columns="run", values="score")
-    meta = oof.drop_duplicates("video").set_index("video")[["label", "fold", "part", "original"]]
+    cols = ["label", "fold", "part", "original"] + (["copy"] if "copy" in oof else [])
+    meta = oof.drop_duplicates("video").set_index("video")[cols]
     return meta.join(wide, how="inner")
 
 
@@ -105,7 +120,8 @@ class FitReport:
 
 
 def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
-    rules = compare_rules(oof[oof["run"] == cfg.runs[0]])
+    first = oof[oof["run"] == cfg.runs[0]]
+    rules = compare_rules(first[first["copy"] == ""] if "copy" in first else first)
     matrix = score_matrix(oof, cfg.rule, cfg.faces_combine)
     runs = [r for r in cfg.runs if r in matrix.columns]
     scores, y, folds = (
@@ -148,6 +164,7 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
                 **binary_metrics(y, final.apply(scores)),
             },
             {"ensemble": f"{blend}fitted, scored nested by fold", **binary_metrics(y, nested)},
+            *_subsets(matrix, nested, f"{blend}fitted, scored nested by fold"),
         ]
     )
     unclipped = Ensemble(**{**asdict(final), "clip": 0.0}).apply(scores)
@@ -160,9 +177,30 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
     return FitReport(final, table, rules, nested, matrix, clip_curve)
 
 
+def _subsets(matrix: pd.DataFrame, prob: np.ndarray, name: str) -> list[dict]:
+    """With compressed copies among the rows: the originals and each level, apart."""
+    if "copy" not in matrix or not (matrix["copy"] != "").any():
+        return []
+    rows = []
+    for level, idx in matrix.groupby("copy", sort=True).indices.items():
+        what = f"{level} copies" if level else "originals"
+        rows.append({"ensemble": f"{name}: {what}",
+                     **binary_metrics(matrix["label"].to_numpy()[idx], prob[idx])})  # fmt: skip
+    return rows
+
+
 def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
-    """The numbers in metrics/cv.json: overall (nested), per part, per manipulation method."""
+    """The numbers in metrics/cv.json: overall (nested), per part, per manipulation method,
+    on the original videos; each compressed copy level's apart (``copies``), when the fit
+    included them."""
     m = report.matrix.assign(prob=report.oof_prob)
+    copies = {}
+    if "copy" in m:
+        copies = {
+            level: binary_metrics(g["label"], g["prob"])
+            for level, g in m[m["copy"] != ""].groupby("copy", sort=True)
+        }
+        m = m[m["copy"] == ""]
     method = index.set_index("name")["method"] if "method" in index else pd.Series(dtype=object)
     m["method"] = [
         method.get(v) if isinstance(method.get(v), str) else ("original" if lab == 0 else None)
@@ -179,6 +217,8 @@ def cv_metrics(report: FitReport, index: pd.DataFrame) -> dict:
         "comparison": report.table.to_dict(orient="records"),
         "rules": report.rules.to_dict(orient="records"),
     }
+    if copies:
+        out["copies"] = copies
     if m["method"].notna().any() and m["method"].nunique() > 1:
         # Each method against the reals, so AUC means something per method.
         reals = m[m["label"] == 0]

@@ -86,6 +86,11 @@ class TrainContext:
     val_labels: dict[str, str]  # its validation videos
     models_dir: Path  # every run's folds (a sequence run's embedder is another run's fold)
     masks_table: Path  # the masks stage's table (frame runs that use train.masks)
+    # Copy level -> the compress stage's crop table of that level (same rows as ``crops``,
+    # the files of its compressed copies; dfdc.faces.copies): the levels training draws from
+    # (``train.compress``) and those the validation videos are also scored on. Empty: none.
+    train_copies: dict[str, pd.DataFrame] = field(default_factory=dict)
+    val_copies: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +109,9 @@ class Task:
     # The training loss of (model output, the batch's targets on the device); None: the
     # classification loss on (B, 1) logits (dfdc.crops.losses.smoothed_bce).
     loss: Callable[[object, list[torch.Tensor]], torch.Tensor] | None = None
+    # Copy level -> (loader, to_crops) over the validation videos' compressed copies, scored
+    # at the kept epoch into oof_<level>.parquet (``train.compress.validate``).
+    copy_validation: dict[str, tuple[Iterable, Callable]] = field(default_factory=dict)
 
 
 class CropBatch:

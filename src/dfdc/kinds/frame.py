@@ -6,6 +6,7 @@ import logging
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from dfdc.core.config import TrainConfig
@@ -83,6 +84,15 @@ class FrameKind(ModelKind):
                 "fold %d: %d real crops without usable landmarks get no self-blend", fold, skipped
             )
 
+        # train.compress: each draw from a compressed copy's crops with probability p.
+        copies = [
+            dict(zip(t["source_file"], t["file"], strict=True))
+            for t in (_file_map(table) for table in ctx.train_copies.values())
+        ]
+        if cfg.compress.p > 0 and not copies:
+            log.warning("fold %d: train.compress.p is %g but there are no copies (compress "
+                        "stage)", fold, cfg.compress.p)  # fmt: skip
+
         def plan(epoch: int) -> list:
             return epoch_plan(train_items, cfg, epoch, seed, rt.rank, rt.world, originals)
 
@@ -99,6 +109,8 @@ class FrameKind(ModelKind):
                 masks=masks,
                 mask_targets=cfg.masks.weight > 0,
                 guide=cfg.masks.guide_dropout,
+                copies=copies,
+                copy_p=cfg.compress.p,
             )
             # A batch holds batch_size crops: batch_size / 2 pairs when the plan is of pairs.
             collate = collate_groups if group == 2 else None
@@ -112,6 +124,13 @@ class FrameKind(ModelKind):
             )
         steps = len(first) // cfg.batch_size
         val_ds = CropDataset(val_items, eval_transform(size, mean, std), reduce=reduce)
+        copy_validation = {}
+        for level, table in ctx.val_copies.items():
+            items = crop_items(table, ctx.val_labels, None)
+            if items:
+                ds = CropDataset(items, eval_transform(size, mean, std), reduce=reduce)
+                loader = make_loader(ds, cfg.batch_size, cfg.num_workers, rt, train=False)
+                copy_validation[level] = (loader, lambda probs, items=items: (items, probs))
         return Task(
             model=model,
             unit="frame",
@@ -122,6 +141,7 @@ class FrameKind(ModelKind):
             to_crops=lambda probs: (val_items, probs),
             checkpoint_extra={"weights": getattr(model, "pretrained_weights", {})},
             loss=lambda out, targets: frame_loss(out, targets, cfg),
+            copy_validation=copy_validation,
         )
 
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:
@@ -191,3 +211,8 @@ class _Logit(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)[:, 0]
+
+
+def _file_map(copies: pd.DataFrame) -> pd.DataFrame:
+    """(source_file, file) of a copy level's table: each faces file and its copy's."""
+    return copies.drop_duplicates("video")[["source_file", "file"]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -193,14 +194,16 @@ def fold_embeddings(
     models_dir: str | Path,
     seed: int,
     device: str | torch.device = "cpu",
+    tag: str = "",
 ) -> tuple[np.ndarray, LoadedEmbedder]:
     """One embedding per row of ``faces`` (the faces table), cached per fold under a key of the
-    embedder and the crops; a changed backbone, checkpoint or faces table gives a new key."""
+    embedder and the crops; a changed backbone, checkpoint or faces table gives a new key.
+    ``tag`` names another cache of the fold (a compressed copy level's crops)."""
     emb = load_embedder(run, fold, models_dir, seed)
     seq = run.sequence
     faces_id = hashlib.sha256(pd.util.hash_pandas_object(faces, index=False).values).hexdigest()
     key = config_digest([emb.identity, faces_id, to_dict(faces_cfg)])
-    path = Path(seq.cache_dir) / run.run / f"fold{fold}-{key}.npy"
+    path = Path(seq.cache_dir) / run.run / f"fold{fold}{tag}-{key}.npy"
     if path.exists():
         cached = np.load(path)
         if len(cached) == len(faces):
@@ -225,7 +228,7 @@ def fold_embeddings(
         )
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, parts)
-    for stale in path.parent.glob(f"fold{fold}-*.npy"):
+    for stale in path.parent.glob(f"fold{fold}{tag}-*.npy"):
         if stale != path:
             stale.unlink()
     return parts, emb
@@ -349,6 +352,24 @@ def track_probs(
     return probs
 
 
+def _validation(
+    items: list[TrackItem], embeddings: np.ndarray, cfg: SequenceRunConfig, rt: Runtime
+) -> tuple[Iterable, Callable[[np.ndarray], tuple[list, np.ndarray]]]:
+    """(loader over the tracks ``items``, track probabilities -> per-crop rows of the
+    out-of-fold table, in track order)."""
+    crop_rows = [
+        SimpleNamespace(video=it.video, frame=f, track=it.track) for it in items for f in it.frames
+    ]
+    sizes = np.array([len(it.frames) for it in items])
+
+    def to_crops(probs: np.ndarray) -> tuple[list, np.ndarray]:
+        n = len(probs)
+        return crop_rows[: int(sizes[:n].sum())], np.repeat(probs, sizes[:n])
+
+    ds = TrackDataset(items, embeddings)
+    return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, False, collate_tracks), to_crops
+
+
 @register_kind
 class SequenceKind(ModelKind):
     name = "sequence"
@@ -380,29 +401,25 @@ class SequenceKind(ModelKind):
             ds = TrackDataset(plan(epoch), embeddings, seq, seed=aug_seed)
             return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, True, collate_tracks)
 
-        # Per crop of each validation track (the out-of-fold table's rows), in track order.
-        crop_rows = [
-            SimpleNamespace(video=it.video, frame=f, track=it.track)
-            for it in val_items
-            for f in it.frames
-        ]
-        sizes = np.array([len(it.frames) for it in val_items])
-
-        def to_crops(probs: np.ndarray) -> tuple[list, np.ndarray]:
-            n = len(probs)
-            return crop_rows[: int(sizes[:n].sum())], np.repeat(probs, sizes[:n])
-
-        val_ds = TrackDataset(val_items, embeddings)
+        val_loader, to_crops = _validation(val_items, embeddings, cfg, rt)
+        copy_validation = {}
+        for level, table in ctx.val_copies.items():
+            rows = table[table["video"].isin(ctx.val_labels)].reset_index(drop=True)
+            items = track_items(rows, ctx.val_labels, None)
+            if items:
+                vectors, _ = fold_embeddings(
+                    cfg, fold, rows, ctx.faces, ctx.models_dir, seed, rt.device, f"@{level}"
+                )
+                copy_validation[level] = _validation(items, vectors, cfg, rt)
         return Task(
             model=model,
             unit="track",
             steps_per_epoch=max(1, len(plan(0)) // cfg.batch_size),
             train_loader=train_loader,
-            val_loader=make_loader(
-                val_ds, cfg.batch_size, cfg.num_workers, rt, False, collate_tracks
-            ),
+            val_loader=val_loader,
             val_labels=np.array([it.label for it in val_items]),
             to_crops=to_crops,
+            copy_validation=copy_validation,
             checkpoint_extra={
                 "embedder": {
                     "model_config": to_dict(emb.model_config),

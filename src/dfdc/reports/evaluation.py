@@ -1,7 +1,9 @@
 """Cross-dataset evaluation, the research protocol: score every labelled video of other
 datasets (any supported layout) with the fitted ensemble, through the one inference path, and
 report video-level AUC, log loss, accuracy, EER and AP overall and per dataset, manipulation
-method and compression.
+method and compression, and the frame-level AUC beside (every scored crop with its video's
+label, the members' frame scores averaged: DeepfakeBench's frame protocol; ``faces.frames``
+sets the frames a video, 32 by default).
 
 ``dfdc evaluate PATH...`` runs it on any folders; the ``evaluate`` stage
 (:mod:`dfdc.stages.evaluate`) on ``evaluate.sets``.
@@ -53,14 +55,25 @@ def _metrics(g: pd.DataFrame, all_scores: pd.DataFrame | None = None) -> dict:
     if all_scores is not None and g["label"].nunique() == 1 and g["label"].iloc[0] == 1:
         reals = all_scores[(all_scores["label"] == 0) & all_scores["dataset"].isin(g["dataset"])]
         m = method_metrics(g, reals)
+        m["frame_auc"] = _frame_auc(pd.concat([g, reals]))
     else:
         m = binary_metrics(g["label"].to_numpy(), g["prob"].to_numpy())
+        m["frame_auc"] = _frame_auc(g)
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in m.items()}
+
+
+def _frame_auc(g: pd.DataFrame) -> float:
+    """AUC over every scored crop of the group's videos, each labelled as its video."""
+    if "frame_prob" not in g or not len(g):
+        return float("nan")
+    probs = [np.asarray(p, float) for p in g["frame_prob"]]
+    labels = np.concatenate([np.full(len(p), y) for p, y in zip(probs, g["label"], strict=True)])
+    return binary_metrics(labels, np.concatenate(probs))["auc"] if len(labels) else float("nan")
 
 
 def metrics_table(summary: dict) -> pd.DataFrame:
     """The summary as one table: overall, then per set, dataset, method and compression."""
-    keys = ("auc", "logloss", "accuracy", "eer", "ap", "n")
+    keys = ("auc", "frame_auc", "logloss", "accuracy", "eer", "ap", "n")
     rows = [{"group": "all", "value": "", **{k: summary[k] for k in keys}}]
     for by in ("set", *BREAKDOWN):
         for value, m in summary["by"].get(by, {}).items():
@@ -94,6 +107,10 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
                 "label": int(e.label == "FAKE"),
                 "status": pred.status,
                 "prob": pred.prob,
+                # The members' frame scores averaged, crop by crop (frame-level AUC).
+                "frame_prob": np.mean(list(pred.frame_probs.values()), axis=0).tolist()
+                if pred.frame_probs
+                else [],
             }
         )
     if failed:

@@ -33,6 +33,8 @@ STAGES: dict[str, Stage] = {
     "folds": Stage("dfdc.stages.folds", "split the labelled videos into group k-folds"),
     "masks": Stage("dfdc.stages.masks",
                    "difference masks: where each fake crop differs from its original's"),
+    "compress": Stage("dfdc.stages.compress",
+                      "compressed copies of every video's crops (x264 re-encodes, aligned)"),
     "train": Stage("dfdc.stages.train", "train one fold of the frame run (train section)",
                    "notebooks/20_train_fold.py", fold=True, smoke=True),
     "train_sequence": Stage("dfdc.stages.train_sequence",

@@ -38,7 +38,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     """``smoke``: two test videos only."""
     cfg = params.ensemble
     index = pd.read_parquet(params.data.index_path)
-    oof = load_oof(params.base.models_dir, cfg.runs)
+    oof = load_oof(params.base.models_dir, cfg.runs, copies=cfg.copies)
     report = fit_ensemble(oof, cfg)
     metrics = cv_metrics(report, index)
     write_json(metrics, cfg.metrics_path)

@@ -32,6 +32,7 @@ from dfdc.core.progress import progress
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropItem
 from dfdc.crops.losses import smoothed_bce
+from dfdc.faces.copies import copy_levels, copy_tables
 from dfdc.kinds import Task, TrainContext, get_kind
 from dfdc.kinds.checkpoint import (
     config_hash,
@@ -214,6 +215,84 @@ def _epoch_metrics(
     return metrics, preds
 
 
+def _copies(params: Params, run: RunConfig, crops: pd.DataFrame) -> dict[str, dict]:
+    """The compress stage's copy tables a run trains on (with ``train.compress.p`` > 0: its
+    ``levels``, else the stage's train levels) and is validated on besides (its ``validate``,
+    else the stage's validation levels; a run without ``compress`` settings too), as
+    :class:`TrainContext` fields; none before the stage has run."""
+    path = Path(params.compress.table_path)
+    if not path.exists():
+        return {}
+    tables = copy_tables(crops, pd.read_parquet(path))
+    cfg = getattr(run, "compress", None)
+    train: list[str] = []
+    if cfg is not None and cfg.p > 0:
+        train = list(cfg.levels) or [lv.name for lv in copy_levels(params.compress, "train")]
+    val = list(cfg.validate) if cfg is not None and cfg.validate else []
+    val = val or [lv.name for lv in copy_levels(params.compress, "validate")]
+    return {
+        "train_copies": {n: tables[n] for n in train if n in tables},
+        "val_copies": {n: tables[n] for n in val if n in tables},
+    }
+
+
+def _context(
+    params: Params, run: RunConfig, fold: int, rt: Runtime
+) -> tuple[TrainContext, pd.DataFrame, pd.DataFrame]:
+    """(what the kind trains fold ``fold`` from, the folds table, the validation videos'
+    rows of it)."""
+    crops = pd.read_parquet(params.faces.table_path)
+    folds = pd.read_parquet(params.cv.path)
+    train_labels, val_labels, val_v = _fold_labels(folds, fold, crops, params.cv.path)
+    ctx = TrainContext(
+        run=run,
+        fold=fold,
+        seed=params.base.seed,
+        rt=rt,
+        faces=params.faces,
+        crops=crops,
+        folds=folds,
+        train_labels=train_labels,
+        val_labels=val_labels,
+        models_dir=Path(params.base.models_dir),
+        masks_table=Path(params.masks.table_path),
+        **_copies(params, run, crops),
+    )
+    return ctx, folds, val_v
+
+
+def _score_copies(
+    task: Task, model: torch.nn.Module, rt: Runtime, fold: int, val_v: pd.DataFrame, out: Path
+) -> dict[str, float]:
+    """The validation videos' compressed copies scored by ``model``, one out-of-fold table a
+    level (``oof_<level>.parquet`` in ``out``); their video metrics, named by level."""
+    metrics: dict[str, float] = {}
+    for level, (loader, to_crops) in task.copy_validation.items():
+        items, crop_probs = to_crops(validate(model, loader, rt))
+        preds = video_predictions(items, crop_probs, fold, val_v)
+        write_parquet(preds, out / f"oof_{level}.parquet")
+        m = binary_metrics(preds["label"], preds["video_prob"])
+        metrics.update({f"{level}_video_auc": m["auc"], f"{level}_video_logloss": m["logloss"]})
+        log.info(
+            "fold %d, %s copies: video AUC %.4f, log loss %.4f", fold, level, m["auc"], m["logloss"]
+        )
+    return metrics
+
+
+def score_copies(params: Params, fold: int, run: RunConfig | None = None) -> dict[str, float]:
+    """A finished fold's kept model on the validation videos' compressed copies (made after it
+    trained, or again): the ``oof_<level>.parquet`` files that :func:`fit` writes at the kept
+    epoch, and their metrics."""
+    run = params.train if run is None else run
+    rt = make_runtime(params.base.device, run.amp, run.channels_last)
+    out = fold_dir(Path(params.base.models_dir), run.run, fold)
+    ctx, _, val_v = _context(params, run, fold, rt)
+    task = get_kind(run.kind).task(ctx)
+    state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    task.model.load_state_dict(state["model"])
+    return _score_copies(task, task.model, rt, fold, val_v, out)
+
+
 def fit(
     params: Params,
     fold: int,
@@ -234,22 +313,7 @@ def fit(
 
     # Everything the kind trains from, read once; the run's saved config and its resume key,
     # computed once (not every epoch).
-    crops = pd.read_parquet(params.faces.table_path)
-    folds = pd.read_parquet(params.cv.path)
-    train_labels, val_labels, val_v = _fold_labels(folds, fold, crops, params.cv.path)
-    ctx = TrainContext(
-        run=run,
-        fold=fold,
-        seed=params.base.seed,
-        rt=rt,
-        faces=params.faces,
-        crops=crops,
-        folds=folds,
-        train_labels=train_labels,
-        val_labels=val_labels,
-        models_dir=models_dir,
-        masks_table=Path(params.masks.table_path),
-    )
+    ctx, folds, val_v = _context(params, run, fold, rt)
     config = resolved_config(params, run, folds)
     key = config_hash(params, run, fold)
     task = get_kind(run.kind).task(ctx)
@@ -323,6 +387,7 @@ def fit(
                     out / "best.pt", config, fold, epoch, metrics, model, task.checkpoint_extra
                 )
                 write_parquet(preds, out / "oof.parquet")
+                best = {**best, **_score_copies(task, model, rt, fold, val_v, out)}
             save_last(
                 last, key, epoch, model, optimizer, scheduler, scaler, best, best_epoch, history
             )

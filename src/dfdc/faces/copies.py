@@ -1,0 +1,265 @@
+"""Compressed copies of every video's face crops, pixel-aligned with the crops they copy.
+
+A detector trained on FaceForensics++ c23 with flips only had never seen heavy compression and
+was confidently wrong on c40 (log loss 0.92, worse than a constant 0.5). JPEG on crops is not
+what the data sees: x264 quantises 16x16 macroblocks of whole frames, predicts them from the
+frames around, and blurs chroma. The compress stage re-encodes the videos themselves, at each
+level of ``compress`` (a CRF, optionally after a downscale), and cuts each copy's crops with the
+original crops' own squares (scaled with the frame) from the same frames: a crop and its copy
+show the same pixels, and a fake's copy and its original's copy of a frame still differ only
+where the face was manipulated, so ``balance: pairs`` keeps working on copies.
+
+Only the frames the crops come from are encoded, each after the ``context - 1`` frames that
+precede it in the clip, as one x264 stream: the sampled frame is then a predicted frame (P or B)
+coded at the level's CRF from its neighbours, as in a whole-clip encode, for 32 x 4 frames
+instead of a clip's hundreds (a 32 s 480p clip: 8 s a level whole, about 1.5 s this way). The
+GOP boundaries and rate control differ from a whole-clip encode's; the c40-like validation copies
+are made the same way (see docs/robustness.md for how their CRF was matched to FF++ c40).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pandas as pd
+
+from dfdc.core.config import CompressConfig
+from dfdc.core.io import write_json, write_parquet
+from dfdc.core.progress import progress
+from dfdc.core.provenance import config_digest
+from dfdc.core.video import VideoError, iter_frames
+from dfdc.faces.frames import decode_sampled
+from dfdc.faces.store import (
+    VideoFaces,
+    encode_crop,
+    load_video_faces,
+    read_params_hash,
+    save_video_faces,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CopyLevel", "copy_levels", "copy_tables", "copy_video", "run_copies"]
+
+ENCODER_THREADS = 2
+# Bumped when what a copy's file holds changes, so old copies are redone, not misread.
+COPY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CopyLevel:
+    """One compression level: x264 at ``crf`` after scaling the frame by ``scale``."""
+
+    crf: int
+    scale: float = 1.0
+
+    @property
+    def name(self) -> str:
+        return f"crf{self.crf}" if self.scale == 1.0 else f"x{self.scale:g}_crf{self.crf}"
+
+
+def copy_levels(cfg: CompressConfig, which: str = "all") -> list[CopyLevel]:
+    """The levels the training draws from (``train``), the validation levels (``validate``),
+    or both, without repeats (``all``)."""
+    train = [CopyLevel(c) for c in cfg.train_crf]
+    train += [CopyLevel(cfg.downscale_crf, s) for s in cfg.train_downscale]
+    val = [CopyLevel(c) for c in cfg.validate_crf]
+    chosen = {"train": train, "validate": val, "all": train + val}[which]
+    return list(dict.fromkeys(chosen))
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+def _windows(frames: np.ndarray, context: int) -> list[int]:
+    """Every frame to encode: each sampled frame and the ``context - 1`` frames before it."""
+    want: set[int] = set()
+    for f in np.unique(frames):
+        want.update(range(max(0, int(f) - context + 1), int(f) + 1))
+    return sorted(want)
+
+
+def _encode(images: list[np.ndarray], size: tuple[int, int], crf: int, fps: float, out: Path):
+    """``images`` (RGB, in order) as one H.264 stream at ``crf``, resized to ``size``."""
+    with av.open(str(out), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = ENCODER_THREADS
+        stream.options = {"crf": str(crf), "preset": "superfast"}
+        for img in images:
+            if (img.shape[1], img.shape[0]) != size:
+                img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            container.mux(stream.encode(frame.reformat(format="yuv420p")))
+        container.mux(stream.encode())
+
+
+def copy_video(
+    video: str | Path,
+    faces: VideoFaces,
+    levels: list[CopyLevel],
+    crop_size: int,
+    crop_format: str,
+    jpeg_quality: int,
+    context: int = 4,
+    fps: float = 25.0,
+) -> dict[str, VideoFaces]:
+    """``faces`` (a video's crops) re-cut from each level's re-encode of ``video``: the same
+    rows, frames and crop squares, one crop for each of the original's, in its order. Raises
+    :class:`~dfdc.core.video.VideoError` when the video cannot be read to its last crop's frame."""
+    order = _windows(faces.frame, context)
+    images = {f.index: f.image for f in iter_frames(video, order)}
+    missing = sorted(set(int(f) for f in faces.frame) - set(images))
+    if missing:
+        raise VideoError(f"{video}: frame {missing[0]} of the crops could not be decoded")
+    order = [i for i in order if i in images]
+    h, w = images[order[0]].shape[:2]
+    position = {i: p for p, i in enumerate(order)}
+    out: dict[str, VideoFaces] = {}
+    with tempfile.TemporaryDirectory(prefix="dfdc-copy-") as tmp:
+        for level in levels:
+            size = (_even(w * level.scale), _even(h * level.scale))
+            sx, sy = size[0] / w, size[1] / h
+            path = Path(tmp) / f"{level.name}.mp4"
+            _encode([images[i] for i in order], size, level.crf, fps, path)
+            wanted = sorted({position[int(f)] for f in faces.frame})
+            decoded = {f.index: f for f in decode_sampled(path, wanted, set(), 640)}
+            if len(decoded) != len(wanted):
+                raise VideoError(f"{video}: the {level.name} copy lost frames in its re-encode")
+            crops = []
+            for frame, square in zip(faces.frame, faces.crop_box, strict=True):
+                x1, y1, x2, y2 = (float(v) for v in square)
+                box = (
+                    min(max(x1 * sx, 0.0), size[0] - 1.0),
+                    min(max(y1 * sy, 0.0), size[1] - 1.0),
+                    min(x2 * sx, float(size[0])),
+                    min(y2 * sy, float(size[1])),
+                )
+                crop = decoded[position[int(frame)]].crop(box, crop_size)
+                crops.append(encode_crop(crop, crop_format, jpeg_quality))
+            status = {"status": "ok", "level": level.name, "crf": level.crf, "scale": level.scale,
+                      "frames_encoded": len(order), "copy_bytes": path.stat().st_size}  # fmt: skip
+            out[level.name] = replace(faces, status=status, crops=crops)
+    return out
+
+
+def _key(faces_hash: str, level: CopyLevel, context: int) -> str:
+    return config_digest({"faces": faces_hash, "crf": level.crf, "scale": level.scale,
+                          "context": context, "version": COPY_VERSION})  # fmt: skip
+
+
+def copy_file(out_dir: str | Path, level: CopyLevel, faces_file: str | Path) -> Path:
+    """Where the ``level`` copy of the faces file ``faces_file`` is kept: the same part and
+    name under ``out_dir/<level>``."""
+    faces_file = Path(faces_file)
+    return Path(out_dir) / level.name / faces_file.parent.name / faces_file.name
+
+
+@dataclass(frozen=True)
+class _Job:
+    video: str
+    path: str
+    faces_file: str
+    fps: float
+
+
+_settings: dict = {}
+
+
+def _init(cfg: CompressConfig, crop_size: int, crop_format: str, jpeg_quality: int) -> None:
+    cv2.setNumThreads(1)
+    _settings.update(cfg=cfg, crop=(crop_size, crop_format, jpeg_quality))
+
+
+def _run(job: _Job) -> list[dict]:
+    cfg: CompressConfig = _settings["cfg"]
+    size, fmt, quality = _settings["crop"]
+    faces = load_video_faces(job.faces_file)
+    rows, todo = [], []
+    for level in copy_levels(cfg):
+        out = copy_file(cfg.out_dir, level, job.faces_file)
+        key = _key(faces.params_hash, level, cfg.context)
+        row = {"video": job.video, "level": level.name, "file": str(out), "status": "ok",
+               "reason": None, "source": job.faces_file}  # fmt: skip
+        rows.append(row)
+        if read_params_hash(out) != key:
+            todo.append((level, out, key, row))
+    if not todo:
+        return rows
+    try:
+        copies = copy_video(
+            job.path, faces, [t[0] for t in todo], size, fmt, quality, cfg.context, job.fps
+        )
+    except Exception as exc:  # one broken video never ends a long run
+        for _, _, _, row in todo:
+            row.update(status="failed", reason=str(exc).splitlines()[0][:300])
+        return rows
+    for level, out, key, _ in todo:
+        save_video_faces(replace(copies[level.name], params_hash=key), out)
+    return rows
+
+
+def run_copies(
+    index: pd.DataFrame,
+    faces_table: pd.DataFrame,
+    cfg: CompressConfig,
+    crop_size: int,
+    crop_format: str = "jpg",
+    jpeg_quality: int = 95,
+) -> pd.DataFrame:
+    """Every level's copy of every video with crops (resumable: a copy made with the same
+    faces, level and context is kept), and the copies table (one row a video and level:
+    its file, ``ok`` or ``failed`` with the reason), written to ``cfg.table_path``."""
+    meta = index.set_index("name")
+    files = faces_table.drop_duplicates("video")[["video", "file"]]
+    jobs = [
+        _Job(v, str(meta.loc[v, "path"]), f, float(meta.loc[v, "fps"] or 25.0))
+        for v, f in zip(files["video"], files["file"], strict=True)
+        if v in meta.index
+    ]
+    rows: list[dict] = []
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    levels = {lv.name: {"crf": lv.crf, "scale": lv.scale} for lv in copy_levels(cfg)}
+    write_json({"levels": levels, "context": cfg.context}, out_dir / "levels.json")
+    if jobs and levels:
+        init = (cfg, crop_size, crop_format, jpeg_quality)
+        if cfg.workers > 1:
+            with ProcessPoolExecutor(cfg.workers, initializer=_init, initargs=init) as pool:
+                results = pool.map(_run, jobs)
+                for r in progress(results, total=len(jobs), desc="compress", unit="video"):
+                    rows.extend(r)
+        else:
+            _init(*init)
+            for job in progress(jobs, desc="compress", unit="video"):
+                rows.extend(_run(job))
+    table = pd.DataFrame(rows, columns=["video", "level", "file", "status", "reason", "source"])
+    for r in table[table["status"] != "ok"].itertuples():
+        log.warning("%s: no %s copy (%s)", r.video, r.level, r.reason)
+    write_parquet(table, cfg.table_path)
+    return table
+
+
+def copy_tables(faces_table: pd.DataFrame, copies: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Level -> the faces table of that level's copies: the same rows (frames, boxes,
+    landmarks, crop indices) for every video whose copy is ``ok``, its ``file`` the copy's
+    (``source_file``: the faces file it copies)."""
+    out = {}
+    ok = copies[copies["status"] == "ok"]
+    for level, rows in ok.groupby("level", sort=True):
+        files = dict(zip(rows["video"], rows["file"], strict=True))
+        table = faces_table[faces_table["video"].isin(files)].copy()
+        table["source_file"] = table["file"]
+        table["file"] = table["video"].map(files)
+        out[str(level)] = table.reset_index(drop=True)
+    return out

@@ -1,0 +1,167 @@
+"""The compress stage's copies: re-encoded crops that stay pixel-aligned with the crops they
+copy, made once and resumed, one broken video recorded and the rest made; training draws them,
+validation scores them out of fold, and the ensemble's calibration sees them."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfdc.core.config import CompressConfig
+from dfdc.faces.copies import CopyLevel, copy_levels, copy_tables, copy_video, run_copies
+from dfdc.faces.store import decode_crop, load_video_faces
+from tests.conftest import tiny_params
+
+
+def _diff(a: bytes, b: bytes) -> float:
+    return float(np.abs(decode_crop(a).astype(np.int16) - decode_crop(b).astype(np.int16)).mean())
+
+
+@pytest.fixture(scope="module")
+def copies(tiny_stage, tmp_path_factory):
+    """Every level's copy of the tiny sample's videos, in a folder of their own."""
+    out = tmp_path_factory.mktemp("copies")
+    cfg = CompressConfig(
+        train_crf=(45,), train_downscale=(0.5,), downscale_crf=18, validate_crf=(18,),
+        out_dir=str(out / "compressed"), table_path=str(out / "compressed.parquet"),
+    )  # fmt: skip
+    index = pd.read_parquet(tiny_stage / "videos.parquet")
+    faces = pd.read_parquet(tiny_stage / "faces.parquet")
+    table = run_copies(index, faces, cfg, crop_size=224)
+    return cfg, index, faces, table
+
+
+def test_levels_are_named_and_split_into_training_and_validation():
+    cfg = CompressConfig(train_crf=(28, 38), train_downscale=(0.5,), downscale_crf=30,
+                         validate_crf=(38,))  # fmt: skip
+    assert [lv.name for lv in copy_levels(cfg, "train")] == ["crf28", "crf38", "x0.5_crf30"]
+    assert [lv.name for lv in copy_levels(cfg, "validate")] == ["crf38"]
+    assert [lv.name for lv in copy_levels(cfg)] == ["crf28", "crf38", "x0.5_crf30"]
+
+
+def test_a_copy_has_the_crops_of_its_original_frame_for_frame(copies):
+    _, _, faces, table = copies
+    assert (table["status"] == "ok").all() and len(table) == 3 * faces["video"].nunique()
+    for video, rows in table.groupby("video"):
+        source = load_video_faces(rows["source"].iloc[0])
+        near, heavy, small = (load_video_faces(f) for f in rows.sort_values("level")["file"])
+        for copy in (near, heavy, small):
+            assert np.array_equal(copy.frame, source.frame)
+            assert np.array_equal(copy.crop_box, source.crop_box)
+            assert len(copy.crops) == len(source.crops)
+        # CRF 18 is close to the crop; CRF 45 is far from it; a copy is aligned: closer to its
+        # own crop than to the next crop of the same track.
+        d18 = np.mean([_diff(a, b) for a, b in zip(source.crops, near.crops, strict=True)])
+        d45 = np.mean([_diff(a, b) for a, b in zip(source.crops, heavy.crops, strict=True)])
+        assert d18 < 6 < d45, (video, d18, d45)
+        other = np.mean([_diff(a, b) for a, b in zip(source.crops[1:], near.crops, strict=False)])
+        assert d18 < other
+
+
+def test_copies_resume_and_a_broken_video_is_recorded(copies, tmp_path):
+    cfg, index, faces, table = copies
+    files = [Path(f) for f in table["file"]]
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = run_copies(index, faces, cfg, crop_size=224)
+    assert again.equals(table)
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # nothing made twice
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    bad = index.copy()
+    bad.loc[0, "path"] = str(broken)
+    out = dataclasses.replace(cfg, out_dir=str(tmp_path / "c"), table_path=str(tmp_path / "t.pq"))
+    result = run_copies(bad, faces, out, crop_size=224)
+    failed = result[result["status"] == "failed"]
+    assert set(failed["video"]) == {index.loc[0, "name"]} and failed["reason"].str.len().gt(0).all()
+    assert (result[result["video"] != index.loc[0, "name"]]["status"] == "ok").all()
+
+
+def test_copy_tables_keep_the_rows_and_point_at_the_copies(copies):
+    _, _, faces, table = copies
+    tables = copy_tables(faces, table)
+    assert set(tables) == {"crf18", "crf45", "x0.5_crf18"}
+    t = tables["crf45"]
+    assert len(t) == len(faces) and (t["source_file"].to_numpy() == faces["file"].to_numpy()).all()
+    assert t["file"].str.contains("crf45").all()
+
+
+def test_a_video_that_cannot_be_decoded_to_its_crops_is_one_error(tiny_stage, tmp_path):
+    from dfdc.core.video import VideoError
+
+    faces = pd.read_parquet(tiny_stage / "faces.parquet")
+    vf = load_video_faces(faces["file"].iloc[0])
+    broken = tmp_path / "x.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    with pytest.raises(VideoError):
+        copy_video(broken, vf, [CopyLevel(30)], 224, "jpg", 95)
+
+
+def test_training_draws_copies_and_validation_scores_them(copies, tiny_stage, tmp_path):
+    """train.compress.p 1: every training crop comes from a copy (pairs: both from one level);
+    each fold writes the validation copies' out-of-fold table, which the ensemble fit reads
+    as videos of their own, reported apart."""
+    from dfdc.crops.datasets import CropDataset, crop_items
+    from dfdc.inference.fit import cv_metrics, fit_ensemble, load_oof
+    from dfdc.training.loop import fit
+
+    cfg, index, faces, table = copies
+    shutil.copytree(tiny_stage, tmp_path / "stage", dirs_exist_ok=True)
+    params = tiny_params(tmp_path / "stage", run="squeezed", epochs=1, compress={"p": 1.0})
+    params = dataclasses.replace(params, compress=cfg)
+    # The dataset: with p 1 a crop is its copy's, never the original's.
+    labels = dict(zip(index["name"], index["label"], strict=True))
+    items = crop_items(faces, labels, None)[:4]
+    level = copy_tables(faces, table)["crf45"].drop_duplicates("video")
+    mapping = dict(zip(level["source_file"], level["file"], strict=True))
+    ds = CropDataset(items, lambda image: {"image": image}, copies=[mapping], copy_p=1.0)
+    plain = CropDataset(items, lambda image: {"image": image})
+    for i, it in enumerate(items):
+        copy = load_video_faces(mapping[it.file]).crops[it.crop_index]
+        assert np.array_equal(ds._image(it, ds._copy(it))[0], decode_crop(copy))
+        assert not np.array_equal(ds[i][0], plain[i][0])
+
+    for k in (0, 1):
+        result = fit(params, k, max_batches=1)
+        assert (result.out_dir / "oof_crf18.parquet").exists()
+        assert "crf18_video_logloss" in result.best
+    oof = load_oof(params.base.models_dir, ("squeezed",), copies=True)
+    assert set(oof["copy"]) == {"", "crf18"}
+    assert oof[oof["copy"] == "crf18"]["video"].str.endswith("@crf18").all()
+    report = fit_ensemble(oof, dataclasses.replace(params.ensemble, runs=("squeezed",)))
+    metrics = cv_metrics(report, index)
+    assert metrics["n_videos"] == (oof["copy"] == "").sum()
+    assert metrics["copies"]["crf18"]["n"] == (oof["copy"] == "crf18").sum()
+    assert any("crf18 copies" in r for r in report.table["ensemble"])
+
+
+def test_the_sample_gets_no_copies_and_real_data_does(tiny_stage, tmp_path):
+    """compress.when auto: make repro on the sample is not slowed by re-encodes; a real data
+    source gets every level."""
+    from dfdc.core.config import params_from_dict, redirect_outputs
+    from dfdc.stages.compress import run
+
+    shutil.copytree(tiny_stage, tmp_path / "s", dirs_exist_ok=True)
+    raw = redirect_outputs({"compress": {"train_crf": [40], "train_downscale": []}}, tmp_path / "s")
+    sample = params_from_dict(raw)
+    assert run(sample).empty
+    assert (Path(sample.compress.out_dir) / "levels.json").exists()
+    raw["data"]["source"] = "ffpp"
+    real = params_from_dict(raw)
+    table = run(real)
+    assert set(table["level"]) == {"crf40", "crf38"} and (table["status"] == "ok").all()
+
+
+def test_robustness_videos_auto_follows_the_data_source():
+    from dfdc.core.config import params_from_dict
+    from dfdc.stages.robustness import AUTO_VIDEOS, resolved
+
+    assert resolved(params_from_dict({})).videos == AUTO_VIDEOS["sample"] == 2
+    real = params_from_dict({"data": {"source": "ffpp"}})
+    assert resolved(real).videos == AUTO_VIDEOS["real"] > 2
+    fixed = params_from_dict({"data": {"source": "ffpp"}, "robustness": {"videos": 0}})
+    assert resolved(fixed).videos == 0
