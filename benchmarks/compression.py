@@ -2,7 +2,7 @@
 and on their c40-like copies, same folds, same run, for one training variant at a time.
 
     python benchmarks/compression.py [ROOT] --variant NAME [--set KEY=VALUE]... [--work DIR]
-                                     [--reuse] [--match N]
+                                     [--reuse] [--sequence] [--figure PNG] [--match N]
 
 ROOT defaults to ../shared/data/ffpp. The faces and folds come from the stages' code (cached in
 --work, default data/bench/compression), then the compress stage's copies of every clip
@@ -10,14 +10,18 @@ ROOT defaults to ../shared/data/ffpp. The faces and folds come from the stages' 
 frame run resolved for this real dataset (the real recipe) with the ``--set`` overrides, under
 the run name NAME (``<work>/models/NAME``); e.g. the compression-trained variant is
 ``--variant compress --set train.compress.p=0.5``. ``--reuse`` keeps finished folds (a fold
-trained before its copies existed is scored on them now).
+trained before its copies existed is scored on them now). ``--sequence`` also trains the
+``sequence`` run's folds on the variant's embeddings (run ``NAME_lstm``), as ``dvc exp run``
+trains the recipe: the sets are then scored for the frame run, the sequence run and their
+fitted blend (the ensemble stage's ``fit_ensemble``, calibrated nested by fold).
 
 Printed: each validation set's out-of-fold video AUC and log loss, uncalibrated and calibrated
 (temperature and clip fitted as the ensemble stage fits them, on the originals and the copies
 together, and scored nested by fold), with a check per set: is the log loss below a constant
 0.5's 0.693; then the training time, and the variant's fold models averaged on the other shared
 sets (``--eval``: video-level AUC, frame-level AUC over the 32 frames a video, log loss).
-``--match N`` first re-encodes N of the originals whole at
+``--figure PNG`` draws one fake's crop beside its copy at every level
+(docs/images/compress_levels.png). ``--match N`` first re-encodes N of the originals whole at
 a range of CRFs and prints each CRF's size against the c23 files': FaceForensics++'s own
 download sizes put c40 at about a fifth of c23 (original videos: ~10 GB c23, ~2 GB c40), which
 is how ``compress.validate_crf`` was matched. The last line printed is one JSON object.
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from common import fit_or_reuse, oof_metrics, open_real, prepare, real_parser
+from common import fit_or_reuse, open_real, prepare, real_parser
 
 from dfdc.core.metrics import binary_metrics
 from dfdc.faces.copies import copy_levels
@@ -64,11 +68,65 @@ def match_crf(root: Path, n: int, crfs: range) -> list[dict]:
     return rows
 
 
+def levels_figure(copies: pd.DataFrame, out: Path, crop: int = 10) -> None:
+    """One fake's crop (the first fake video in name order, its ``crop``-th crop) beside its
+    copy at every level, each labelled: what the training and validation copies look like."""
+    import cv2
+    import numpy as np
+
+    from dfdc.faces.store import decode_crop, load_video_faces
+
+    ok = copies[copies["status"] == "ok"]
+    video = sorted(v for v in ok["video"].unique() if "_" in v)[0]
+    rows = ok[ok["video"] == video].sort_values("level")
+    tiles = [("c23 crop", load_video_faces(rows["source"].iloc[0]).crops[crop])]
+    tiles += [(r.level, load_video_faces(r.file).crops[crop]) for r in rows.itertuples()]
+    images = []
+    for name, data in tiles:
+        img = np.ascontiguousarray(decode_crop(data))
+        cv2.putText(img, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
+        images.append(img)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.cvtColor(np.hstack(images), cv2.COLOR_RGB2BGR))
+    print(f"{out}: {video}, crop {crop}, at {', '.join(rows['level'])}", flush=True)
+
+
+def scored_sets(
+    params, run: str | None, fold_ids: list[int], sets: dict[str, str], blend: list[str] = ()
+) -> dict[str, dict]:
+    """Per validation set (c23 and each copy level): out-of-fold video AUC and log loss of one
+    run (``run``; by the ensemble's rule, uncalibrated) or of the fitted blend of ``blend``,
+    and, for both, calibrated as the ensemble stage calibrates (weights, temperature and clip
+    fitted on the originals and the copies together) and scored nested by fold; with the check
+    that the calibrated log loss is below a constant 0.5's."""
+    runs = tuple(blend) if blend else (run,)
+    oof = load_oof(params.base.models_dir, runs, copies=True)
+    oof = oof[oof["fold"].isin(fold_ids)]
+    report = fit_ensemble(oof, dataclasses.replace(params.ensemble, runs=runs))
+    m = report.matrix
+    y = m["label"].to_numpy()
+    nested = report.oof_prob
+    raw = m[list(runs)].to_numpy().mean(axis=1) if blend else m[run].to_numpy()
+    out = {}
+    for name in sets:
+        rows = (m["copy"] == ("" if name == "c23" else name)).to_numpy()
+        r = binary_metrics(y[rows], raw[rows])
+        c = binary_metrics(y[rows], nested[rows])
+        out[name] = {
+            "auc": r["auc"], "logloss": r["logloss"], "accuracy": r["accuracy"], "n": r["n"],
+            "calibrated_auc": c["auc"], "calibrated_logloss": c["logloss"],
+            "below_constant": bool(c["logloss"] < CONSTANT),
+        }  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = real_parser(__doc__.splitlines()[0], "data/bench/compression")
     ap.add_argument("--variant", required=True, help="the run's name (its models folder)")
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--match", type=int, default=0, metavar="N")
+    ap.add_argument("--sequence", action="store_true", help="the sequence folds and the blend too")
+    ap.add_argument("--figure", type=Path, help="a PNG of one crop at every copy level")
     ap.add_argument(
         "--eval",
         nargs="*",
@@ -95,52 +153,51 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.figure:
+        levels_figure(copies, args.figure)
     run = dataclasses.replace(params.train, run=args.variant)
     val_levels = [lv.name for lv in copy_levels(params.compress, "validate")]
     fold_ids = list(params.cv.folds)[: args.folds] if args.folds else list(params.cv.folds)
-    train_s = 0.0
-    for k in fold_ids:
-        t2 = time.perf_counter()
-        res = fit_or_reuse(params, k, run, args.reuse)
-        if res.best_epoch >= 0:
-            train_s += time.perf_counter() - t2
-        missing = [lv for lv in val_levels if not (res.out_dir / f"oof_{lv}.parquet").exists()]
-        if missing:  # trained before its copies existed
-            score_copies(params, k, run)
-
-    fold_dirs = [Path(params.base.models_dir) / run.run / f"fold{k}" for k in fold_ids]
-    sets = {"c23": "oof.parquet", **{lv: f"oof_{lv}.parquet" for lv in val_levels}}
-    raw = {
-        name: oof_metrics(pd.concat([pd.read_parquet(d / file) for d in fold_dirs]), params)
-        for name, file in sets.items()
-    }
-    # Calibrated as the ensemble stage calibrates: fitted on originals and copies together.
-    oof = load_oof(params.base.models_dir, (run.run,), copies=True)
-    oof = oof[oof["fold"].isin(fold_ids)]
-    report = fit_ensemble(oof, dataclasses.replace(params.ensemble, runs=(run.run,)))
-    m = report.matrix
-    calibrated = {}
-    for name in sets:
-        rows = (m["copy"] == ("" if name == "c23" else name)).to_numpy()
-        calibrated[name] = binary_metrics(m["label"].to_numpy()[rows], report.oof_prob[rows])
-    results = {}
-    for name in sets:
-        r, c = raw[name], calibrated[name]
-        results[name] = {
-            "auc": r["auc"], "logloss": r["logloss"], "accuracy": r["accuracy"], "n": r["n"],
-            "calibrated_auc": c["auc"], "calibrated_logloss": c["logloss"],
-            "below_constant": bool(c["logloss"] < CONSTANT),
-        }  # fmt: skip
-        print(
-            f"{args.variant} on {name}: AUC {r['auc']:.3f}, log loss {r['logloss']:.3f} "
-            f"(calibrated: AUC {c['auc']:.3f}, log loss {c['logloss']:.3f}; below the constant's "
-            f"{CONSTANT}: {'yes' if c['logloss'] < CONSTANT else 'NO'}), n {r['n']}",
-            flush=True,
+    runs = [run]
+    if args.sequence:
+        seq = params.sequence
+        runs.append(
+            dataclasses.replace(
+                seq,
+                run=f"{args.variant}_lstm",
+                sequence=dataclasses.replace(seq.sequence, embed_run=args.variant),
+            )
         )
+    train_s = {r.run: 0.0 for r in runs}
+    for r in runs:
+        for k in fold_ids:
+            t2 = time.perf_counter()
+            res = fit_or_reuse(params, k, r, args.reuse)
+            if res.best_epoch >= 0:
+                train_s[r.run] += time.perf_counter() - t2
+            missing = [lv for lv in val_levels if not (res.out_dir / f"oof_{lv}.parquet").exists()]
+            if missing:  # trained before its copies existed
+                score_copies(params, k, r)
+
+    sets = {"c23": "oof.parquet", **{lv: f"oof_{lv}.parquet" for lv in val_levels}}
+    results: dict[str, dict] = {}
+    for r in runs:
+        results[r.run] = scored_sets(params, r.run, fold_ids, sets)
+    if len(runs) > 1:
+        results["blend"] = scored_sets(params, None, fold_ids, sets, [r.run for r in runs])
+    for name, per_set in results.items():
+        for set_name, m in per_set.items():
+            print(
+                f"{args.variant}, {name} on {set_name}: AUC {m['auc']:.3f}, log loss "
+                f"{m['logloss']:.3f} (calibrated nested by fold: AUC {m['calibrated_auc']:.3f}, "
+                f"log loss {m['calibrated_logloss']:.3f}; below the constant's {CONSTANT}: "
+                f"{'yes' if m['below_constant'] else 'NO'}), n {m['n']}",
+                flush=True,
+            )
     print(
-        f"{args.variant}: training {train_s:.0f} s for {len(fold_ids)} folds "
-        f"(0: all reused); temperature {report.ensemble.temperature:.3f}, clip "
-        f"{report.ensemble.clip}",
+        f"{args.variant}: training "
+        + ", ".join(f"{name} {s:.0f} s" for name, s in train_s.items())
+        + f" for {len(fold_ids)} folds (0: all reused)",
         flush=True,
     )
     cross = {}
@@ -150,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bundle = load_bundle(
             params.base.models_dir, params.base.device,
-            models=Path(params.base.models_dir) / run.run,
+            models=Path(params.base.models_dir) / args.variant,
         )  # fmt: skip
         for path in [p for p in args.eval if Path(p).is_dir()]:
             e = evaluate_paths(bundle, [path], params.faces).summary()
@@ -164,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps(
             {
                 "variant": args.variant, "root": str(root), "overrides": args.set,
-                "folds": fold_ids, "train_s": round(train_s, 1),
+                "folds": fold_ids, "train_s": {k: round(v, 1) for k, v in train_s.items()},
                 "prepare_s": round(prep_s, 1), "match": match, "sets": results,
                 "cross_dataset": cross,
                 "total_s": round(time.perf_counter() - t0, 1),

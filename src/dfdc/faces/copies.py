@@ -23,7 +23,6 @@ import logging
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -35,7 +34,7 @@ from dfdc.core.config import CompressConfig
 from dfdc.core.io import write_json, write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest
-from dfdc.core.video import VideoError, iter_frames
+from dfdc.core.video import VideoError, add_streaming_h264, encode_rgb, iter_frames
 from dfdc.faces.frames import decode_sampled
 from dfdc.faces.store import (
     VideoFaces,
@@ -49,7 +48,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CopyLevel", "copy_levels", "copy_tables", "copy_video", "run_copies"]
 
-ENCODER_THREADS = 2
 # Bumped when what a copy's file holds changes, so old copies are redone, not misread.
 COPY_VERSION = 1
 
@@ -91,16 +89,11 @@ def _windows(frames: np.ndarray, context: int) -> list[int]:
 def _encode(images: list[np.ndarray], size: tuple[int, int], crf: int, fps: float, out: Path):
     """``images`` (RGB, in order) as one H.264 stream at ``crf``, resized to ``size``."""
     with av.open(str(out), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps or 25).limit_denominator(1001))
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = ENCODER_THREADS
-        stream.options = {"crf": str(crf), "preset": "superfast"}
+        stream = add_streaming_h264(container, size, fps, crf)
         for img in images:
             if (img.shape[1], img.shape[0]) != size:
                 img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            container.mux(stream.encode(frame.reformat(format="yuv420p")))
+            encode_rgb(container, stream, img)
         container.mux(stream.encode())
 
 

@@ -12,9 +12,8 @@ generator seeded by (seed, video name, distortion, level), and x264 with a fixed
 is deterministic; the same machine writes the same bytes (the RGB -> YUV conversion is
 FFmpeg's, whose SIMD kernels may round differently on another CPU; these files are a cache,
 not data). A clean re-encode (``reencode``: the base CRF and nothing else) is the control:
-what re-encoding alone costs. x264's ``superfast`` preset with 2 threads: about 3x faster than
-single-threaded ``veryfast`` on a 720p clip here, with deblocking kept (``ultrafast`` drops it
-and its blocks would not look like a streaming encode's).
+what re-encoding alone costs. Every re-encode is a streaming service's kind
+(:func:`dfdc.core.video.add_streaming_h264`: x264 ``superfast``, 2 threads).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import cv2
 import numpy as np
 
 from dfdc.core.io import atomic_path
-from dfdc.core.video import VideoError, iter_frames, probe
+from dfdc.core.video import VideoError, add_streaming_h264, encode_rgb, iter_frames, probe
 
 __all__ = [
     "DISTORTIONS",
@@ -40,9 +38,6 @@ __all__ = [
     "distort_video",
     "overlay_layout",
 ]
-
-
-ENCODER_THREADS = 2
 
 
 class NotApplicable(ValueError):
@@ -316,18 +311,12 @@ def distort_video(
     with atomic_path(dst) as tmp, av.open(str(src)) as inp:
         container = av.open(str(tmp), mode="w", format="mp4")
         try:
-            rate = Fraction(plan.fps).limit_denominator(1001)
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = plan.size
-            stream.pix_fmt = "yuv420p"
-            stream.codec_context.thread_count = ENCODER_THREADS
-            stream.options = {"crf": str(plan.crf), "preset": "superfast"}
+            stream = add_streaming_h264(container, plan.size, plan.fps, plan.crf)
             # The audio, packet for packet (no re-encode): its stream is added before any write.
             ain = inp.streams.audio[0] if inp.streams.audio else None
             aout = container.add_stream_from_template(ain) if ain is not None else None
             for img in _frames(src, plan):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                container.mux(stream.encode(frame.reformat(format="yuv420p")))
+                encode_rgb(container, stream, img)
                 written += 1
             container.mux(stream.encode())
             if ain is not None:
@@ -338,4 +327,9 @@ def distort_video(
                     container.mux(packet)
         finally:
             container.close()
-    return {"fps": float(rate), "width": plan.size[0], "height": plan.size[1], "frames": written}
+    return {
+        "fps": float(stream.codec_context.framerate),
+        "width": plan.size[0],
+        "height": plan.size[1],
+        "frames": written,
+    }
