@@ -165,3 +165,20 @@ def test_robustness_videos_auto_follows_the_data_source():
     assert resolved(real).videos == AUTO_VIDEOS["real"] > 2
     fixed = params_from_dict({"data": {"source": "ffpp"}, "robustness": {"videos": 0}})
     assert resolved(fixed).videos == 0
+
+
+def test_copies_made_in_this_process_leave_its_opencv_threads_alone(copies, tmp_path):
+    """Made in the calling process (workers 1), the copies must not leave it on one OpenCV
+    thread: a benchmark trains right after them."""
+    import cv2
+
+    cfg, index, faces, _ = copies
+    out = dataclasses.replace(cfg, out_dir=str(tmp_path / "c"), table_path=str(tmp_path / "t.pq"))
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        table = run_copies(index.head(1), faces, out, crop_size=224)
+        assert (table["status"] == "ok").all() and len(table)
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)

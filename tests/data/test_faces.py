@@ -270,3 +270,27 @@ def test_a_replaced_video_under_the_same_name_is_extracted_again(tmp_path, tiny_
     run_faces(index, cfg)
     redone = {k for k, f in files.items() if f.stat().st_mtime_ns != before[k]}
     assert redone == {first.stem}
+
+
+def test_the_calling_process_keeps_its_thread_counts(tmp_path, tiny_index):
+    """A benchmark extracts faces and then trains in the same process: the extraction must not
+    leave that process on fewer threads (a pool worker's one-thread setting, applied in the
+    caller when nothing was left to extract, once made it train on one of two cores)."""
+    import cv2
+    import torch
+
+    cfg = faces_cfg(tmp_path, workers=2)
+    run_faces(tiny_index, cfg)  # the pool
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        torch.set_num_threads(3)
+        cv2.setNumThreads(3)
+        run_faces(tiny_index, cfg)  # nothing left to do
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (3, 3)
+        sorted((tmp_path / "faces").rglob("*.npz"))[0].unlink()
+        run_faces(tiny_index, cfg)  # one video, extracted in this process
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (3, 3)
+        assert len(list((tmp_path / "faces").rglob("*.npz"))) == len(tiny_index)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

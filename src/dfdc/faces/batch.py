@@ -8,8 +8,9 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,25 @@ class FaceActor:
         return _run_job(job)
 
 
+@contextmanager
+def _in_process_worker(cfg: FacesConfig, device: str) -> Iterator[None]:
+    """The worker's detector in the calling process, on every core, and that process's torch
+    and OpenCV thread counts as they were afterwards: the caller may train next (a benchmark
+    that extracts, then fits), and a pool worker's one-thread setting left behind once made
+    it train on one of two cores."""
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        _init_worker(cfg, device, os.cpu_count() or 1)
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+        _worker.clear()
+
+
 def _ready(_: int) -> bool:
     time.sleep(0.2)  # long enough that every worker takes one, so all of them start
     return "detector" in _worker
@@ -170,13 +190,15 @@ def run_faces(
                 # Fakes after originals (they reuse the originals' boxes), on the same actors.
                 results += actors.map("run", todo, on_result=lambda _: bar.update())
         elif workers == 1 or total <= 1:
-            _init_worker(cfg, device, torch_threads)
-            timing["start_s"] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            for jobs in todo:
-                for job in jobs:
-                    results.append(_run_job(job))
-                    bar.update()
+            timing["start_s"], t1 = 0.0, time.perf_counter()
+            if total:
+                with _in_process_worker(cfg, device):
+                    timing["start_s"] = time.perf_counter() - t0
+                    t1 = time.perf_counter()
+                    for jobs in todo:
+                        for job in jobs:
+                            results.append(_run_job(job))
+                            bar.update()
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,

@@ -232,10 +232,14 @@ def run_copies(
                 results = pool.map(_run, jobs)
                 for r in progress(results, total=len(jobs), desc="compress", unit="video"):
                     rows.extend(r)
-        else:
-            _init(*init)
-            for job in progress(jobs, desc="compress", unit="video"):
-                rows.extend(_run(job))
+        else:  # in this process: its OpenCV threads as they were afterwards (it may train next)
+            before = cv2.getNumThreads()
+            try:
+                _init(*init)
+                for job in progress(jobs, desc="compress", unit="video"):
+                    rows.extend(_run(job))
+            finally:
+                cv2.setNumThreads(before)
     table = pd.DataFrame(rows, columns=["video", "level", "file", "status", "reason", "source"])
     for r in table[table["status"] != "ok"].itertuples():
         log.warning("%s: no %s copy (%s)", r.video, r.level, r.reason)
