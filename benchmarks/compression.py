@@ -8,9 +8,10 @@ ROOT defaults to ../shared/data/ffpp. The faces and folds come from the stages' 
 --work, default data/bench/compression), then the compress stage's copies of every clip
 (``compress`` section; made whatever ``compress.when`` says). The variant is the params file's
 frame run resolved for this real dataset (the real recipe) with the ``--set`` overrides, under
-the run name NAME (``<work>/models/NAME``); e.g. the compression-trained variant is
-``--variant compress --set train.compress.p=0.5``. ``--reuse`` keeps finished folds (a fold
-trained before its copies existed is scored on them now). ``--sequence`` also trains the
+the run name NAME (``<work>/models/NAME``); e.g. the flips-only recipe before compression
+training is ``--variant real_plain --set train.compress.p=0 --set train.epochs=5``.
+``--reuse`` keeps finished folds (a fold trained before its copies existed is scored on them
+now). ``--sequence`` also trains the
 ``sequence`` run's folds on the variant's embeddings (run ``NAME_lstm``), as ``dvc exp run``
 trains the recipe: the sets are then scored for the frame run, the sequence run and their
 fitted blend (the ensemble stage's ``fit_ensemble``, calibrated nested by fold).
@@ -95,10 +96,10 @@ def scored_sets(
     params, run: str | None, fold_ids: list[int], sets: dict[str, str], blend: list[str] = ()
 ) -> dict[str, dict]:
     """Per validation set (c23 and each copy level): out-of-fold video AUC and log loss of one
-    run (``run``; by the ensemble's rule, uncalibrated) or of the fitted blend of ``blend``,
-    and, for both, calibrated as the ensemble stage calibrates (weights, temperature and clip
-    fitted on the originals and the copies together) and scored nested by fold; with the check
-    that the calibrated log loss is below a constant 0.5's."""
+    run (``run``) or of the runs of ``blend`` averaged with equal weights, uncalibrated (each
+    video by the ensemble's rule); and calibrated as the ensemble stage calibrates (weights,
+    temperature and clip fitted on the originals and the copies together), scored nested by
+    fold; with the check that the calibrated log loss is below a constant 0.5's."""
     runs = tuple(blend) if blend else (run,)
     oof = load_oof(params.base.models_dir, runs, copies=True)
     oof = oof[oof["fold"].isin(fold_ids)]
