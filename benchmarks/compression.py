@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 from common import fit_or_reuse, open_real, prepare, real_parser
 
+from dfdc.core.config import Params
 from dfdc.core.metrics import binary_metrics
 from dfdc.faces.copies import copy_levels
 from dfdc.inference.fit import fit_ensemble, load_oof
@@ -93,7 +94,11 @@ def levels_figure(copies: pd.DataFrame, out: Path, crop: int = 10) -> None:
 
 
 def scored_sets(
-    params, run: str | None, fold_ids: list[int], sets: dict[str, str], blend: list[str] = ()
+    params: Params,
+    run: str | None,
+    fold_ids: list[int],
+    sets: dict[str, str],
+    blend: tuple[str, ...] = (),
 ) -> dict[str, dict]:
     """Per validation set (c23 and each copy level): out-of-fold video AUC and log loss of one
     run (``run``) or of the runs of ``blend`` averaged with equal weights, uncalibrated (each
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         results[r.run] = scored_sets(params, r.run, fold_ids, sets)
     if len(runs) > 1:
-        results["blend"] = scored_sets(params, None, fold_ids, sets, [r.run for r in runs])
+        results["blend"] = scored_sets(params, None, fold_ids, sets, tuple(r.run for r in runs))
     for name, per_set in results.items():
         for set_name, m in per_set.items():
             print(
