@@ -2,7 +2,8 @@
 and on their c40-like copies, same folds, same run, for one training variant at a time.
 
     python benchmarks/compression.py [ROOT] --variant NAME [--set KEY=VALUE]... [--work DIR]
-                                     [--reuse] [--sequence] [--figure PNG] [--match N]
+                                     [--reuse] [--sequence [--sequence-run NAME]]
+                                     [--figure PNG] [--match N]
 
 ROOT defaults to ../shared/data/ffpp. The faces and folds come from the stages' code (cached in
 --work, default data/bench/compression), then the compress stage's copies of every clip
@@ -11,10 +12,10 @@ frame run resolved for this real dataset (the real recipe) with the ``--set`` ov
 the run name NAME (``<work>/models/NAME``); e.g. the flips-only recipe before compression
 training is ``--variant real_plain --set train.compress.p=0 --set train.epochs=5``.
 ``--reuse`` keeps finished folds (a fold trained before its copies existed is scored on them
-now). ``--sequence`` also trains the
-``sequence`` run's folds on the variant's embeddings (run ``NAME_lstm``), as ``dvc exp run``
-trains the recipe: the sets are then scored for the frame run, the sequence run and their
-fitted blend (the ensemble stage's ``fit_ensemble``, calibrated nested by fold).
+now). ``--sequence`` also trains the ``sequence`` run's folds on the variant's embeddings (run
+``NAME_lstm``, or ``--sequence-run``'s name), as ``dvc exp run`` trains the recipe: the sets
+are then scored for the frame run, the sequence run and their fitted blend (the ensemble
+stage's ``fit_ensemble``, calibrated nested by fold).
 
 Printed: each validation set's out-of-fold video AUC and log loss, uncalibrated and calibrated
 (temperature and clip fitted as the ensemble stage fits them, on the originals and the copies
@@ -132,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--match", type=int, default=0, metavar="N")
     ap.add_argument("--sequence", action="store_true", help="the sequence folds and the blend too")
+    ap.add_argument(
+        "--sequence-run",
+        metavar="NAME",
+        help="the sequence run's name (default NAME_lstm): another one compares sequence "
+        "settings (--set sequence.KEY=VALUE) on the same frame folds",
+    )
     ap.add_argument("--figure", type=Path, help="a PNG of one crop at every copy level")
     ap.add_argument(
         "--eval",
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(
             dataclasses.replace(
                 seq,
-                run=f"{args.variant}_lstm",
+                run=args.sequence_run or f"{args.variant}_lstm",
                 sequence=dataclasses.replace(seq.sequence, embed_run=args.variant),
             )
         )

@@ -108,6 +108,7 @@ def test_train_recipe_follows_the_data_source_and_keys_override_it():
     assert real.aug.jpeg_p == 0 and real.aug.flip_p == 0.5
     # Real data trains on the compress stage's copies too; the sample (which has none) does not.
     assert real.compress.p > 0 and sample.compress.p == 0
+    assert real.label_smoothing == 0.1  # the folds were overconfident without it
     # Keys written in the section win over the recipe; the recipe can be named outright.
     raw["train"].update(epochs=2, model={**raw["train"]["model"], "input_size": 160})
     tuned = params_from_dict(raw).train

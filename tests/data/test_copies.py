@@ -15,7 +15,7 @@ import pytest
 from dfdc.core.config import CompressConfig
 from dfdc.faces.copies import CopyLevel, copy_levels, copy_tables, copy_video, run_copies
 from dfdc.faces.store import decode_crop, load_video_faces
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, tiny_sequence_run
 
 
 def _diff(a: bytes, b: bytes) -> float:
@@ -182,3 +182,44 @@ def test_copies_made_in_this_process_leave_its_opencv_threads_alone(copies, tmp_
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_a_sequence_run_trains_on_the_copies_embeddings(copies, tiny_stage, tmp_path):
+    """sequence compress.p: a training track is read from a copy level's embeddings, which are
+    the embeddings of that copy's crops for the training videos and the originals' elsewhere
+    (validation never reads them); the fold trains and still scores the validation copies."""
+    from dfdc.core.config import CompressTrainConfig
+    from dfdc.core.runtime import make_runtime
+    from dfdc.kinds.sequence import TrackDataset, copy_embeddings, fold_embeddings, track_items
+    from dfdc.training.loop import _context, fit
+
+    cfg, *_ = copies
+    shutil.copytree(tiny_stage, tmp_path / "stage", dirs_exist_ok=True)
+    params = tiny_params(tmp_path / "stage", run="frames", epochs=1)
+    params = dataclasses.replace(params, compress=cfg)
+    fit(params, 0, max_batches=1)
+    seq = tiny_sequence_run(
+        "frames", tmp_path / "emb", compress=CompressTrainConfig(p=1.0, levels=("crf45",))
+    )
+    ctx, _, _ = _context(params, seq, 0, make_runtime("cpu"))
+    assert set(ctx.train_copies) == {"crf45"}
+    labelled = set(ctx.train_labels) | set(ctx.val_labels)
+    faces = ctx.crops[ctx.crops["video"].isin(labelled)].reset_index(drop=True)
+    clean, _ = fold_embeddings(seq, 0, faces, ctx.faces, ctx.models_dir, ctx.seed)
+    level = copy_embeddings(seq, 0, faces, ctx.train_copies["crf45"], ctx, "crf45", clean)
+    train = faces["video"].isin(ctx.train_labels).to_numpy()
+    assert train.any() and (~train).any()
+    assert np.array_equal(level[~train], clean[~train])
+    # CRF 45 changes every training crop's embedding.
+    assert (np.abs(level[train].astype(np.float32) - clean[train]).max(axis=1) > 0).all()
+    cache = tmp_path / "emb" / "tracks"
+    assert len(list(cache.glob("fold0+crf45-*.npy"))) == 1
+
+    items = track_items(faces, ctx.train_labels, None)
+    drawn = TrackDataset(items, clean, copies=[level], copy_p=1.0)
+    for i, it in enumerate(items):
+        assert np.array_equal(drawn[i][0].numpy(), level[list(it.rows)].astype(np.float32))
+
+    result = fit(params, 0, run=seq, max_batches=1)
+    assert "crf18_video_logloss" in result.best
+    assert len(list(cache.glob("fold0+crf45-*.npy"))) == 1  # the cache, reused

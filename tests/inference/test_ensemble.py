@@ -103,6 +103,19 @@ def test_temperature_is_shrunk_toward_one_with_few_videos():
     assert ens_mod._fit_temperature(big_p, big_y, 200) == pytest.approx(t_raw, rel=0.05)
 
 
+def test_a_softening_temperature_is_kept_as_fitted():
+    """Overconfident scores (a fifth of them confidently wrong) ask for softening (T > 1):
+    the prior does not pull it back toward 1, however few the videos, so the calibration
+    never leaves an overconfident model as confident as it was."""
+    rng = np.random.default_rng(2)
+    y = np.tile([0, 1], 12)
+    right = rng.random(len(y)) > 0.2
+    p = np.where(right == (y == 1), 0.97, 0.03)
+    t_raw = ens_mod._fit_temperature(p, y, prior_videos=0)
+    assert t_raw > 1.5
+    assert ens_mod._fit_temperature(p, y, prior_videos=200) == pytest.approx(t_raw, rel=1e-9)
+
+
 def test_nested_fits_never_see_the_held_out_fold(monkeypatch):
     seen = []
     real = ens_mod._fit

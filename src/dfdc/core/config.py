@@ -350,8 +350,8 @@ class DiffMasksConfig:
 @dataclass(frozen=True)
 class CompressTrainConfig:
     """Training on the compress stage's copies (:mod:`dfdc.faces.copies`): each drawn
-    crop (a pair: both of it) is read from one of ``levels``' copies with probability ``p``
-    (else the original crop); every ``validate`` level's copies of the held-out videos are
+    crop (a pair: both of it) or track is read from one of ``levels``' copies with probability
+    ``p`` (else the original); every ``validate`` level's copies of the held-out videos are
     scored beside them, out of fold (``oof_<level>.parquet``)."""
 
     p: float = 0.0
@@ -359,7 +359,7 @@ class CompressTrainConfig:
     validate: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        check_range("train.compress.p", self.p, 0.0, 1.0)
+        check_range("compress.p", self.p, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -423,6 +423,10 @@ class LoopConfig:
     # Validate every this many epochs (and after the last): validation of every epoch's
     # weights only matters for keep: best and the curves.
     val_every: int = 1
+    # The compress stage's copies: drawn in training with probability p (a frame run reads a
+    # copy's crops, a sequence run a copy's embeddings), and scored out of fold beside the
+    # originals (``validate``).
+    compress: CompressTrainConfig = field(default_factory=CompressTrainConfig)
 
     def __post_init__(self) -> None:
         if self.val_every < 1:
@@ -448,7 +452,6 @@ class TrainConfig(LoopConfig):
     aug: AugConfig = field(default_factory=AugConfig)
     sbi: SelfBlendConfig = field(default_factory=SelfBlendConfig)
     masks: MaskTrainConfig = field(default_factory=MaskTrainConfig)
-    compress: CompressTrainConfig = field(default_factory=CompressTrainConfig)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -496,8 +499,9 @@ class EnsembleConfig:
     # chosen on out-of-fold log loss from clip_grid.
     fit_weights: bool = True
     temperature: bool = True
-    # The fitted log-temperature is shrunk toward 0 (temperature 1) by n / (n + this), n the
-    # out-of-fold videos: 24 videos cannot justify sharpening a 4,000-video submission.
+    # A sharpening fitted log-temperature (below 1) is shrunk toward 0 by n / (n + this), n the
+    # out-of-fold videos: 24 videos cannot justify sharpening a 4,000-video submission. A
+    # softening one (the models overconfident out of fold) is kept as fitted.
     temperature_prior_videos: int = 200
     # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
     # validation levels, as videos of their own), so the calibration is not fitted on clean

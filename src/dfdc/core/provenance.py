@@ -110,6 +110,6 @@ def describe_training_data(records: list[dict]) -> str:
     if all(json.loads(k)["source"] == "sample" for k in kinds):
         line += (
             ". Sample models check the pipeline; they do not detect real deepfakes "
-            "(train on real data: docs/training.md)"
+            "(train on real data: make real DATA=PATH, docs/real-data.md)"
         )
     return line

@@ -60,6 +60,7 @@ __all__ = [
     "TrackItem",
     "augment_track",
     "collate_tracks",
+    "copy_embeddings",
     "embed_crops",
     "fold_embeddings",
     "load_embedder",
@@ -234,6 +235,36 @@ def fold_embeddings(
     return parts, emb
 
 
+def copy_embeddings(
+    run: SequenceRunConfig,
+    fold: int,
+    faces: pd.DataFrame,
+    table: pd.DataFrame,
+    ctx: TrainContext,
+    level: str,
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """Embeddings of one copy level's crops, row for row with ``faces`` (the fold's labelled
+    rows): the training videos' rows embedded from the level's copy (``table``, the compress
+    stage's faces table of the level), every other row ``fallback``'s (the originals'): a video
+    without a copy, and the validation videos, which training never reads."""
+    key = ["video", "crop_index"]
+    rows = table[table["video"].isin(ctx.train_labels)].reset_index(drop=True)
+    out = fallback.copy()
+    if rows.empty:
+        return out
+    vectors, _ = fold_embeddings(
+        run, fold, rows, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, f"+{level}"
+    )
+    where = (
+        faces[key]
+        .assign(_at=np.arange(len(faces)))
+        .merge(rows[key].assign(_copy=np.arange(len(rows))), on=key)
+    )
+    out[where["_at"].to_numpy()] = vectors[where["_copy"].to_numpy()]
+    return out
+
+
 @dataclass(frozen=True)
 class TrackItem:
     video: str
@@ -284,22 +315,37 @@ def augment_track(x: np.ndarray, cfg: SequenceConfig, rng: np.random.Generator) 
 
 
 class TrackDataset(Dataset):
+    """Tracks of cached embeddings, temporally augmented when ``cfg`` is given. With
+    ``copies`` (per compression level, embeddings of the same rows cut from that level's
+    copies, :func:`copy_embeddings`) a track is read from one level, drawn uniformly, with
+    probability ``copy_p``: the head then trains on the embeddings a compressed video gives,
+    which its embedder fits less tightly than the clean crops it trained on."""
+
     def __init__(
         self,
         items: list[TrackItem],
         embeddings: np.ndarray,
         cfg: SequenceConfig | None = None,
         seed: int = 0,
+        copies: list[np.ndarray] | None = None,
+        copy_p: float = 0.0,
     ) -> None:
         self.items, self.embeddings, self.cfg = items, embeddings, cfg
         self.rng = np.random.default_rng(seed)
+        self.copies = copies or []
+        self.copy_p = copy_p if self.copies else 0.0
 
     def __len__(self) -> int:
         return len(self.items)
 
+    def _source(self) -> np.ndarray:
+        if self.copy_p <= 0 or self.rng.random() >= self.copy_p:
+            return self.embeddings
+        return self.copies[int(self.rng.integers(len(self.copies)))]
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         it = self.items[i]
-        x = self.embeddings[list(it.rows)].astype(np.float32)
+        x = self._source()[list(it.rows)].astype(np.float32)
         if self.cfg is not None:
             x = augment_track(x, self.cfg, self.rng)
         return torch.from_numpy(x), torch.tensor(it.label, dtype=torch.float32)
@@ -396,9 +442,20 @@ class SequenceKind(ModelKind):
                 train_items, seq.clips_per_track, cfg.balance, epoch, seed, rt.rank, rt.world
             )
 
+        # compress: each training track's embeddings from a compressed copy with probability p.
+        copies = []
+        if cfg.compress.p > 0:
+            copies = [
+                copy_embeddings(cfg, fold, faces, table, ctx, level, embeddings)
+                for level, table in ctx.train_copies.items()
+            ]
+            if not copies:
+                log.warning("fold %d: sequence compress.p is %g but there are no copies "
+                            "(compress stage)", fold, cfg.compress.p)  # fmt: skip
+
         def train_loader(epoch: int):
             aug_seed = (seed * 1000 + epoch) * 64 + rt.rank
-            ds = TrackDataset(plan(epoch), embeddings, seq, seed=aug_seed)
+            ds = TrackDataset(plan(epoch), embeddings, seq, aug_seed, copies, cfg.compress.p)
             return make_loader(ds, cfg.batch_size, cfg.num_workers, rt, True, collate_tracks)
 
         val_loader, to_crops = _validation(val_items, embeddings, cfg, rt)
