@@ -10,7 +10,8 @@ ROOT defaults to ../shared/data/ffpp. The faces and folds come from the stages' 
 (``compress`` section; made whatever ``compress.when`` says). The variant is the params file's
 frame run resolved for this real dataset (the real recipe) with the ``--set`` overrides, under
 the run name NAME (``<work>/models/NAME``); e.g. the flips-only recipe before compression
-training is ``--variant real_plain --set train.compress.p=0 --set train.epochs=5``.
+training is ``--variant real_plain --set train.compress.p=0 --set train.epochs=5 --set
+train.label_smoothing=0``.
 ``--reuse`` keeps finished folds (a fold trained before its copies existed is scored on them
 now). ``--sequence`` also trains the ``sequence`` run's folds on the variant's embeddings (run
 ``NAME_lstm``, or ``--sequence-run``'s name), as ``dvc exp run`` trains the recipe: the sets

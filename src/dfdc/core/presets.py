@@ -23,7 +23,7 @@ __all__ = ["METHODS", "RECIPES", "merge", "recipe_name"]
 # x264 copies over 7 epochs instead of 5 (flips only on c23 was confidently wrong on c40-like
 # copies: out of fold AUC 0.65, log loss 0.79; with them 0.73 / 0.63 at about the same c23
 # score); label smoothing 0.1 (without it the folds ended at a training loss of 0.12-0.17 and
-# were overconfident out of fold, their best temperature 1.4-1.8; with it every fold of the same
+# were overconfident out of fold, their best temperature about 1.5; with it every fold of the same
 # seed had a lower log loss on c23 and on the copies). 12 pairs a fake, copies at p 0.7 and
 # Lite1 each lost: docs/robustness.md has every attempt.
 RECIPES: dict[str, dict[str, Any]] = {

@@ -88,7 +88,7 @@ def _fit_temperature(p: np.ndarray, y: np.ndarray, prior_videos: int) -> float:
     shrunk toward 0 by n / (n + prior): few videos cannot support much sharpening, and a
     sharpened miss is what log loss punishes hardest. A softening one is kept as fitted:
     out-of-fold scores that say the models are overconfident are the warning to heed (the
-    models trained on real FaceForensics++ clips wanted about 1.5 on every run, shrunk to 1.17
+    models trained on real FaceForensics++ clips wanted 1.5-1.9 on every run, shrunk to 1.17-1.29
     that left them overconfident on the compressed copies; docs/robustness.md)."""
     z = logit(p)
     res = minimize_scalar(
