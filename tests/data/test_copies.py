@@ -206,7 +206,7 @@ def test_a_sequence_run_trains_on_the_copies_embeddings(copies, tiny_stage, tmp_
     labelled = set(ctx.train_labels) | set(ctx.val_labels)
     faces = ctx.crops[ctx.crops["video"].isin(labelled)].reset_index(drop=True)
     clean, _ = fold_embeddings(seq, 0, faces, ctx.faces, ctx.models_dir, ctx.seed)
-    level = copy_embeddings(seq, 0, faces, ctx.train_copies["crf45"], ctx, "crf45", clean)
+    level = copy_embeddings(ctx, faces, "crf45", clean)
     train = faces["video"].isin(ctx.train_labels).to_numpy()
     assert train.any() and (~train).any()
     assert np.array_equal(level[~train], clean[~train])

@@ -236,25 +236,21 @@ def fold_embeddings(
 
 
 def copy_embeddings(
-    run: SequenceRunConfig,
-    fold: int,
-    faces: pd.DataFrame,
-    table: pd.DataFrame,
-    ctx: TrainContext,
-    level: str,
-    fallback: np.ndarray,
+    ctx: TrainContext, faces: pd.DataFrame, level: str, fallback: np.ndarray
 ) -> np.ndarray:
-    """Embeddings of one copy level's crops, row for row with ``faces`` (the fold's labelled
-    rows): the training videos' rows embedded from the level's copy (``table``, the compress
-    stage's faces table of the level), every other row ``fallback``'s (the originals'): a video
-    without a copy, and the validation videos, which training never reads."""
+    """Embeddings of copy level ``level``'s crops, row for row with ``faces`` (the fold's
+    labelled rows): the training videos' rows embedded from the level's copy (the compress
+    stage's faces table of the level, ``ctx.train_copies``), every other row ``fallback``'s
+    (the originals'): a video without a copy, and the validation videos, which training never
+    reads (embedding them would cost a third more for nothing)."""
     key = ["video", "crop_index"]
+    table = ctx.train_copies[level]
     rows = table[table["video"].isin(ctx.train_labels)].reset_index(drop=True)
     out = fallback.copy()
     if rows.empty:
         return out
     vectors, _ = fold_embeddings(
-        run, fold, rows, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, f"+{level}"
+        ctx.run, ctx.fold, rows, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, f"+{level}"
     )
     where = (
         faces[key]
@@ -318,8 +314,9 @@ class TrackDataset(Dataset):
     """Tracks of cached embeddings, temporally augmented when ``cfg`` is given. With
     ``copies`` (per compression level, embeddings of the same rows cut from that level's
     copies, :func:`copy_embeddings`) a track is read from one level, drawn uniformly, with
-    probability ``copy_p``: the head then trains on the embeddings a compressed video gives,
-    which its embedder fits less tightly than the clean crops it trained on."""
+    probability ``copy_p``, so the head also trains on the embeddings a compressed video gives
+    (on the shared FF++ clips this changed nothing: the frame model that embeds them trained on
+    the copies too, and the head fit them as tightly; docs/robustness.md)."""
 
     def __init__(
         self,
@@ -445,10 +442,7 @@ class SequenceKind(ModelKind):
         # compress: each training track's embeddings from a compressed copy with probability p.
         copies = []
         if cfg.compress.p > 0:
-            copies = [
-                copy_embeddings(cfg, fold, faces, table, ctx, level, embeddings)
-                for level, table in ctx.train_copies.items()
-            ]
+            copies = [copy_embeddings(ctx, faces, level, embeddings) for level in ctx.train_copies]
             if not copies:
                 log.warning("fold %d: sequence compress.p is %g but there are no copies "
                             "(compress stage)", fold, cfg.compress.p)  # fmt: skip
