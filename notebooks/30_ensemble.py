@@ -27,10 +27,9 @@ from IPython.display import display
 
 from dfdc.core.config import load_params
 from dfdc.core.logs import setup_logging
-from dfdc.inference.predict import bundle_from_params
 from dfdc.reports import plots
-from dfdc.reports.video_report import mistake_reports, plot_gallery
-from dfdc.stages.ensemble import run
+from dfdc.reports.video_report import plot_gallery
+from dfdc.stages.ensemble import mistake_gallery, run
 
 setup_logging()  # log lines and progress bars stream to the terminal under dvc repro
 params = load_params(params_path)
@@ -84,27 +83,8 @@ ax.axvline(report.ensemble.clip, color="grey", ls=":")
 # reported (frames, timeline, heatmaps) with its own fold's models, which never trained on it.
 
 # %%
-index = pd.read_parquet(params.data.index_path).set_index("name")
-oof_scores = report.matrix.assign(
-    prob=report.oof_prob,
-    name=report.matrix.index,
-    path=index.loc[report.matrix.index, "path"].to_numpy(),
-    label=report.matrix["label"].astype(int),
-)
-bundles = {}
-
-
-def bundle_for(row):
-    fold = int(row["fold"])
-    if fold not in bundles:
-        bundles[fold] = bundle_from_params(
-            params, purpose="explain", ensemble=report.ensemble, fold=fold
-        )
-    return bundles[fold]
-
-
-gallery = mistake_reports(bundle_for, oof_scores, tempfile.mkdtemp(), k=2)
-print(f"{len(gallery)} confident out-of-fold mistakes of {len(oof_scores)} videos")
+gallery = mistake_gallery(params, report, tempfile.mkdtemp(), k=2)
+print(f"{len(gallery)} confident out-of-fold mistakes among the original videos")
 plot_gallery(gallery)
 
 # %% [markdown]

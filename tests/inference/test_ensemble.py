@@ -168,3 +168,23 @@ def test_submission_has_every_file_once_in_order(tmp_path, caplog):
     assert text[0] == "filename,label" and text[2] == "f1.mp4,0.850000"
     assert not {"0.000000", "1.000000"} & {row.split(",")[1] for row in text[1:]}
     assert log_loss([1], [sub["label"].iloc[1]]) < 0.2
+
+
+def test_the_mistake_gallery_reads_original_videos_only():
+    """With the compressed copies in the fit (``name@level`` rows, as a real dataset has), the
+    gallery's table holds the original videos with their files and nested scores; the copies
+    have no video to report (``make real`` once failed here with a KeyError)."""
+    from dfdc.stages.ensemble import oof_videos
+
+    oof = _oof(n=12, runs=("good",)).assign(copy="")
+    copies = oof.assign(video=oof["video"] + "@crf38", copy="crf38")
+    report = fit_ensemble(pd.concat([oof, copies]), EnsembleConfig(runs=("good",)))
+    assert (report.matrix["copy"] == "crf38").sum() == 12
+    index = pd.DataFrame({"name": [f"v{i}.mp4" for i in range(12)],
+                          "path": [f"/data/v{i}.mp4" for i in range(12)]})  # fmt: skip
+    rows = oof_videos(report, index)
+    assert sorted(rows["name"]) == sorted(index["name"])
+    assert (rows["path"] == "/data/" + rows["name"]).all()
+    nested = pd.Series(report.oof_prob, index=report.matrix.index)
+    assert np.allclose(rows["prob"], nested.loc[rows["name"]])
+    assert set(rows["label"]) <= {0, 1} and rows["label"].dtype.kind == "i"

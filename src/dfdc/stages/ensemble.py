@@ -20,8 +20,9 @@ from dfdc.inference.export import export_fitted
 from dfdc.inference.fit import FitReport, cv_metrics, fit_ensemble, load_oof
 from dfdc.inference.predict import bundle_from_params, resolve_engine
 from dfdc.inference.submission import make_submission, test_order, test_truth
+from dfdc.reports.video_report import mistake_reports
 
-__all__ = ["EnsembleResult", "run"]
+__all__ = ["EnsembleResult", "mistake_gallery", "oof_videos", "run"]
 
 
 @dataclass
@@ -96,3 +97,36 @@ def _write_plots(report: FitReport, out: Path) -> None:
         write_text(roc.to_csv(index=False), out / "roc.csv")
     write_text(reliability_table(y, p).to_csv(index=False), out / "reliability.csv")
     write_text(report.clip_curve.to_csv(index=False), out / "clip.csv")
+
+
+def oof_videos(report: FitReport, index: pd.DataFrame) -> pd.DataFrame:
+    """The original videos among the fit's out-of-fold rows, with their nested probability,
+    label, fold and file path: what a report can re-decode. The compressed copies' rows
+    (``name@level``, ``copy`` set) are scores of crops re-encoded in the compress stage, with
+    no video file of their own, so they are left out here (their metrics are in cv.json)."""
+    matrix = report.matrix
+    rows = matrix.assign(prob=report.oof_prob, name=matrix.index)
+    if "copy" in rows:
+        rows = rows[rows["copy"] == ""]
+    paths = index.drop_duplicates("name").set_index("name")["path"]
+    rows = rows[rows["name"].isin(paths.index)]
+    return rows.assign(path=paths.loc[rows["name"]].to_numpy(), label=rows["label"].astype(int))
+
+
+def mistake_gallery(params: Params, report: FitReport, out_dir: str | Path, k: int = 2) -> list:
+    """Reports of the ``k`` most confident out-of-fold false positives and negatives among the
+    original videos, each scored by its own fold's models (which never trained on it), so the
+    gallery shows the mistakes the CV figures count."""
+    index = pd.read_parquet(params.data.index_path)
+    scores = oof_videos(report, index)
+    bundles: dict[int, object] = {}
+
+    def bundle_for(row: dict):
+        fold = int(row["fold"])
+        if fold not in bundles:
+            bundles[fold] = bundle_from_params(
+                params, purpose="explain", ensemble=report.ensemble, fold=fold
+            )
+        return bundles[fold]
+
+    return mistake_reports(bundle_for, scores, out_dir, k=k)
