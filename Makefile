@@ -8,7 +8,8 @@ export PATH := $(BIN):$(PATH)
 # Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
 export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
-.PHONY: install repro real test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit
+.PHONY: install repro real test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit \
+  exps dag plots-page
 
 install: $(STAMP)
 
@@ -36,6 +37,17 @@ real: install
 	@test -n "$(DATA)" || { echo "usage: make real DATA=/path/to/dataset [SOURCE=ffpp|celebdf|local] [FOLDS=4]"; exit 2; }
 	dvc exp run -S data.source=$(SOURCE) -S data.local_path=$(abspath $(DATA)) \
 	  -S cv.n_folds=$(FOLDS) -S 'cv.folds=[$(shell seq -s, 0 $$(($(FOLDS)-1)))]'
+
+# The experiments beside their baseline in 160 columns (docs/experiments.md): the headline
+# metrics and the params that changed, without the dependencies' hashes (every column whose
+# name is a path: dvc.yaml's deps). DVC's own flags; COLUMNS=160 when piped.
+EXPS_DROP := .*/|models$$|pyproject\.toml$$
+exps:
+	dvc exp show --only-changed --drop '$(EXPS_DROP)'
+
+# docs/pipeline.md's picture: dvc dag --md (mermaid) of dvc.yaml (tests/project/test_views.py).
+dag:
+	python scripts/pipeline_doc.py
 
 # The suite CI runs (under 15 minutes on 2 cores); the two tests marked slow (the whole sample
 # pipeline trained to a log-loss bound, dvc repro in fresh clones) are test-slow; test-all
