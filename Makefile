@@ -11,7 +11,9 @@ export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 .PHONY: install repro real test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit \
   exps dag plots-page
 
-install: $(STAMP)
+# dvc plots show's offline template (.dvc/config plots.html_template) is built too where npm is.
+PLOTS_PAGE := web/plots/dvc_plots.html
+install: $(STAMP) $(if $(shell command -v npm),$(PLOTS_PAGE))
 
 # pip byte-compiles on one core; compileall -j 0 does the same on every core (and it must be
 # done: with PYTHONDONTWRITEBYTECODE set, as on these machines, imports never write .pyc files;
@@ -24,6 +26,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.tom
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	$(BIN)/python -m dfdc.lab install >/dev/null
 	@touch $(STAMP)
+
+# The vega builds web/plots/package-lock.json pins, inlined into the page dvc plots show fills
+# (scripts/plots_page.py: npm ci, then the template; docs/experiments.md).
+$(PLOTS_PAGE): web/plots/package-lock.json web/plots/template.html scripts/plots_page.py | $(STAMP)
+	$(BIN)/python scripts/plots_page.py
+
+plots-page: $(PLOTS_PAGE)
 
 repro: install
 	dvc repro
