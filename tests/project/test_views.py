@@ -34,8 +34,8 @@ STAGE_SCRIPT = """
 import hashlib, sys
 from pathlib import Path
 import yaml
-from dfdc.core.headline import (cv_headline, eval_headline, robustness_headline, test_headline,
-                                write_headline)
+from dfdc.core.headline import (cv_headline, eval_headline, robustness_headline,
+                                submission_headline, write_headline)
 
 stage, text = sys.argv[1], Path("params.yaml").read_text()
 params = yaml.safe_load(text)
@@ -45,7 +45,7 @@ if stage == "ensemble":
     cfg = params["ensemble"]
     write_headline(cv_headline({"logloss": draw[0], "auc": draw[1]}), cfg["metrics_path"])
     test = {"available": True, "logloss": draw[2], "auc": draw[3]}
-    write_headline(test_headline(test), cfg["test_metrics_path"])
+    write_headline(submission_headline(test), cfg["test_metrics_path"])
 elif stage == "evaluate":
     write_headline(eval_headline({"logloss": 3 * draw[0]}), params["evaluate"]["metrics_path"])
 elif stage == "robustness":

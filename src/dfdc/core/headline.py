@@ -28,7 +28,7 @@ __all__ = [
     "headline",
     "headline_path",
     "robustness_headline",
-    "test_headline",
+    "submission_headline",
     "write_headline",
 ]
 
@@ -62,7 +62,7 @@ def cv_headline(cv: Mapping[str, Any]) -> dict:
     return headline(cv)
 
 
-def test_headline(test: Mapping[str, Any]) -> dict:
+def submission_headline(test: Mapping[str, Any]) -> dict:
     """The submission scored against the test videos' labels, where they are known."""
     return headline(test if test.get("available") else None, "test_")
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dfdc.core.config import Params, to_dict
 from dfdc.core.curves import reliability_table, roc_table
-from dfdc.core.headline import cv_headline, test_headline, write_headline
+from dfdc.core.headline import cv_headline, submission_headline, write_headline
 from dfdc.core.io import write_json, write_text
 from dfdc.core.metrics import binary_metrics
 from dfdc.core.provenance import git_revision, sha256_file
@@ -71,7 +71,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
             **binary_metrics(truth[scored["filename"]].to_numpy(), scored["label"]),
         }
     write_json(test_metrics, cfg.test_metrics_path)
-    write_headline(test_headline(test_metrics), cfg.test_metrics_path)
+    write_headline(submission_headline(test_metrics), cfg.test_metrics_path)
 
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
