@@ -49,7 +49,7 @@ real: install
 
 # The experiments beside their baseline in 160 columns (docs/experiments.md): the headline
 # metrics and the params that changed, without the dependencies' hashes (every column whose
-# name is a path: dvc.yaml's deps). DVC's own flags; COLUMNS=160 when piped.
+# name is a path: dvc.yaml's deps). DVC's own flags.
 EXPS_DROP := .*/|models$$|pyproject\.toml$$
 exps:
 	dvc exp show --only-changed --drop '$(EXPS_DROP)'
