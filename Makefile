@@ -8,9 +8,12 @@ export PATH := $(BIN):$(PATH)
 # Lab opens the jupytext .py notebooks as notebooks (settings kept in the repo).
 export JUPYTERLAB_SETTINGS_DIR := $(abspath .jupyter/lab/user-settings)
 
-.PHONY: install repro real test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit
+.PHONY: install repro real test test-slow test-all lab lint lock bench clean-venv kaggle-release kaggle-submit \
+  exps dag plots-page
 
-install: $(STAMP)
+# dvc plots show's offline template (.dvc/config plots.html_template) is built too where npm is.
+PLOTS_PAGE := web/plots/dvc_plots.html
+install: $(STAMP) $(if $(shell command -v npm),$(PLOTS_PAGE))
 
 # pip byte-compiles on one core; compileall -j 0 does the same on every core (and it must be
 # done: with PYTHONDONTWRITEBYTECODE set, as on these machines, imports never write .pyc files;
@@ -24,6 +27,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.tom
 	$(BIN)/python -m dfdc.lab install >/dev/null
 	@touch $(STAMP)
 
+# The vega builds web/plots/package-lock.json pins, inlined into the page dvc plots show fills
+# (scripts/plots_page.py: npm ci, then the template; docs/experiments.md).
+$(PLOTS_PAGE): web/plots/package-lock.json web/plots/template.html scripts/plots_page.py | $(STAMP)
+	$(BIN)/python scripts/plots_page.py
+
+plots-page: $(PLOTS_PAGE)
+
 repro: install
 	dvc repro
 
@@ -36,6 +46,17 @@ real: install
 	@test -n "$(DATA)" || { echo "usage: make real DATA=/path/to/dataset [SOURCE=ffpp|celebdf|local] [FOLDS=4]"; exit 2; }
 	dvc exp run -S data.source=$(SOURCE) -S data.local_path=$(abspath $(DATA)) \
 	  -S cv.n_folds=$(FOLDS) -S 'cv.folds=[$(shell seq -s, 0 $$(($(FOLDS)-1)))]'
+
+# The experiments beside their baseline in 160 columns (docs/experiments.md): the headline
+# metrics and the params that changed, without the dependencies' hashes (every column whose
+# name is a path: dvc.yaml's deps). DVC's own flags.
+EXPS_DROP := .*/|models$$|pyproject\.toml$$
+exps:
+	dvc exp show --only-changed --drop '$(EXPS_DROP)'
+
+# docs/pipeline.md's picture: dvc dag --md (mermaid) of dvc.yaml (tests/project/test_views.py).
+dag:
+	python scripts/pipeline_doc.py
 
 # The suite CI runs (under 15 minutes on 2 cores); the two tests marked slow (the whole sample
 # pipeline trained to a log-loss bound, dvc repro in fresh clones) are test-slow; test-all

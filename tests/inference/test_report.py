@@ -21,6 +21,7 @@ from dfdc.inference.web import CHROMEDRIVER as DRIVER
 from dfdc.inference.web import CHROMIUM
 from dfdc.kinds.backbones import build_model, grad_cam
 from dfdc.reports.video_report import read_report, video_report
+from tests.offline import pages_loading_remote
 
 SIZE, PATCH = 128, 32  # crop side; the manipulated square's side (6.25 % of the crop)
 
@@ -168,6 +169,7 @@ def test_predict_and_evaluate_write_reports(kernel_package, tiny_raw, tmp_path):
     for rows in listed.values():
         for row in rows:
             assert (tmp_path / "eval" / row["report"]).exists()
+    assert pages_loading_remote(tmp_path) == {}  # every page opens offline
 
 
 @pytest.mark.skipif(

@@ -208,6 +208,11 @@ def test_stage_on_the_tiny_sample_scores_out_of_fold(tiny_stage, tmp_path):
             assert models == f"rob/fold{folds[video]}"
     written = json.loads((tmp_path / "rob.json").read_text())
     assert set(written["distortions"]) == {"reencode", "fps", "downscale", "overlay"}
+    # The DVC metric beside it: one figure, the mean log loss over the scored levels.
+    levels = [m for d in written["distortions"].values() for m in d["levels"].values()]
+    mean = np.mean([m["logloss"] for m in levels if m["n"]])
+    headline = json.loads((tmp_path / "headline" / "rob.json").read_text())
+    assert headline == {"distorted_logloss": pytest.approx(mean)}
     assert (tmp_path / "plots" / "fps.csv").read_text().startswith("severity,level,logloss,auc")
     assert set(result.examples) >= {"clean", "fps"}
 

@@ -12,6 +12,7 @@ from dfdc.cli import main
 from dfdc.core.config import load_params, redirect_outputs
 from dfdc.core.notebooks import run_notebook
 from tests.conftest import ROOT, SAMPLE_SEED, write_params
+from tests.offline import remote_loads
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def test_eda_notebook_runs_in_smoke_mode(staged):
     assert not _errors(out)
     assert _images(out) >= 4  # balance, properties, frame grid, difference image
     assert out.with_suffix(".html").stat().st_size > 10_000
+    assert remote_loads(out.with_suffix(".html").read_text()) == []  # opens offline
 
 
 def test_faces_notebook_runs_in_smoke_mode(staged):

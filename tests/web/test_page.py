@@ -24,6 +24,7 @@ from dfdc.inference.ensemble import Ensemble
 from dfdc.inference.export import export_fitted
 from dfdc.inference.web import CHROMEDRIVER as DRIVER
 from dfdc.inference.web import CHROMIUM, browser_scores
+from tests.offline import pages_loading_remote
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 NODE = shutil.which("node")
@@ -249,6 +250,7 @@ def test_the_page_says_what_it_cannot_score(site, tiny_raw, tmp_path):
     (and 0.5 where nothing could be scored); opened from file:// it says how to serve it."""
     from dfdc.core.video import write_video
 
+    assert pages_loading_remote(site) == {}  # the built page loads nothing remote
     rng = np.random.default_rng(0)
     noise = tmp_path / "noise.mp4"
     write_video(noise, iter(rng.integers(0, 255, (12, 240, 320, 3), dtype=np.uint8)))

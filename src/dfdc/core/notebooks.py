@@ -21,7 +21,18 @@ from dfdc.core.progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NotebookError", "run_notebook"]
+__all__ = ["NotebookError", "notebook_html", "run_notebook"]
+
+# nbconvert's lab page with every block that loads from a CDN left empty, so an executed
+# notebook's HTML opens offline: require.js (only ipywidgets and old JavaScript outputs use it;
+# the stages' progress bars are text), MathJax (no notebook here typesets math: TeX would show as
+# written), mermaid's loader and the widgets' renderer. Pictures are inlined by nbconvert already.
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
 
 
 class NotebookError(UserError, RuntimeError):
@@ -40,7 +51,6 @@ def run_notebook(
     import jupytext
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
 
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +94,21 @@ def run_notebook(
                 os.environ[PROGRESS_ENV] = previous
         out_nb.replace(dst)
     if html:
-        body, _ = HTMLExporter().from_filename(str(dst))
-        dst.with_suffix(".html").write_text(body)
+        dst.with_suffix(".html").write_text(notebook_html(dst))
     log.info("executed %s -> %s", src, dst)
     return dst
+
+
+def notebook_html(path: str | Path) -> str:
+    """An executed notebook as one self-contained page that loads nothing from the network
+    (:data:`OFFLINE_TEMPLATE`)."""
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file="offline.html.j2",
+        extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+    )
+    body, _ = exporter.from_filename(str(path))
+    return body

@@ -1,6 +1,7 @@
 """The ensemble stage: fit the ensemble out of fold (:mod:`dfdc.inference.fit`), score the test
 videos into the submission (:mod:`dfdc.inference.submission`), and record both: cv.json,
-test.json, the plot tables, ensemble.json and a registry entry."""
+test.json and their headlines (:mod:`dfdc.core.headline`), the plot tables, ensemble.json and a
+registry entry."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from dfdc.core.config import Params, to_dict
 from dfdc.core.curves import reliability_table, roc_table
+from dfdc.core.headline import cv_headline, submission_headline, write_headline
 from dfdc.core.io import write_json, write_text
 from dfdc.core.metrics import binary_metrics
 from dfdc.core.provenance import git_revision, sha256_file
@@ -43,6 +45,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     report = fit_ensemble(oof, cfg)
     metrics = cv_metrics(report, index)
     write_json(metrics, cfg.metrics_path)
+    write_headline(cv_headline(metrics), cfg.metrics_path)
     report.ensemble.save(cfg.ensemble_path)
     _write_plots(report, Path(cfg.plots_dir))
 
@@ -69,6 +72,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
             **binary_metrics(truth[scored["filename"]].to_numpy(), scored["label"]),
         }
     write_json(test_metrics, cfg.test_metrics_path)
+    write_headline(submission_headline(test_metrics), cfg.test_metrics_path)
 
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

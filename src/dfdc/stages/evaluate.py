@@ -1,6 +1,7 @@
 """The evaluate stage: the labelled sets of ``evaluate.sets`` (any supported layout) scored by the
 fitted ensemble (:mod:`dfdc.reports.evaluation`) into ``metrics/eval.json``, with ROC and
-reliability tables per set for ``dvc plots``."""
+reliability tables per set for ``dvc plots``, and the pooled headline beside it
+(:mod:`dfdc.core.headline`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from dfdc.core.config import Params
 from dfdc.core.curves import reliability_table, roc_table
+from dfdc.core.headline import eval_headline, write_headline
 from dfdc.core.io import write_json, write_text
 from dfdc.inference.predict import bundle_from_params
 from dfdc.reports.evaluation import EvalResult, evaluate_paths
@@ -24,13 +26,16 @@ def run(params: Params) -> EvalResult:
     if not cfg.sets:
         result = EvalResult(pd.DataFrame(columns=["set", "label", "prob"]))
         write_json({"sets": [], "n": 0}, cfg.metrics_path)
+        write_headline(eval_headline(None), cfg.metrics_path)
         # The stage's declared plot files exist even when there is nothing to draw.
         write_text("set,fpr,tpr\n", out / "roc.csv")
         write_text("bin,predicted,observed,set\n", out / "reliability.csv")
         return result
     bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
     result = evaluate_paths(bundle, list(cfg.sets), params.faces)
-    write_json({"sets": list(cfg.sets), **result.summary()}, cfg.metrics_path)
+    summary = result.summary()
+    write_json({"sets": list(cfg.sets), **summary}, cfg.metrics_path)
+    write_headline(eval_headline(summary), cfg.metrics_path)
     _write_plots(result.scores, out)
     return result
 

@@ -1,12 +1,14 @@
 """The robustness stage: the workspace's held-out videos re-encoded under the DFDC black-box
 distortions (:mod:`dfdc.robustness`), each scored by the fitted ensemble's models that never
-trained on it, into ``metrics/robustness.json`` and one plot table a distortion."""
+trained on it, into ``metrics/robustness.json``, its headline (:mod:`dfdc.core.headline`) and one
+plot table a distortion."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from dfdc.core.config import Params, RobustnessConfig
+from dfdc.core.headline import robustness_headline, write_headline
 from dfdc.core.io import write_json
 from dfdc.core.layout import fold_of
 from dfdc.inference.ensemble import Ensemble
@@ -49,5 +51,6 @@ def run(params: Params) -> RobustnessResult:
     scores = score_jobs(jobs, bundle_for, cfg, cfg.out_dir)
     metrics = robustness_metrics(scores, cfg)
     write_json(metrics, cfg.metrics_path)
+    write_headline(robustness_headline(metrics), cfg.metrics_path)
     write_plots(metrics, cfg.plots_dir)
     return RobustnessResult(scores, metrics, example_clips(cfg, cfg.out_dir, jobs))
