@@ -231,10 +231,11 @@ def _cmd_kaggle(args: argparse.Namespace) -> int | None:
 
 def _cmd_fingerprint(args: argparse.Namespace) -> None:
     """The ``code`` stage: each stage's code fingerprint into ``--out`` (``<stage>.txt``)."""
-    from dfdc.core.fingerprint import StageCode, write_fingerprints
+    from dfdc.core.fingerprint import Sources, StageCode, write_fingerprints
 
     code = {name: StageCode(s.module, s.notebook, s.ships) for name, s in STAGES.items()}
-    paths = write_fingerprints(code, args.out)
+    # The checkout's sources (what dvc.yaml's deps name), whichever dfdc is installed.
+    paths = write_fingerprints(code, args.out, Sources(args.src, root="."))
     print(f"dfdc fingerprint: {len(paths)} stages' code fingerprints in {args.out}")
 
 
@@ -367,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="each stage's code fingerprint (what dvc.yaml's stages depend on): the modules it "
         "runs, hashed without comments or docstrings",
     )
+    p.add_argument("--src", default="src", help="the folder holding dfdc/ (default: src)")
     p.add_argument("--out", default="code", help="folder of the <stage>.txt files")
     p.set_defaults(func=_cmd_fingerprint)
 

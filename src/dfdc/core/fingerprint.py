@@ -116,11 +116,13 @@ class Sources:
         self._digests: dict[str, str] = {}
         self._lookups: dict[str, bool] = {}
         self._files: dict[str, Path | None] = {}
+        self._sections: dict[str, str] = {}  # params section -> its kind
 
     def changed(self, path: str | Path) -> None:
         """Forget what was read from ``path`` (edited since)."""
         path = Path(path)
         self._trees.pop(path, None)
+        self._sections.clear()
         for cache in (self._edges, self._digests, self._lookups):
             for name in [n for n in cache if self.file(n) == path]:
                 del cache[name]
@@ -218,10 +220,12 @@ class Sources:
 
     def section_kind(self, section: str) -> str:
         """The kind whose class says ``section = "<section>"``."""
+        if section in self._sections:
+            return self._sections[section]
         for name, module in self.kinds().items():
-            if any(
-                _assigned(n, "section") == section for n in ast.walk(self.tree(self.file(module)))
-            ):
+            tree = self.tree(self.file(module))
+            if any(_assigned(n, "section") == section for n in ast.walk(tree)):
+                self._sections[section] = name
                 return name
         raise ValueError(f"no registered model kind trains params section {section!r}")
 
