@@ -273,6 +273,10 @@ class Sources:
             self._digests[name] = normalized_digest(self.file(name).read_text())
         return self._digests[name]
 
+    def code_digest(self, roots: Iterable[str], kinds: Iterable[str] | None = None) -> str:
+        """One sha256 over the fingerprint lines of :meth:`code`."""
+        return hashlib.sha256(self.lines(self.code(roots, kinds)).encode()).hexdigest()
+
     def lines(self, modules: Iterable[str]) -> str:
         """One line a module, sorted by path: ``src/dfdc/x.py <sha256>``."""
         rows = sorted(
@@ -314,11 +318,10 @@ def _installed() -> Sources:
     return Sources(_installed_src())
 
 
-def code_digest(roots: Iterable[str], kinds: Iterable[str] | None = None) -> str:
+@functools.cache
+def code_digest(*roots: str, kinds: tuple[str, ...] | None = None) -> str:
     """One sha256 over the fingerprints of the code ``roots`` run (kinds as in
-    :meth:`Sources.code`): what a resume or cache key holds so that a result is reused only
-    when the code that computed it is the same, whatever changed elsewhere (drawing code, the
-    CLI, comments)."""
-    sources = _installed()
-    text = sources.lines(sources.code(tuple(roots), None if kinds is None else tuple(kinds)))
-    return hashlib.sha256(text.encode()).hexdigest()
+    :meth:`Sources.code`), in the installed package: what a resume or cache key holds so that
+    a result is reused only while the code that computed it is the same, whatever changed
+    elsewhere (drawing code, the CLI, comments). Computed once a process."""
+    return _installed().code_digest(roots, kinds)
