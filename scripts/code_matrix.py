@@ -26,7 +26,8 @@ from dfdc.core.fingerprint import Sources, StageCode, fingerprint_text
 from dfdc.stages import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMENT = "\n# a comment\n"
+# A comment, a blank line and a string alone (as an attribute docstring is): no behaviour.
+COMMENT = '\n\n# a comment\n"""A string alone."""\n'
 CODE = "\n_x = 1\n"
 DOC = ROOT / "docs" / "dvc-loop.md"
 BEGIN, END = "<!-- code_matrix: begin -->", "<!-- code_matrix: end -->"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dfdc.core.fingerprint import normalized_digest
 from dfdc.stages import STAGES
 from tests.conftest import ROOT
 
@@ -29,6 +30,17 @@ def matrix():
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     return list(code_matrix.edit_matrix(ROOT))
+
+
+def test_a_fingerprint_ignores_comments_docstrings_and_layout_only():
+    plain = "def f(a, b):\n    return a + b\n\n\nx = f(1, 2)\n"
+    written = (
+        '"""Module."""\n\n\ndef f(a,\n      b):  # adds\n    """Doc."""\n    return (a\n'
+        '            + b)\nx = f(1,  2)\n"""x: an attribute docstring."""\n'
+    )
+    assert normalized_digest(written) == normalized_digest(plain)
+    for changed in (plain.replace("a + b", "b + a"), plain + "y = 0\n", plain.replace("2", "3")):
+        assert normalized_digest(changed) != normalized_digest(plain)
 
 
 def test_the_matrix_covers_every_module(matrix):

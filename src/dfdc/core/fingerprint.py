@@ -9,8 +9,9 @@ module is not part of it (it only parses arguments and calls the stage's ``run``
 kernel's wheel) runs every module.
 
 Each module's fingerprint is the sha256 of its syntax tree with the docstrings removed
-(``ast.dump``): comments, docstrings and formatting leave it unchanged, any change to what the
-code does changes it. The ``code`` stage writes ``code/<stage>.txt`` (one line a module: path
+(``ast.dump``; every statement that is a string literal alone goes, attribute docstrings
+included): comments, docstrings and formatting leave it unchanged, any change to what the code
+does changes it. The ``code`` stage writes ``code/<stage>.txt`` (one line a module: path
 and hash, so a diff says which module changed); every other stage depends on its file. A
 comment edit then reruns the ``code`` stage alone (a second) and its outputs come out
 byte-identical, so DVC reruns nothing else; a real edit changes exactly the files of the stages
@@ -64,11 +65,19 @@ HEADER = (
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Drop every statement that is a string literal alone: docstrings of modules, classes and
+    functions, and the attribute docstrings after an assignment (no-ops, all of them)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            first = node.body[0] if node.body else None
-            if isinstance(first, ast.Expr) and isinstance(_string(first.value), str):
-                node.body = node.body[1:] or [ast.Pass()]
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                kept = [
+                    s
+                    for s in body
+                    if not (isinstance(s, ast.Expr) and _string(s.value) is not None)
+                ]
+                if len(kept) != len(body):
+                    setattr(node, name, kept or [ast.Pass()])
     return tree
 
 
