@@ -116,6 +116,8 @@ def test_the_closure_sees_lazy_imports_and_notebook_imports_and_leaves_the_cli_o
     # The data stage's Kaggle source imports the client wrapper inside a function.
     data = _rel(sources, sources.stage_code(specs["data"]))
     assert "src/dfdc/kaggle/api.py" in data and "src/dfdc/training/loop.py" not in data
+    # An import for type hints only (``if TYPE_CHECKING:``) never runs.
+    assert "dfdc.core.config" not in sources.closure(["dfdc.core.provenance"])
     for name, spec in specs.items():
         code = _rel(sources, sources.stage_code(spec))
         assert ("src/dfdc/cli.py" in code) == spec.ships, name  # the kernel's wheel holds it

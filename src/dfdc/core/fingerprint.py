@@ -97,6 +97,28 @@ def _assigned(node: ast.AST, name: str) -> str | None:
     return None
 
 
+def _type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): a block that never runs."""
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _run_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` that can run: ``ast.walk`` less the bodies of ``if
+    TYPE_CHECKING:`` blocks (imports for type hints only)."""
+    out, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if _type_checking(node):
+            todo += [node.test, *node.orelse]
+        else:
+            todo += list(ast.iter_child_nodes(node))
+    return out
+
+
 def normalized_digest(text: str) -> str:
     """sha256 of the code ``text`` says, not of how it is written: its syntax tree without
     docstrings, comments or layout."""
@@ -168,7 +190,7 @@ class Sources:
         import b`` counts ``a.b`` when that is a module), and the packages on the way (their
         ``__init__`` runs)."""
         names: set[str] = set()
-        for node in ast.walk(tree):
+        for node in _run_nodes(tree):
             if isinstance(node, ast.Import):
                 names |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
