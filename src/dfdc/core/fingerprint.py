@@ -305,8 +305,10 @@ class Sources:
         return self._digests[name]
 
     def code_digest(self, roots: Iterable[str], kinds: Iterable[str] | None = None) -> str:
-        """One sha256 over the fingerprint lines of :meth:`code`."""
-        return hashlib.sha256(self.lines(self.code(roots, kinds)).encode()).hexdigest()
+        """One sha256 over the modules of :meth:`code` and their digests (by module name, so
+        an editable checkout and an installed wheel agree)."""
+        text = "".join(f"{m} {self.digest(m)}\n" for m in sorted(self.code(roots, kinds)))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def lines(self, modules: Iterable[str]) -> str:
         """One line a module, sorted by path: ``src/dfdc/x.py <sha256>``."""
