@@ -229,6 +229,16 @@ def _cmd_kaggle(args: argparse.Namespace) -> int | None:
     return kaggle_main(args.rest)
 
 
+def _cmd_fingerprint(args: argparse.Namespace) -> None:
+    """The ``code`` stage: each stage's code fingerprint into ``--out`` (``<stage>.txt``)."""
+    from dfdc.core.fingerprint import Sources, StageCode, write_fingerprints
+
+    code = {name: StageCode(s.module, s.notebook, s.ships) for name, s in STAGES.items()}
+    # The checkout's sources (what dvc.yaml's deps name), whichever dfdc is installed.
+    paths = write_fingerprints(code, args.out, Sources(args.src, root="."))
+    print(f"dfdc fingerprint: {len(paths)} stages' code fingerprints in {args.out}")
+
+
 def _cmd_notebook(args: argparse.Namespace) -> None:
     from dfdc.core.notebooks import run_notebook
 
@@ -352,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
     p.set_defaults(func=_cmd_notebook)
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="each stage's code fingerprint (what dvc.yaml's stages depend on): the modules it "
+        "runs, hashed without comments or docstrings",
+    )
+    p.add_argument("--src", default="src", help="the folder holding dfdc/ (default: src)")
+    p.add_argument("--out", default="code", help="folder of the <stage>.txt files")
+    p.set_defaults(func=_cmd_fingerprint)
 
     # Its own parser, imported only when it runs (stages do not import the Kaggle client).
     p = sub.add_parser(

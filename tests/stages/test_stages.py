@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -184,3 +185,24 @@ def test_training_learns_on_the_generated_sample(tmp_path):
     print(table.round(3).to_string())
     assert table["baseline alone, no calibration"] == pytest.approx(m["logloss"], abs=0.05)
     assert "blend of baseline + lstm: fitted, scored nested by fold" in table
+
+
+def test_the_registry_entry_names_the_files_the_ensemble_read(tmp_path):
+    """Not dvc.lock (``dvc repro`` is still writing it while the stage runs): the index, and
+    each run's fold checkpoints and out-of-fold tables, by content."""
+    import hashlib
+
+    from dfdc.core.config import params_from_dict, redirect_outputs
+    from dfdc.stages.ensemble import _inputs
+
+    params = params_from_dict(redirect_outputs({"ensemble": {"runs": ["a"]}}, tmp_path))
+    models = Path(params.base.models_dir)
+    read = ["a/fold0/best.pt", "a/fold0/oof.parquet", "a/fold1/best.pt", "a/fold1/oof_c40.parquet"]
+    for i, rel in enumerate([*read, "a/fold0/last.pt", "b/fold0/best.pt"]):
+        (models / rel).parent.mkdir(parents=True, exist_ok=True)
+        (models / rel).write_bytes(bytes([i]))
+    Path(params.data.index_path).write_bytes(b"index")
+    (tmp_path / "dvc.lock").write_text("being written")
+    got = _inputs(params)
+    want = [Path(params.data.index_path), *(models / r for r in read)]
+    assert got == {p.as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in want}

@@ -3,7 +3,9 @@
 import dataclasses
 import json
 import os
+import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ from dfdc.dataset.folds import FoldError, check_folds, make_folds
 from dfdc.kinds.backbones import build_model
 from dfdc.kinds.checkpoint import read_checkpoint
 from dfdc.training.loop import smoothed_bce
-from tests.conftest import tiny_params
+from tests.conftest import ROOT, tiny_params
 
 
 @pytest.mark.parametrize(
@@ -212,10 +214,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
         == 3
     )
 
-    # Calling a finished run again (DVC does so only when an input changed) trains it anew.
+    # A finished run called again under the same key (DVC reran the stage for its drawing code,
+    # say) is kept: no epoch trains, and the curves DVC deleted are written again.
+    shutil.rmtree(curves)
     calls["n"] = 10
     again = engine.fit(params, 0, max_batches=2)
-    assert calls["n"] == 12 and [h["epoch"] for h in again.history] == [0, 1]
+    assert calls["n"] == 10 and [h["epoch"] for h in again.history] == [0, 1]
+    assert again.best == result.best and again.train_images == 0
     assert (
         len((curves / "plots" / "metrics" / "val" / "video_logloss.tsv").read_text().splitlines())
         == 3
@@ -230,6 +235,59 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
     other = tiny_params(tiny_stage, run="resume", lr=0.0002)
     assert [h["epoch"] for h in engine.fit(other, 0, max_batches=2).history] == [0, 1]
     assert calls["n"] == 12
+
+
+def _files(out: Path) -> dict[str, tuple[bytes, int]]:
+    return {n: ((out / n).read_bytes(), (out / n).stat().st_mtime_ns) for n in CKPTS}
+
+
+CKPTS = ("best.pt", "last.pt", "oof.parquet")
+
+
+def test_a_drawing_edit_keeps_a_finished_fold_and_a_compute_edit_retrains(
+    tiny_stage, monkeypatch, tmp_path
+):
+    """DVC reruns a fold's stage when anything in its code changes, drawing included; the
+    fold's resume key holds only the code that trains (the loop and the kind), so a plotting
+    edit keeps the checkpoints (same bytes, same mtime, no epoch) and a loop edit retrains."""
+    import dfdc.training.loop as engine
+    from dfdc.core.fingerprint import Sources, StageCode, fingerprint_text
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "dfdc", src / "dfdc")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setattr(
+        engine, "code_digest", lambda *roots, kinds=None: Sources(src).code_digest(roots, kinds)
+    )
+    real, calls = engine.train_one_epoch, {"n": 0}
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine, "train_one_epoch", counted)
+    params = tiny_params(tiny_stage, run="keep", epochs=1)
+    first = engine.fit(params, 0, max_batches=1)
+    assert calls["n"] == 1
+    kept = _files(first.out_dir)
+
+    stage = StageCode("dfdc.stages.train", "notebooks/20_train_fold.py")
+    before = fingerprint_text(Sources(src, tmp_path), "train", stage)
+    for drawing in ("reports/plots.py", "faces/plots.py"):  # what the train notebook draws with
+        f = src / "dfdc" / drawing
+        f.write_text(f.read_text() + "\n_x = 1\n")
+    # DVC would rerun train@0 (its code changed) ...
+    assert fingerprint_text(Sources(src, tmp_path), "train", stage) != before
+    again = engine.fit(params, 0, max_batches=1)
+    # ... and the fold is kept: no epoch, the same files untouched.
+    assert calls["n"] == 1 and _files(first.out_dir) == kept
+    assert again.best == first.best and again.history == first.history
+
+    loop = src / "dfdc" / "training" / "loop.py"
+    loop.write_text(loop.read_text() + "\n_x = 1\n")
+    engine.fit(params, 0, max_batches=1)
+    assert calls["n"] == 2
+    assert _files(first.out_dir)["last.pt"][1] != kept["last.pt"][1]
 
 
 def test_oof_predictions_cover_the_fold(tiny_stage):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from dfdc.core.config import FacesConfig
+from dfdc.core.fingerprint import code_digest
 from dfdc.core.io import write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import content_digest
@@ -39,10 +40,13 @@ class FaceJob:
 
 
 def job_key(job: FaceJob, cfg: FacesConfig) -> str:
-    """What a finished ``.npz`` must carry to be reused: the face settings, and the content of
-    the video (and of the original whose boxes it reuses). A regenerated or replaced video under
-    the same name is extracted again."""
-    parts = [faces_params_hash(cfg), content_digest(job.path)]
+    """What a finished ``.npz`` must carry to be reused: the face settings, the fingerprint of
+    the code that extracts (:mod:`dfdc.faces.pipeline` and what it runs; not the drawing code
+    of the faces notebook, not comments), and the content of the video (and of the original
+    whose boxes it reuses). A regenerated or replaced video under the same name, or a change to
+    the extraction code, extracts it again; the stage rerun for a plot does not."""
+    code = code_digest("dfdc.faces.pipeline")[:16]
+    parts = [faces_params_hash(cfg), code, content_digest(job.path)]
     if job.original_path:
         parts.append(content_digest(job.original_path))
     return ":".join(parts)

@@ -1,12 +1,11 @@
 """The model kinds: a frame CNN and a sequence model over track embeddings, registered by name
 (:mod:`dfdc.kinds.registry`); backbones, heads, checkpoints and the models folder's layout.
 
-Importing the package registers the built-in kinds.
+Importing the package imports no kind: :func:`get_kind` imports the one asked for.
 """
 
 from __future__ import annotations
 
-from dfdc.kinds import frame, sequence  # noqa: F401  (each registers itself)
 from dfdc.kinds.base import CropBatch, LoadedModel, ModelKind, Task, TrainContext
 from dfdc.kinds.registry import get_kind, kind_names, register_kind, run_sections
 

@@ -112,6 +112,9 @@ class Task:
     # Copy level -> (loader, to_crops) over the validation videos' compressed copies, scored
     # at the kept epoch into oof_<level>.parquet (``train.compress.validate``).
     copy_validation: dict[str, tuple[Iterable, Callable]] = field(default_factory=dict)
+    # What the task is made from besides the loop's tables, by identity (an embedder's
+    # checkpoint digest): part of the fold's resume key (dfdc.kinds.checkpoint.config_hash).
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 class CropBatch:

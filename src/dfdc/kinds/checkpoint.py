@@ -7,8 +7,9 @@
      "metrics": {...}, "config": {"run", "faces", "cv", "base", "data"}, "model": state_dict,
      "extra": {...}}   # kind-specific (a sequence model's embedder)
 
-``last.pt`` adds the optimiser, scheduler, scaler, RNG, history and a hash of the config, so an
-interrupted fold resumes only when it was made with the same settings.
+``last.pt`` adds the optimiser, scheduler, scaler, RNG, history and a key (:func:`config_hash`:
+settings, training data and the code that trains), so an interrupted fold resumes, and a
+finished one is kept, only when made under the same key.
 """
 
 from __future__ import annotations
@@ -61,13 +62,30 @@ def resolved_config(params: Params, run: RunConfig, folds: pd.DataFrame) -> dict
     }
 
 
-def config_hash(params: Params, run: RunConfig, fold: int) -> str:
-    """Changes whenever a setting that shapes this fold's training changes."""
+def config_hash(
+    params: Params,
+    run: RunConfig,
+    fold: int,
+    inputs: dict,
+    code: str,
+    max_batches: int | None = None,
+) -> str:
+    """The key ``last.pt`` is reused under (resumed, or kept when finished): it changes
+    whenever something that shapes this fold's weights changes. The run's settings, the folds
+    settings, the seed and the fold; the face settings its crops were made with; ``inputs``,
+    what it trains from by content (the training loop's record of the data, tables and what
+    the kind adds); ``code``, the fingerprint of the code that trains it
+    (:func:`dfdc.core.fingerprint.code_digest`: drawing code, the CLI and comments are not in
+    it); and a batch cap (a smoke run is not a full one)."""
     d = {
         "run": to_dict(run),
         "cv": to_dict(params.cv),
         "seed": params.base.seed,
         "fold": fold,
+        "faces": to_dict(params.faces),
+        "inputs": inputs,
+        "code": code,
+        "max_batches": max_batches,
     }
     d["cv"].pop("folds")
     return config_digest(d)
@@ -199,22 +217,26 @@ def read_resume(
     scaler: torch.amp.GradScaler,
     device: torch.device,
 ) -> Resume | None:
-    """Restore an unfinished ``last.pt`` made with the same config into the given objects;
-    None (train from the start) when there is none, it finished, or the config changed."""
+    """Restore a ``last.pt`` made under the same key into the given objects. An unfinished one
+    resumes after its last epoch; a finished one comes back with no epoch left to train, so a
+    stage that DVC reruns for another reason (drawing code, a notebook's text) keeps the fold's
+    weights (delete ``last.pt`` to train again). None (train from the start) when there is
+    none or the key changed."""
     if not path.exists():
         return None
     state = torch.load(path, map_location=device, weights_only=False)
-    if state.get("epoch", -1) >= epochs - 1:
-        # DVC reruns a finished stage only when an input changed: train again.
-        log.info("fold %d: %s is a finished run; training again", fold, path)
-        return None
     if state.get("schema") != SCHEMA or state.get("config_hash") != config_key:
-        log.info("fold %d: %s was made with other params; starting over", fold, path)
+        log.info(
+            "fold %d: %s was made with other settings, data or code; starting over", fold, path
+        )
         return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
-    log.info("fold %d: resuming after epoch %d", fold, state["epoch"])
+    if state["epoch"] >= epochs - 1:
+        log.info("fold %d: %s is finished, with the same settings, data and code: kept", fold, path)
+    else:
+        log.info("fold %d: resuming after epoch %d", fold, state["epoch"])
     return Resume(state["epoch"] + 1, state["best"], state["best_epoch"], state["history"])

@@ -478,6 +478,7 @@ class SequenceKind(ModelKind):
                     "identity": emb.identity,
                 }
             },
+            inputs={"embedder": emb.identity},
         )
 
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:

@@ -22,6 +22,8 @@ class Stage:
     notebook: str | None = None  # the notebook DVC runs it through (papermill)
     fold: bool = False  # one fold a run: ``--fold K``
     smoke: bool = False  # ``--smoke``: a few batches or videos, for tests of the wiring
+    # Its output holds the whole package (the kernel's wheel): its code is every module.
+    ships: bool = False
 
 
 STAGES: dict[str, Stage] = {
@@ -46,7 +48,7 @@ STAGES: dict[str, Stage] = {
     "export": Stage("dfdc.stages.export",
                     "the fitted ensemble as ONNX, checked against torch on real crops"),
     "package": Stage("dfdc.stages.package", "build the offline Kaggle kernel and its datasets",
-                     "notebooks/40_package_kernel.py", smoke=True),
+                     "notebooks/40_package_kernel.py", smoke=True, ships=True),
     "evaluate": Stage("dfdc.stages.evaluate", "score evaluate.sets with the fitted ensemble",
                       "notebooks/50_evaluate.py"),
     "robustness": Stage("dfdc.stages.robustness",

@@ -1,7 +1,12 @@
 """The ensemble stage: fit the ensemble out of fold (:mod:`dfdc.inference.fit`), score the test
 videos into the submission (:mod:`dfdc.inference.submission`), and record both: cv.json,
 test.json and their headlines (:mod:`dfdc.core.headline`), the plot tables, ensemble.json and a
-registry entry."""
+registry entry.
+
+The registry entry names what the stage read by content (``inputs``: the video index and every
+fold's ``best.pt`` and out-of-fold tables, each with its sha256), not by ``dvc.lock``: under
+``dvc repro`` the lock is still being written while this stage runs (its digest then named no
+state anyone could check out), and the files read are what the submission came from."""
 
 from __future__ import annotations
 
@@ -77,7 +82,7 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
     record = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git": git_revision(),
-        "dvc_lock_sha256": sha256_file(Path("dvc.lock")),
+        "inputs": _inputs(params),
         "submission_sha256": sha256_file(Path(cfg.submission_path)),
         "params": to_dict(params),
         "trained_on": bundle.trained_on,
@@ -90,6 +95,17 @@ def run(params: Params, smoke: bool = False) -> EnsembleResult:
         record, Path(cfg.registry_dir) / f"{stamp}_{record['git']['revision'][:8] or 'norev'}.json"
     )
     return EnsembleResult(report, metrics, sub, test_metrics, record, bundle.trained_on)
+
+
+def _inputs(params: Params) -> dict[str, str | None]:
+    """The files the ensemble was fitted and scored from, path -> sha256: the video index, and
+    each run's fold checkpoints and out-of-fold tables."""
+    models = Path(params.base.models_dir)
+    files = [Path(params.data.index_path)]
+    for run in params.ensemble.runs:
+        files += sorted((models / run).glob("fold*/best.pt"))
+        files += sorted((models / run).glob("fold*/oof*.parquet"))
+    return {f.as_posix(): sha256_file(f) for f in files}
 
 
 def _write_plots(report: FitReport, out: Path) -> None:

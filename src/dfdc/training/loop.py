@@ -25,10 +25,12 @@ import pandas as pd
 import torch
 
 from dfdc.core.config import LoopConfig, Params, RunConfig
+from dfdc.core.fingerprint import code_digest
 from dfdc.core.io import write_json, write_parquet
 from dfdc.core.layout import fold_dir, live_dir
 from dfdc.core.metrics import binary_metrics, log_loss
 from dfdc.core.progress import progress
+from dfdc.core.provenance import sha256_file, training_data
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropItem
 from dfdc.crops.losses import smoothed_bce
@@ -293,6 +295,30 @@ def score_copies(params: Params, fold: int, run: RunConfig | None = None) -> dic
     return _score_copies(task, task.model, rt, fold, val_v, out)
 
 
+def _log_epoch(live, metrics: dict[str, float]) -> None:
+    for k, v in metrics.items():
+        live.log_metric(("train/" if k in ("train_loss", "lr") else "val/") + k, v)
+    live.next_step()
+
+
+def _inputs(params: Params, folds: pd.DataFrame, task: Task) -> dict:
+    """What a fold trains from, by content, for its resume key: the data record its
+    checkpoint keeps, the tables the loop reads (faces, folds, masks, compressed copies: the
+    crops, masks and copies they list are named by them), and what the kind adds (an
+    embedder's checkpoint)."""
+    tables = {
+        "faces": params.faces.table_path,
+        "folds": params.cv.path,
+        "masks": params.masks.table_path,
+        "compressed": params.compress.table_path,
+    }
+    return {
+        "data": training_data(params.data, folds),
+        "tables": {name: sha256_file(path) for name, path in tables.items()},
+        **task.inputs,
+    }
+
+
 def fit(
     params: Params,
     fold: int,
@@ -315,8 +341,10 @@ def fit(
     # computed once (not every epoch).
     ctx, folds, val_v = _context(params, run, fold, rt)
     config = resolved_config(params, run, folds)
-    key = config_hash(params, run, fold)
     task = get_kind(run.kind).task(ctx)
+    # The code that trains (the loop and the run's kind; not the notebook's drawing code).
+    code = code_digest("dfdc.training.loop", kinds=(run.kind,))
+    key = config_hash(params, run, fold, _inputs(params, folds, task), code, max_batches)
     model = task.model
     steps = min(task.steps_per_epoch, max_batches or task.steps_per_epoch)
     optimizer = make_optimizer(model, run)
@@ -345,9 +373,10 @@ def fit(
         from dvclive import Live
 
         out.mkdir(parents=True, exist_ok=True)
-        live = Live(
-            dir=str(curves), resume=start > 0, save_dvc_exp=False, dvcyaml=None, report=None
-        )
+        # DVC deleted the curves before rerunning the stage: the epochs kept are written again.
+        live = Live(dir=str(curves), resume=False, save_dvc_exp=False, dvcyaml=None, report=None)
+        for row in history:
+            _log_epoch(live, {k: v for k, v in row.items() if k != "epoch"})
         (out / "config.json").write_text(
             json.dumps({"fold": fold, "params": config}, indent=1) + "\n"
         )
@@ -374,9 +403,7 @@ def fit(
             else:  # no validation this epoch (val_every): the training side only
                 metrics, preds = {"train_loss": tr["loss"], "lr": tr["lr"]}, None
             history.append({"epoch": epoch, **metrics})
-            for k, v in metrics.items():
-                live.log_metric(("train/" if k in ("train_loss", "lr") else "val/") + k, v)
-            live.next_step()
+            _log_epoch(live, metrics)
             log.info(
                 "fold %d epoch %d: %s", fold, epoch, {k: round(v, 4) for k, v in metrics.items()}
             )
