@@ -50,7 +50,7 @@ real: install
 # The experiments beside their baseline in 160 columns (docs/experiments.md): the headline
 # metrics and the params that changed, without the dependencies' hashes (every column whose
 # name is a path: dvc.yaml's deps). DVC's own flags.
-EXPS_DROP := .*/|models$$|pyproject\.toml$$
+EXPS_DROP := .*/|models$$|notebooks$$|pyproject\.toml$$
 exps:
 	dvc exp show --only-changed --drop '$(EXPS_DROP)'
 
