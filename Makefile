@@ -37,8 +37,9 @@ real: install
 	dvc exp run -S data.source=$(SOURCE) -S data.local_path=$(abspath $(DATA)) \
 	  -S cv.n_folds=$(FOLDS) -S 'cv.folds=[$(shell seq -s, 0 $$(($(FOLDS)-1)))]'
 
-# The suite CI runs (under 15 minutes on 2 cores); the two tests marked slow (the whole sample
-# pipeline trained to a log-loss bound, dvc repro in fresh clones) are test-slow; test-all
+# The suite CI runs (under 15 minutes on 2 cores); the three tests marked slow (the whole sample
+# pipeline trained to a log-loss bound, dvc repro in fresh clones, the committed params.yaml
+# rebuilt against the committed data and metrics) are test-slow; test-all
 # runs both.
 PYTEST_ARGS ?=
 test: install lint
