@@ -94,11 +94,12 @@ SHORT = dataclasses.replace(TINY_SAMPLE, frames=6)
 RENDER = """
 import ctypes, glob, os, sys
 import av
-if sys.argv[2] == "c":
-    # FFmpeg's run-time CPU dispatch, forced: its plain C code, as on a CPU without SIMD.
+if sys.argv[2] in ("c", "older-cpu"):
+    # FFmpeg's run-time CPU dispatch, forced: its plain C code, as on a CPU without SIMD, or
+    # SSE to SSE4.2 without AVX.
     libs = os.path.dirname(av.__file__) + ".libs"
     lib = ctypes.CDLL(glob.glob(os.path.join(libs, "libavutil-*"))[0])
-    lib.av_force_cpu_flags(ctypes.c_int(0x1))
+    lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "older-cpu": 0x3DB}[sys.argv[2]]))
 if sys.argv[2] == "one-core":
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from dfdc.dataset.sample.build import plan_sample, render_video
@@ -130,9 +131,9 @@ def test_rendering_is_byte_identical_on_any_cpu(tmp_path):
     """A faceswap and a selfblend fake (scene, manipulation and encoding all count) rendered
     twice in this process (the first encode of a process once differed), then in fresh
     processes with other hash seeds and as other machines would: FFmpeg on its C code (the AAC
-    encoder and swscale once differed), every library on an older CPU's kernels (OpenBLAS's
-    kernel moved the landmarks, OpenCV's AVX2 blur and torch's MTCNN moved the pixels), and on
-    one core with one thread."""
+    encoder and swscale once differed), every library on an older CPU's kernels, FFmpeg's SSE
+    code included (OpenBLAS's kernel moved the landmarks, OpenCV's AVX2 blur and torch's MTCNN
+    moved the pixels), and on one core with one thread."""
     import os
     import subprocess
     import sys
