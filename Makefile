@@ -58,8 +58,9 @@ exps:
 dag:
 	python scripts/pipeline_doc.py
 
-# The suite CI runs (under 15 minutes on 2 cores); the two tests marked slow (the whole sample
-# pipeline trained to a log-loss bound, dvc repro in fresh clones) are test-slow; test-all
+# The suite CI runs (under 15 minutes on 2 cores); the three tests marked slow (the whole sample
+# pipeline trained to a log-loss bound, dvc repro in fresh clones, the committed params.yaml
+# rebuilt against the committed data and metrics) are test-slow; test-all
 # runs both.
 PYTEST_ARGS ?=
 test: install lint

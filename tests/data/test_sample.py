@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -87,44 +88,94 @@ def test_fakes_differ_inside_the_face_and_not_far_outside(tiny_raw, detector):
                 assert inside > 5 * outside, (name, entry.get("method"), inside, outside)
 
 
+# The tiny sample's clips cut to 6 frames: every code path of a clip, in a fraction of the time.
+SHORT = dataclasses.replace(TINY_SAMPLE, frames=6)
+
 RENDER = """
 import ctypes, glob, os, sys
 import av
-if sys.argv[2] != "default":
-    # FFmpeg's run-time CPU dispatch, forced: "c" is its plain C code, as on a CPU without SIMD.
+if sys.argv[2] in ("c", "older-cpu"):
+    # FFmpeg's run-time CPU dispatch, forced: its plain C code, as on a CPU without SIMD, or
+    # SSE to SSE4.2 without AVX.
     libs = os.path.dirname(av.__file__) + ".libs"
     lib = ctypes.CDLL(glob.glob(os.path.join(libs, "libavutil-*"))[0])
-    lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "sse": 0x3DB}[sys.argv[2]]))
+    lib.av_force_cpu_flags(ctypes.c_int({"c": 0x1, "older-cpu": 0x3DB}[sys.argv[2]]))
+if sys.argv[2] == "one-core":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from dfdc.dataset.sample.build import plan_sample, render_video
-from tests.conftest import TINY_SAMPLE
-render_video(plan_sample(TINY_SAMPLE)[1], TINY_SAMPLE, sys.argv[1])
+from tests.data.test_sample import SHORT
+for i in (1, 2):
+    render_video(plan_sample(SHORT)[i], SHORT, f"{sys.argv[1]}{i}.mp4")
 """
 
 
-def test_rendering_is_byte_reproducible(tmp_path):
-    """Same bytes three times in one process (the first encode of a process once differed),
-    in fresh processes with other hash seeds, and with FFmpeg forced onto its C and SSE code
-    paths, which is what another CPU would pick (the AAC encoder and swscale once differed)."""
+def _older_cpu_env() -> dict[str, str]:
+    """Every library the generator uses, told to pick the kernels an older x86-64 CPU would:
+    OpenBLAS's Prescott kernel (no FMA), OpenCV without its dispatched code and with IPP's SSE4.2
+    code, numpy's baseline loops, glibc's libm without AVX/FMA, torch's default kernels."""
+    umath = np._core._multiarray_umath
+    return {
+        "OPENBLAS_CORETYPE": "Prescott",
+        "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FMA3,FP16,AVX,SSE4.2,SSE4.1,POPCNT,SSSE3",
+        "OPENCV_IPP": "sse42",
+        "NPY_DISABLE_CPU_FEATURES": " ".join(
+            f for f in umath.__cpu_dispatch__ if umath.__cpu_features__.get(f)
+        ),
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX2,-FMA,-AVX",
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+    }
+
+
+def test_rendering_is_byte_identical_on_any_cpu(tmp_path):
+    """A faceswap and a selfblend fake (scene, manipulation and encoding all count) rendered
+    twice in this process (the first encode of a process once differed), then in fresh
+    processes with other hash seeds and as other machines would: FFmpeg on its C code (the AAC
+    encoder and swscale once differed), every library on an older CPU's kernels, FFmpeg's SSE
+    code included (OpenBLAS's kernel moved the landmarks, OpenCV's AVX2 blur and torch's MTCNN
+    moved the pixels), and on one core with one thread."""
     import os
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    plan = plan_sample(TINY_SAMPLE)[1]  # a fake: scene, manipulation and encoding all count
-    assert plan.label == "FAKE"
-    files = []
-    for i in range(3):
-        render_video(plan, TINY_SAMPLE, tmp_path / f"in{i}.mp4")
-        files.append(tmp_path / f"in{i}.mp4")
-    for seed, cpu in (("1", "default"), ("2", "c"), ("3", "sse")):
-        out = tmp_path / f"{cpu}.mp4"
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-c", RENDER, str(out), cpu], check=True, env=env, cwd=ROOT)
-        files.append(out)
-    first = files[0].read_bytes()
-    assert first, "nothing written"
-    assert [f.name for f in files if f.read_bytes() != first] == []
+    plans = plan_sample(SHORT)
+    assert [(p.label, p.method) for p in plans[1:3]] == [
+        ("FAKE", "faceswap"),
+        ("FAKE", "selfblend"),
+    ]
+    for run in ("in0-", "in1-"):
+        for i in (1, 2):
+            render_video(plans[i], SHORT, tmp_path / f"{run}{i}.mp4")
+    conditions = {
+        "default": {"PYTHONHASHSEED": "1"},
+        "c": {"PYTHONHASHSEED": "2"},
+        "older-cpu": {"PYTHONHASHSEED": "3", **_older_cpu_env()},
+        "one-core": {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"},
+    }
+    for name, extra in conditions.items():
+        path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+        env = {**os.environ, "PYTHONPATH": path, **extra}
+        out = f"{tmp_path / name}-"
+        subprocess.run([sys.executable, "-c", RENDER, out, name], check=True, env=env, cwd=ROOT)
+    runs = ["in0-", "in1-", *(f"{name}-" for name in conditions)]
+    for i in (1, 2):
+        first = (tmp_path / f"in0-{i}.mp4").read_bytes()
+        assert first, "nothing written"
+        differ = [r for r in runs if (tmp_path / f"{r}{i}.mp4").read_bytes() != first]
+        assert differ == [], (plans[i].method, differ)
+
+
+def test_recorded_faces_are_what_mtcnn_finds():
+    """The photos' faces are recorded, not detected at run time (MTCNN's floats move with the
+    CPU); the record must stay what the pipeline's MTCNN finds, to 0.05 pixel."""
+    from dfdc.dataset.sample.photos import LOADERS, detect_face, load_photos
+
+    for photo in load_photos():
+        box, landmarks = detect_face(LOADERS[photo.name]())
+        np.testing.assert_allclose(photo.box, box, atol=0.05, err_msg=photo.name)
+        np.testing.assert_allclose(photo.landmarks, landmarks, atol=0.05, err_msg=photo.name)
 
 
 @pytest.mark.parametrize("method", ["faceswap", "selfblend"])

@@ -8,6 +8,8 @@ tighter hull; the ellipse covers the inner face that face swaps and reenactment 
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -25,7 +27,11 @@ def ellipse_mask(
     half-axes ``axes`` (pixels), turned to the eye line, edge blurred by a Gaussian of
     ``sigma`` pixels."""
     left_eye, right_eye = landmarks[0], landmarks[1]
-    angle = float(np.degrees(np.arctan2(*(right_eye - left_eye)[::-1])))
+    # The C library's atan2: numpy's ufunc may take a CPU-dispatched vector loop (SVML on
+    # AVX-512), and the generated sample must not depend on the CPU (docs/sample.md).
+    angle = math.degrees(
+        math.atan2(float(right_eye[1] - left_eye[1]), float(right_eye[0] - left_eye[0]))
+    )
     mask = np.zeros(shape, np.float32)
     cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))), axes, angle, 0, 360, 1.0, -1)
     return cv2.GaussianBlur(mask, (0, 0), sigma)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -339,9 +340,11 @@ def _write_tone(
     container: av.container.OutputContainer, audio: av.audio.stream.AudioStream, seconds: float
 ) -> None:
     rate = audio.codec_context.sample_rate
-    t = np.arange(int(seconds * rate))
     # Integer samples from a 220 Hz tone (an exact 1/ rate fraction per step, rounded once).
-    samples = np.round(1600 * np.sin(2 * np.pi * (220 * t % rate) / rate)).astype(np.int16)
+    # One period through the C library's sine: numpy's vector sine may differ by CPU (AVX-512).
+    period = rate // math.gcd(220, rate)
+    tone = [round(1600 * math.sin(2 * math.pi * (220 * k % rate) / rate)) for k in range(period)]
+    samples = np.resize(np.array(tone, np.int16), int(seconds * rate))
     step = audio.codec_context.frame_size or 4096
     for start in range(0, len(samples), step):
         frame = av.AudioFrame.from_ndarray(

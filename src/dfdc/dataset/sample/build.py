@@ -20,6 +20,7 @@ import numpy as np
 from dfdc.core.config import SampleConfig
 from dfdc.core.progress import progress
 from dfdc.core.video import write_video
+from dfdc.dataset.sample.exact import opencv_baseline
 from dfdc.dataset.sample.manipulate import self_blend, swap_face
 from dfdc.dataset.sample.photos import load_photos
 from dfdc.dataset.sample.scene import Actor, Scene
@@ -110,6 +111,13 @@ def plan_sample(cfg: SampleConfig) -> list[VideoPlan]:
 
 
 def render_video(plan: VideoPlan, cfg: SampleConfig, path: Path) -> None:
+    """Render and encode one clip; its bytes are a function of ``plan`` and ``cfg`` alone, on
+    any x86-64 CPU and with any number of workers (:mod:`dfdc.dataset.sample.exact`)."""
+    with opencv_baseline():
+        _render(plan, cfg, path)
+
+
+def _render(plan: VideoPlan, cfg: SampleConfig, path: Path) -> None:
     photos = load_photos()
     table = _actors()
     photo_idx, flip = table[plan.actor]

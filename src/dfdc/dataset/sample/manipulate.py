@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from dfdc.core.compositing import blend, ellipse_mask
+from dfdc.dataset.sample.exact import compose, distance
 from dfdc.dataset.sample.photos import Photo
 
 __all__ = ["face_mask", "self_blend", "swap_face"]
@@ -21,7 +22,7 @@ def face_mask(
     landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
 ) -> np.ndarray:
     """Feathered inner-face ellipse (float32 in [0, 1]) with per-frame jitter."""
-    eye_dist = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    eye_dist = distance(landmarks[0], landmarks[1])
     centre = landmarks.mean(axis=0) + rng.normal(0, 0.6, size=2)
     axes = (
         int(round(1.05 * eye_dist * (1 + rng.normal(0, 0.03)))),
@@ -56,7 +57,7 @@ def _jitter(
     j = np.array(
         [[s, 0, (1 - s) * centre[0] + d[0]], [0, s, (1 - s) * centre[1] + d[1]]], np.float32
     )
-    return (np.vstack([j, [0, 0, 1]]) @ np.vstack([m, [0, 0, 1]]))[:2].astype(np.float32)
+    return compose(j, m).astype(np.float32)
 
 
 def swap_face(
@@ -93,7 +94,7 @@ def self_blend(
     centre = landmarks.mean(0)
     zoom = 1.03
     z = np.float32([[zoom, 0, (1 - zoom) * centre[0]], [0, zoom, (1 - zoom) * centre[1]]])
-    m = (np.vstack([z, [0, 0, 1]]) @ np.vstack([m, [0, 0, 1]]))[:2]
+    m = compose(z, m)
     copy = cv2.warpAffine(clean, m, (w, h), flags=cv2.INTER_LINEAR)
     gain = 1 + rng.normal(0, 0.02, size=3) * strength + np.array([0.05, -0.02, -0.04])
     copy = copy * gain.astype(np.float32) + rng.normal(0, 3) * strength

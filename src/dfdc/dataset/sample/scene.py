@@ -7,11 +7,13 @@ as DFDC fakes are pixel-aligned with their originals.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from dfdc.dataset.sample.exact import apply, sin
 from dfdc.dataset.sample.photos import Photo
 
 __all__ = ["Actor", "Scene"]
@@ -96,24 +98,24 @@ class Scene:
         _, _, lm, box = self._prepared[actor_index]
         ph, fr = self._phase[actor_index], self._freq[actor_index]
         secs = t / 30.0
-        wave = np.sin(2 * np.pi * fr * secs + ph)
+        wave = sin(2 * np.pi * fr * secs + ph)
         base = min(self.width, self.height)
-        scale = actor.face_frac * base / (box[3] - box[1]) * (1 + 0.06 * wave[0])
-        angle = np.deg2rad(4.0 * wave[1])
+        scale = actor.face_frac * base / float(box[3] - box[1]) * (1 + 0.06 * wave[0])
+        angle = math.radians(4.0 * wave[1])
         cx = actor.anchor[0] * self.width + 0.04 * base * wave[2]
         cy = actor.anchor[1] * self.height + 0.03 * base * wave[3]
-        c, s = scale * np.cos(angle), scale * np.sin(angle)
-        rot = np.array([[c, -s], [s, c]], np.float32)
-        centre = lm.mean(axis=0)
-        shift = np.array([cx, cy], np.float32) - rot @ centre
-        return np.hstack([rot, shift[:, None]]).astype(np.float32)
+        c, s = scale * math.cos(angle), scale * math.sin(angle)
+        rot = np.array([[c, -s, 0.0], [s, c, 0.0]], np.float32)
+        # The photo's face centre lands on (cx, cy).
+        (mx, my) = apply(rot, lm.mean(axis=0)[None])[0]
+        rot[:, 2] = [cx - mx, cy - my]
+        return rot
 
     def landmarks(self, t: int) -> list[np.ndarray]:
         """Each actor's 5 landmarks in frame pixels at frame ``t``."""
         out = []
         for i, (_, _, lm, _) in enumerate(self._prepared):
-            m = self.transform(i, t)
-            out.append(lm @ m[:, :2].T + m[:, 2])
+            out.append(apply(self.transform(i, t), lm))
         return out
 
     def boxes(self, t: int) -> list[np.ndarray]:
@@ -123,7 +125,7 @@ class Scene:
             corners = np.array(
                 [[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]]
             )
-            pts = corners @ m[:, :2].T + m[:, 2]
+            pts = apply(m, corners)
             out.append(np.concatenate([pts.min(0), pts.max(0)]).astype(np.float32))
         return out
 
@@ -131,7 +133,7 @@ class Scene:
         """The noiseless, evenly lit frame (float32 RGB): what a manipulation edits."""
         pad = (self._background.shape[1] - self.width) // 2
         # The camera pans a little, so the backdrop moves against the people (parallax).
-        dx = pad + 0.3 * pad * np.sin(0.4 * t / 30.0 + self._light_phase[3])
+        dx = pad + 0.3 * pad * math.sin(0.4 * t / 30.0 + self._light_phase[3])
         bg_m = np.float32([[1, 0, -dx], [0, 1, -pad]])
         frame = cv2.warpAffine(self._background, bg_m, (self.width, self.height))
         for i, (image, alpha, _, _) in enumerate(self._prepared):
@@ -144,8 +146,8 @@ class Scene:
     def finish(self, clean: np.ndarray, t: int) -> np.ndarray:
         """Lighting drift and sensor noise, identical for an original and its fakes."""
         secs = t / 30.0
-        gain = 1 + 0.1 * np.sin(2 * np.pi * 0.15 * secs + self._light_phase[0])
-        tint = 1 + 0.03 * np.sin(2 * np.pi * 0.1 * secs + self._light_phase[1:4])
+        gain = 1 + 0.1 * math.sin(2 * np.pi * 0.15 * secs + self._light_phase[0])
+        tint = 1 + 0.03 * sin(2 * np.pi * 0.1 * secs + self._light_phase[1:4])
         rng = np.random.default_rng([self.seed, t])
         noise = rng.normal(0, self.noise_sigma, size=clean.shape).astype(np.float32)
         return np.clip(clean * (gain * tint) + noise, 0, 255).astype(np.uint8)
