@@ -1,4 +1,5 @@
-"""``model.kind: frame``: a timm CNN scores each face crop."""
+"""The frame kind (a run section's ``kind: frame``, as ``train`` has): a timm CNN scores each
+face crop."""
 
 from __future__ import annotations
 

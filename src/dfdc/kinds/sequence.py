@@ -1,5 +1,6 @@
-"""The temporal model (``model.kind: sequence``): per-frame face embeddings along a track into
-an LSTM or GRU, one logit per track (a Long-term Recurrent Convolutional Network).
+"""The temporal model (a run section's ``kind: sequence``, as ``sequence`` has): per-frame face
+embeddings along a track into an LSTM or GRU, one logit per track (a Long-term Recurrent
+Convolutional Network).
 
 Face swaps are made frame by frame, so a fake face tends to flicker; a recurrent head over the
 track can see that where a frame classifier averaged over frames cannot, or so the claim goes.
