@@ -25,6 +25,7 @@ from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
 from dfdc.core.layout import member_name
 from dfdc.core.provenance import config_digest, training_data
+from dfdc.core.torch_files import UnreadableFileError, load_torch_file
 from dfdc.kinds.registry import run_config_from_dict
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,10 @@ class Checkpoint:
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file: one line, not a pickle traceback
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    try:  # a file carrying code is refused there (UnsafeFileError) before any of it runs
+        state = load_torch_file(path)
+    except UnreadableFileError as exc:  # a truncated or foreign file: one line
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc.reason})") from None
     if not isinstance(state, dict) or state.get("schema") != SCHEMA:
         found = state.get("schema") if isinstance(state, dict) else None
         raise CheckpointError(
@@ -200,10 +201,19 @@ def read_resume(
     device: torch.device,
 ) -> Resume | None:
     """Restore an unfinished ``last.pt`` made with the same config into the given objects;
-    None (train from the start) when there is none, it finished, or the config changed."""
+    None (train from the start) when there is none, it finished, the config changed, or it
+    cannot be read (a run killed while the disk was full: the file is made again, not a
+    reason for every later run to fail). One that holds code is refused, never overwritten."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = load_torch_file(path, map_location=device)
+    except UnreadableFileError as exc:
+        log.warning("fold %d: %s; starting over", fold, exc)
+        return None
+    if not isinstance(state, dict):
+        log.warning("fold %d: %s is not a resume checkpoint; starting over", fold, path)
+        return None
     if state.get("epoch", -1) >= epochs - 1:
         # DVC reruns a finished stage only when an input changed: train again.
         log.info("fold %d: %s is a finished run; training again", fold, path)

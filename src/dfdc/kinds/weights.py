@@ -23,6 +23,7 @@ import torch
 from dfdc.core.errors import UserError
 from dfdc.core.io import atomic_path
 from dfdc.core.provenance import sha256_file
+from dfdc.core.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def package_weights(backbone: str, cache_dir: str | Path) -> PretrainedWeights:
     out = Path(cache_dir) / f"{arch}-{src_sha[:16]}.pth"
     version = importlib.metadata.version(dist)
     if not out.exists():
-        state = torch.load(src, map_location="cpu", weights_only=True)
+        state = load_torch_file(src)
         target = timm.create_model(arch, pretrained=False).state_dict()
         converted = convert_in_order(state, target, f"{src.name} ({dist} {version})")
         out.parent.mkdir(parents=True, exist_ok=True)
