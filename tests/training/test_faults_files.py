@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,28 @@ def _named(caplog: pytest.LogCaptureFixture, path) -> str:
              if r.levelno == logging.WARNING and str(path) in r.getMessage()]  # fmt: skip
     assert len(lines) == 1 and "\n" not in lines[0], caplog.text
     return lines[0]
+
+
+def test_a_corrupt_embedding_cache_is_named_and_made_again(tiny_stage, tmp_path, caplog):
+    import pandas as pd
+
+    from dfdc.core.config import ModelConfig, SequenceConfig
+    from dfdc.kinds.sequence import fold_embeddings
+    from tests.conftest import tiny_sequence_run
+
+    params = tiny_params(tiny_stage)
+    run = tiny_sequence_run(
+        "unused", tmp_path, run="seq_faults",
+        sequence=SequenceConfig(embed="backbone", cache_dir=str(tmp_path), hidden=16),
+        embed_model=ModelConfig(backbone="resnet10t", input_size=64),
+    )  # fmt: skip
+    faces = pd.read_parquet(params.faces.table_path).head(24)
+    args = (run, 0, faces, params.faces, params.base.models_dir, params.base.seed)
+    clean, _ = fold_embeddings(*args)
+    (cache,) = (tmp_path / "seq_faults").glob("fold0-*.npy")
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        again, _ = fold_embeddings(*args)
+    _named(caplog, cache)
+    assert np.array_equal(again, clean)
+    assert np.array_equal(np.load(cache), clean)  # made again, readable
