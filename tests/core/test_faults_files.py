@@ -19,10 +19,14 @@ from dfdc.cli import main
 from dfdc.core.config import ModelConfig, params_from_dict, redirect_outputs
 from dfdc.core.errors import UserError
 from dfdc.core.io import WriteError, atomic_path, save_figure, write_image, write_json
-from dfdc.core.torch_files import UnreadableFileError, UnsafeFileError, load_torch_file
+from dfdc.core.torch_files import (
+    UnreadableFileError,
+    UnsafeFileError,
+    load_torch_file,
+    save_torch_file,
+)
 from dfdc.kinds.checkpoint import (
     CheckpointError,
-    config_hash,
     read_checkpoint,
     read_resume,
     resolved_config,
@@ -115,7 +119,7 @@ def _tiny_fold(tmp: Path):
     folds = pd.DataFrame({"name": ["a.mp4", "b.mp4"], "label": ["REAL", "FAKE"], "fold": [0, 1]})
     config = resolved_config(params, run, folds)
     metrics = {"video_logloss": 0.69, "video_auc": 0.5}
-    key = config_hash(params, run, 0)
+    key = "the fold's key"  # what config_hash gives; any string read_resume compares
     save_best(tmp / "best.pt", config, 0, 0, metrics, model)
     save_last(tmp / "last.pt", key, 0, model, opt, sched, scaler, metrics, 0,
               [{"epoch": 0, **metrics}])  # fmt: skip
@@ -211,6 +215,14 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(WriteError), atomic_path(out / "e.pt") as tmp:
         torch.save({}, tmp)
         raise OSError(errno.EIO, "Input/output error")
+
+    def torch_full(*_a, **_k):  # how torch's zip writer reports a full disk
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", torch_full)
+    with pytest.raises(WriteError) as exc:
+        save_torch_file({"a": torch.zeros(2)}, out / "f.pt")
+    assert "file write failed" in _one_line_naming(exc.value, out / "f.pt")
     # Nothing half-written, and no temporary file left behind.
     assert sorted(p.name for p in out.iterdir()) == []
     assert issubclass(WriteError, UserError) and not issubclass(WriteError, OSError)

@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from dfdc.core.errors import UserError
-from dfdc.core.io import atomic_path
+from dfdc.core.io import WriteError, atomic_path
 
-__all__ = ["UnreadableFileError", "UnsafeFileError", "convert_trusted", "load_torch_file"]
+__all__ = [
+    "UnreadableFileError",
+    "UnsafeFileError",
+    "convert_trusted",
+    "load_torch_file",
+    "save_torch_file",
+]
 
 CONVERT_COMMAND = "dfdc convert-checkpoint"
 
@@ -106,6 +112,19 @@ def load_torch_file(path: str | Path, map_location: Any = "cpu") -> Any:
         raise UnreadableFileError(path, f"empty, truncated or not one: {_why(exc)}") from None
 
 
+def save_torch_file(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj, path)``, atomic and checked: torch reports a failed write (a full
+    disk) as a ``RuntimeError`` from its zip writer, which is a :class:`WriteError` here."""
+    import torch
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            raise WriteError(f"{path}: could not write it ({_why(exc)})") from None
+
+
 def _plain(obj: Any, where: str) -> Any:
     """``obj`` with numpy numbers and arrays turned into Python numbers and tensors, the only
     conversions an older checkpoint of this project needs; anything else is an error."""
@@ -136,8 +155,6 @@ def convert_trusted(path: str | Path) -> Path:
 
     path = Path(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
-    plain = _plain(state, path.name)
-    with atomic_path(path) as tmp:
-        torch.save(plain, tmp)
+    save_torch_file(_plain(state, path.name), path)
     load_torch_file(path)  # the point of converting: it must now load as data
     return path

@@ -22,10 +22,9 @@ import torch
 
 from dfdc.core.config import FacesConfig, Params, RunConfig, params_from_dict, to_dict
 from dfdc.core.errors import UserError
-from dfdc.core.io import atomic_path
 from dfdc.core.layout import member_name
 from dfdc.core.provenance import config_digest, training_data
-from dfdc.core.torch_files import UnreadableFileError, load_torch_file
+from dfdc.core.torch_files import UnreadableFileError, load_torch_file, save_torch_file
 from dfdc.kinds.registry import run_config_from_dict
 
 log = logging.getLogger(__name__)
@@ -75,9 +74,7 @@ def config_hash(params: Params, run: RunConfig, fold: int) -> str:
 
 
 def _save(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_torch_file(obj, path)
 
 
 def save_best(

@@ -18,12 +18,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from dfdc.core.errors import UserError
-from dfdc.core.io import atomic_path
 from dfdc.core.provenance import sha256_file
-from dfdc.core.torch_files import load_torch_file
+from dfdc.core.torch_files import load_torch_file, save_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +96,6 @@ def package_weights(backbone: str, cache_dir: str | Path) -> PretrainedWeights:
         state = load_torch_file(src)
         target = timm.create_model(arch, pretrained=False).state_dict()
         converted = convert_in_order(state, target, f"{src.name} ({dist} {version})")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            torch.save(converted, tmp)
+        save_torch_file(converted, out)
         log.info("converted %s (%s %s) -> %s", src.name, dist, version, out)
     return PretrainedWeights(out, sha256_file(out), f"{dist} {version}: {src.name}")
