@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 
 from dfdc.core.config import Params, params_from_dict, redirect_outputs, resolve_device
@@ -19,6 +18,7 @@ from dfdc.core.io import write_parquet
 from dfdc.core.layout import fold_dir
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
+from dfdc.core.torch_files import UnreadableFileError, load_torch_file
 from dfdc.dataset.folds import make_folds
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
@@ -114,7 +114,10 @@ def finished(params: Params, run, fold: int) -> tuple[Path, bool] | None:
     last, oof = out / "last.pt", out / "oof.parquet"
     if not (last.exists() and oof.exists()):
         return None
-    state = torch.load(last, map_location="cpu", weights_only=False)
+    try:
+        state = load_torch_file(last)
+    except UnreadableFileError:  # a run killed mid-write: not finished, train it again
+        return None
     if state.get("epoch", -1) < run.epochs - 1:
         return None
     return out, state.get("config_hash") == config_hash(params, run, fold)

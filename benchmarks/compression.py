@@ -43,6 +43,7 @@ import pandas as pd
 from common import fit_or_reuse, open_real, prepare, real_parser
 
 from dfdc.core.config import Params
+from dfdc.core.io import write_image
 from dfdc.core.metrics import binary_metrics
 from dfdc.faces.copies import copy_levels
 from dfdc.inference.fit import fit_ensemble, load_oof
@@ -90,8 +91,7 @@ def levels_figure(copies: pd.DataFrame, out: Path, crop: int = 10) -> None:
         img = np.ascontiguousarray(decode_crop(data))
         cv2.putText(img, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2)
         images.append(img)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(np.hstack(images), cv2.COLOR_RGB2BGR))
+    write_image(np.hstack(images), out)
     print(f"{out}: {video}, crop {crop}, at {', '.join(rows['level'])}", flush=True)
 
 

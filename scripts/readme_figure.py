@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from dfdc.core.io import save_figure
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,8 +50,7 @@ def main() -> None:
         axes[2].set(title="robustness: worst log loss per distortion", xlabel="log loss")
     fig.suptitle("After make repro, on the generated sample (metrics/, dvc plots show)")
     fig.tight_layout()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    save_figure(fig, args.out, dpi=90)
     print(args.out)
 
 

@@ -137,12 +137,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{path}\t{pred.prob:.6f}", flush=True)
         if args.image and pred.crops:
+            from dfdc.core.io import save_figure
             from dfdc.reports.plots import plot_prediction
 
             out = Path(args.image)
             if len(args.videos) > 1:
                 out = out.with_name(f"{out.stem}_{path.stem}{out.suffix}")
-            plot_prediction(pred).savefig(out, dpi=90)
+            save_figure(plot_prediction(pred), out, dpi=90)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1))
     return 1 if failed else 0
@@ -262,6 +263,14 @@ def _scalar(text: str) -> object:
     return text
 
 
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> None:
+    """``dfdc convert-checkpoint PATH...``: what a refused older checkpoint's message names."""
+    from dfdc.core.torch_files import convert_trusted
+
+    for path in args.paths:
+        print(f"dfdc convert-checkpoint: {convert_trusted(path)} now loads as data")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfdc", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -355,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--host", default="127.0.0.1")
     p.set_defaults(func=_cmd_web)
+
+    p = sub.add_parser(
+        "convert-checkpoint",
+        help="re-save checkpoints you trust as tensors and plain data, so they load safely "
+        "(reading them here runs any code they hold: only for files you made or trust)",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=_cmd_convert_checkpoint)
 
     p = sub.add_parser("notebook", help="execute a jupytext notebook with papermill")
     p.add_argument("src")

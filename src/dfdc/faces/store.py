@@ -9,6 +9,8 @@ by default) or PNG bytes, concatenated, with offsets: a crop is decoded only whe
 from __future__ import annotations
 
 import json
+import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,8 @@ import cv2
 import numpy as np
 
 from dfdc.core.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pandas is imported where a table is made (a cold start needs none)
     import pandas as pd
@@ -135,9 +139,18 @@ def load_video_faces(path: str | Path, crops: bool = True) -> VideoFaces:
 
 
 def read_params_hash(path: str | Path) -> str | None:
-    """The params hash of a finished video file, or None if it is missing or unreadable."""
+    """The params hash of a finished video file, or None if it is missing or unreadable.
+
+    An unreadable one (empty, or truncated by a run killed while the disk was full) is
+    treated as missing, and said so in one warning that names it: every caller makes a file
+    whose hash is not today's again, so a corrupt cache heals on the next run instead of
+    failing every run until someone deletes it by hand."""
+    path = Path(path)
+    if not path.exists():
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
             return str(z["params_hash"])
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("%s: unreadable (%s); treated as missing", path, type(exc).__name__)
         return None

@@ -230,13 +230,13 @@ def _time_budget(params: Params, models_dir: Path, n: int) -> dict:
 def kernel_files_text(out: Path) -> str:
     """Every text the package carries, for checks (no build paths, no credentials): its
     ``.py`` and ``.json`` files, and each packaged checkpoint's saved config and metrics."""
-    import torch
+    from dfdc.core.torch_files import load_torch_file
 
     parts = []
     for p in sorted(out.rglob("*")):
         if p.is_file() and p.suffix in (".py", ".json"):
             parts.append(p.read_text())
         elif p.is_file() and p.suffix == ".pt":
-            state = torch.load(p, map_location="cpu", weights_only=False)
+            state = load_torch_file(p)
             parts.append(json.dumps({k: state.get(k) for k in ("config", "metrics")}))
     return json.dumps(parts)

@@ -23,9 +23,9 @@ import torch
 
 from dfdc.core.config import FacesConfig, Params, RunConfig, params_from_dict, to_dict
 from dfdc.core.errors import UserError
-from dfdc.core.io import atomic_path
 from dfdc.core.layout import member_name
 from dfdc.core.provenance import config_digest, training_data
+from dfdc.core.torch_files import UnreadableFileError, load_torch_file, save_torch_file
 from dfdc.kinds.registry import run_config_from_dict
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ def config_hash(
 
 
 def _save(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    save_torch_file(obj, path)
 
 
 def save_best(
@@ -143,10 +141,10 @@ class Checkpoint:
 
 def read_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file: one line, not a pickle traceback
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    try:  # a file carrying code is refused there (UnsafeFileError) before any of it runs
+        state = load_torch_file(path)
+    except UnreadableFileError as exc:  # a truncated or foreign file: one line
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc.reason})") from None
     if not isinstance(state, dict) or state.get("schema") != SCHEMA:
         found = state.get("schema") if isinstance(state, dict) else None
         raise CheckpointError(
@@ -221,10 +219,19 @@ def read_resume(
     resumes after its last epoch; a finished one comes back with no epoch left to train, so a
     stage that DVC reruns for another reason (drawing code, a notebook's text) keeps the fold's
     weights (delete ``last.pt`` to train again). None (train from the start) when there is
-    none or the key changed."""
+    none, the key changed, or it cannot be read (a run killed while the disk was full: the
+    file is made again, not a reason for every later run to fail). One that holds code is
+    refused, never overwritten."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:
+        state = load_torch_file(path, map_location=device)
+    except UnreadableFileError as exc:
+        log.warning("fold %d: %s; starting over", fold, exc)
+        return None
+    if not isinstance(state, dict):
+        log.warning("fold %d: %s is not a resume checkpoint; starting over", fold, path)
+        return None
     if state.get("schema") != SCHEMA or state.get("config_hash") != config_key:
         log.info(
             "fold %d: %s was made with other settings, data or code; starting over", fold, path

@@ -207,8 +207,12 @@ def fold_embeddings(
     key = config_digest([emb.identity, faces_id, to_dict(faces_cfg)])
     path = Path(seq.cache_dir) / run.run / f"fold{fold}{tag}-{key}.npy"
     if path.exists():
-        cached = np.load(path)
-        if len(cached) == len(faces):
+        try:
+            cached = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a truncated cache: made again
+            log.warning("%s: unreadable (%s); treated as missing", path, type(exc).__name__)
+            cached = None
+        if cached is not None and len(cached) == len(faces):
             log.info("fold %d: embeddings from cache %s", fold, path)
             return cached, emb
     module = emb.module.to(device)

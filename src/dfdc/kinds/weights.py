@@ -18,11 +18,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from dfdc.core.errors import UserError
-from dfdc.core.io import atomic_path
 from dfdc.core.provenance import sha256_file
+from dfdc.core.torch_files import load_torch_file, save_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +93,9 @@ def package_weights(backbone: str, cache_dir: str | Path) -> PretrainedWeights:
     out = Path(cache_dir) / f"{arch}-{src_sha[:16]}.pth"
     version = importlib.metadata.version(dist)
     if not out.exists():
-        state = torch.load(src, map_location="cpu", weights_only=True)
+        state = load_torch_file(src)
         target = timm.create_model(arch, pretrained=False).state_dict()
         converted = convert_in_order(state, target, f"{src.name} ({dist} {version})")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            torch.save(converted, tmp)
+        save_torch_file(converted, out)
         log.info("converted %s (%s %s) -> %s", src.name, dist, version, out)
     return PretrainedWeights(out, sha256_file(out), f"{dist} {version}: {src.name}")

@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dfdc.core.io import write_json, write_text
+from dfdc.core.io import save_figure, write_image, write_json, write_text
 from dfdc.core.layout import member_run
 from dfdc.core.provenance import git_revision, sha256_file
 from dfdc.faces.frames import decode_sampled
@@ -47,6 +47,7 @@ __all__ = [
 PICKS = 3  # crops each side (most and least fake) that get heatmaps
 FRAME_GRID = 8  # sampled frames drawn with their boxes
 REPORT_SIDE = 480  # longest side of a drawn frame
+REPORT_IMAGES = ("frames.png", "timeline.png", "heatmaps.png")
 
 
 @dataclass
@@ -96,10 +97,6 @@ def _grid(images: list[np.ndarray], cols: int, pad: int = 6) -> np.ndarray:
     return canvas
 
 
-def _save_rgb(image: np.ndarray, out: Path) -> None:
-    cv2.imwrite(str(out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-
-
 def _frames_figure(frames: dict, pred: VideoPrediction, scores: np.ndarray, out: Path) -> int:
     """The detection frames the scoring decoded (``Predictor.last_frames``: every
     ``faces.detect_every``-th sampled frame and the last), up to FRAME_GRID, with every face's
@@ -122,7 +119,7 @@ def _frames_figure(frames: dict, pred: VideoPrediction, scores: np.ndarray, out:
                     2, cv2.LINE_AA)  # fmt: skip
         tiles.append(img)
     if tiles:
-        _save_rgb(_grid(tiles, min(4, len(tiles))), out)
+        write_image(_grid(tiles, min(4, len(tiles))), out)
     return len(tiles)
 
 
@@ -157,8 +154,10 @@ def _timeline_figure(
         ax.title.set_fontsize(8)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
+    try:
+        save_figure(fig, out, dpi=80)
+    finally:
+        plt.close(fig)
 
 
 def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, maps: dict,
@@ -182,7 +181,7 @@ def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, ma
                             (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
             rows[run].append(blend)
     tiles = row0 + [t for run in maps for t in rows[run]]
-    _save_rgb(_grid(tiles, len(picks)), out)
+    write_image(_grid(tiles, len(picks)), out)
 
 
 def _revision_text(rev: dict) -> str:
@@ -231,10 +230,16 @@ Every number on this page: <a href="report.json">report.json</a></p>
 
 def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path) -> VideoReport:
     """Score ``path`` and write its report into ``out_dir/<video stem>/`` (index.html,
-    report.json, PNGs). A video with no face or that cannot be read gets a page that says so."""
+    report.json, PNGs). A video with no face or that cannot be read gets a page that says so.
+
+    An earlier run's files are removed first, then the images are written, the page last,
+    each atomically: a write that fails (disk full) leaves no page, never one that points at
+    images that are not there or that another run drew."""
     path = Path(path)
     out = Path(out_dir) / path.stem
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("index.html", "report.json", *REPORT_IMAGES):
+        (out / stale).unlink(missing_ok=True)
     pred = bundle.score(path)
     engine = bundle.predictor.engine
     names = list(pred.frame_probs)
@@ -357,13 +362,17 @@ def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: i
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("index.html", "index.json"):  # a failed write below leaves no page
+        (out / stale).unlink(missing_ok=True)
     s = result.scores
     summary = result.summary()
     table = metrics_table(summary).to_html(index=False, float_format=lambda v: f"{v:.4f}")
     if len(s) and s["label"].nunique() == 2:
         fig = plot_roc_reliability(s["label"].to_numpy(), s["prob"].to_numpy())
-        fig.savefig(out / "curves.png", dpi=80)
-        plt.close(fig)
+        try:
+            save_figure(fig, out / "curves.png", dpi=80)
+        finally:
+            plt.close(fig)
         curves = '<h2>ROC and reliability</h2><img src="curves.png" alt="ROC and reliability">'
     else:
         curves = "<p class=note>one class only: no ROC or reliability curve</p>"
@@ -374,11 +383,15 @@ def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: i
             rep = video_report(bundle, row["path"], out / "videos")
             rel = rep.page.relative_to(out).as_posix()
             folder = rep.page.parent.relative_to(out).as_posix()
-            thumb = "heatmaps.png" if (rep.page.parent / "heatmaps.png").exists() else "frames.png"
+            thumbs = [f for f in ("heatmaps.png", "frames.png") if (rep.page.parent / f).exists()]
+            img = (
+                f'<img src="{folder}/{thumbs[0]}" alt="{html.escape(row["name"])}">'
+                if thumbs
+                else html.escape(row["name"])
+            )
             cards.append(
-                f'<div class=card><a href="{html.escape(rel)}"><img src="{folder}/{thumb}" '
-                f'alt="{html.escape(row["name"])}"></a><br>{html.escape(row["name"])}: '
-                f"{row['prob']:.3f}</div>"
+                f'<div class=card><a href="{html.escape(rel)}">{img}</a><br>'
+                f"{html.escape(row['name'])}: {row['prob']:.3f}</div>"
             )
             listed.setdefault(title, []).append({"video": row["name"], "prob": row["prob"],
                                                  "report": rel})  # fmt: skip

@@ -38,6 +38,7 @@ from dfdc.faces.copies import copy_levels, copy_tables
 from dfdc.kinds import Task, TrainContext, get_kind
 from dfdc.kinds.checkpoint import (
     config_hash,
+    read_checkpoint,
     read_resume,
     resolved_config,
     save_best,
@@ -290,8 +291,7 @@ def score_copies(params: Params, fold: int, run: RunConfig | None = None) -> dic
     out = fold_dir(Path(params.base.models_dir), run.run, fold)
     ctx, _, val_v = _context(params, run, fold, rt)
     task = get_kind(run.kind).task(ctx)
-    state = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
-    task.model.load_state_dict(state["model"])
+    task.model.load_state_dict(read_checkpoint(out / "best.pt").model)
     return _score_copies(task, task.model, rt, fold, val_v, out)
 
 
