@@ -9,6 +9,7 @@ them too.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dfdc.core.errors import UserError
+from dfdc.core.lifetime import death_signal_preexec, stopping
 from dfdc.core.progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,42 @@ __all__ = ["NotebookError", "run_notebook"]
 
 class NotebookError(UserError, RuntimeError):
     """A notebook cell raised; the message is one line."""
+
+
+class _LineTracking:
+    """The kernel's stderr as streamed here, remembering whether the last write ended a line:
+    a run stopped mid-progress-bar ends the bar's line before its own one-line message."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@functools.cache
+def _kernel_manager_class() -> type:
+    """jupyter_client's kernel manager, whose kernel dies with this process and is killed at
+    once when this process is being stopped (built on first use: a cold ``dfdc`` command
+    imports no Jupyter)."""
+    from jupyter_client import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            preexec = death_signal_preexec()
+            if preexec is not None:
+                kw["preexec_fn"] = preexec
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            await super().shutdown_kernel(now=now or stopping() is not None, restart=restart)
+
+    return RunKernelManager
 
 
 def run_notebook(
@@ -57,17 +95,19 @@ def run_notebook(
         # The kernel inherits this process's environment: text progress bars, streamed below.
         previous = os.environ.get(PROGRESS_ENV)
         os.environ[PROGRESS_ENV] = "text"
+        stderr = _LineTracking(sys.stderr)
         try:
             pm.execute_notebook(
                 str(src_nb),
                 str(out_nb),
                 parameters=parameters or {},
                 kernel_name="python3",
+                kernel_manager_class=_kernel_manager_class(),
                 cwd=str(cwd) if cwd else None,
                 progress_bar=False,
                 log_output=False,
                 stdout_file=sys.stdout if stream else None,
-                stderr_file=sys.stderr if stream else None,
+                stderr_file=stderr if stream else None,
             )
         except pm.PapermillExecutionError as exc:
             # Keep the failed notebook: it shows where it broke.
@@ -77,6 +117,10 @@ def run_notebook(
                 f"{src}: cell {exc.exec_count} raised {exc.ename}: {first_line}"
                 f" (executed notebook: {dst})"
             ) from None
+        except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): the caller says so in one line
+            if not stderr.at_line_start:
+                sys.stderr.write("\n")
+            raise
         finally:
             if previous is None:
                 os.environ.pop(PROGRESS_ENV, None)
