@@ -384,8 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (lifetime.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"dfdc {args.command}: interrupted by {signal.Signals(signum).name}: stopped; "
-              "finished work is kept, rerun to resume", file=sys.stderr)  # fmt: skip
+        resumes = args.command in STAGES or args.command == "notebook"
+        print(f"dfdc {args.command}: interrupted by {signal.Signals(signum).name}: stopped"
+              + ("; finished work is kept, rerun to resume" if resumes else ""),
+              file=sys.stderr)  # fmt: skip
         return 128 + signum
     # Commands return an exit status, or nothing (a return value such as a table is not one).
     return code if isinstance(code, int) else 0

@@ -13,6 +13,7 @@ A run's processes are found by a variable only its environment carries (everythi
 ``dvc repro`` inherits it), read from ``/proc``: Linux only.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -102,10 +103,8 @@ class Run:
     def kill_all(self) -> None:
         """Whatever is left of the run (so a failing test leaves nothing behind either)."""
         for line in _processes(self.marker):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line.split(":")[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _stop(run: Run, sig: signal.Signals, faces: Path) -> dict[Path, int]:
@@ -140,7 +139,7 @@ def test_a_stopped_run_leaves_nothing_behind_and_the_rerun_resumes(workspace):
             kept = done
             if sig != signal.SIGKILL:
                 err = run.stderr()
-                lines = [line for line in err.splitlines() if "interrupted" in line]
+                lines = [line for line in err.splitlines() if "interrupted by" in line]
                 assert "Traceback" not in err, err
                 assert len(lines) == 1 and f"interrupted by {sig.name}" in lines[0], err
                 assert lines[0].startswith("dfdc notebook: "), err  # on a line of its own
