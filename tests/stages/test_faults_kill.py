@@ -41,8 +41,8 @@ GONE_WITHIN_S = 5.0  # SIGKILL of a parent is immediate; the rest is the kernel'
 @pytest.fixture(scope="module")
 def workspace(tiny_raw, tmp_path_factory) -> Path:
     """A clone of the project whose data stage's outputs are the tiny sample (8 videos, the
-    test split's included), with 2 face workers and 32 frames a video (so a run is still
-    extracting when its first file lands)."""
+    test split's included: a run is still extracting when its first file lands, through three
+    stopped runs), with 2 face workers and every frame of its 16-frame clips."""
     ws = tmp_path_factory.mktemp("kill") / "ws"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(ws)], check=True)
     raw = ws / "data" / "raw"
@@ -50,7 +50,7 @@ def workspace(tiny_raw, tmp_path_factory) -> Path:
     index = build_index(collect_entries(raw / "train", raw / "test_videos"), workers=1)
     write_parquet(index, ws / "data" / "interim" / "videos.parquet")
     params = yaml.safe_load((ws / "params.yaml").read_text())
-    params["faces"].update(frames=32, workers=2, executor="pool", splits=["train", "test"])
+    params["faces"].update(frames=16, workers=2, executor="pool", splits=["train", "test"])
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return ws
 
