@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dfdc.core.errors import UserError
+from dfdc.core.io import write_text
 from dfdc.core.lifetime import death_signal_preexec, stopping
 from dfdc.core.progress import PROGRESS_ENV
 
@@ -129,6 +130,6 @@ def run_notebook(
         out_nb.replace(dst)
     if html:
         body, _ = HTMLExporter().from_filename(str(dst))
-        dst.with_suffix(".html").write_text(body)
+        write_text(body, dst.with_suffix(".html"))  # a run killed here leaves the old page whole
     log.info("executed %s -> %s", src, dst)
     return dst
