@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dfdc.core.executor import GCS_GONE_AFTER_S
 from dfdc.core.io import write_parquet
 from dfdc.dataset.index import build_index, collect_entries
 from tests.conftest import ROOT
@@ -156,3 +157,52 @@ def test_a_stopped_run_leaves_nothing_behind_and_the_rerun_resumes(workspace):
     finally:
         for run in runs:
             run.kill_all()
+
+
+RAY_DRIVER = """
+import time
+from dfdc.core.executor import RayActors, ray_session
+
+class Sleeper:
+    def ready(self):
+        return True
+
+    def run(self, seconds):
+        time.sleep(seconds)
+
+with ray_session("local", num_cpus=1):
+    actors = RayActors(Sleeper, (), 1)
+    busy = actors.actors[0].run.remote(120)
+    print("up", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.slow  # Ray's local instance takes 10-30 s to start on 2 cores
+def test_ray_s_local_instance_goes_with_its_killed_driver(tmp_path):
+    """The faces stage's Ray path as :func:`ray_session` and :class:`RayActors` run it: an
+    actor busy, then the driver (the kernel, in a stage) killed; the head's processes, the
+    actor's worker and raylet's agents follow it (the agents once lingered over a minute)."""
+    marker = f"ray-{uuid.uuid4().hex}"
+    env = {**os.environ, MARK: marker}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", RAY_DRIVER], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert driver.stdout.readline().strip() == "up", "Ray did not start"
+        running = _processes(marker)
+        assert len(running) >= 4, running  # the driver, GCS, raylet, the actor's worker
+        # The driver alone, as a kernel dies in a stage (its death signal, not its group's).
+        driver.kill()
+        driver.wait(timeout=30)
+        within = GCS_GONE_AFTER_S + 5  # the agents give the GCS up, then exit
+        deadline = time.monotonic() + within
+        while (left := _processes(marker)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        listed = "\n".join(left)
+        assert not left, f"still running {within} s after the driver was killed:\n{listed}"
+    finally:
+        for line in _processes(marker):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split(":")[0]), signal.SIGKILL)
