@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfdc.core.executor import GCS_GONE_AFTER_S
 from dfdc.core.io import write_parquet
 from dfdc.dataset.index import build_index, collect_entries
 from tests.conftest import ROOT
@@ -56,21 +55,40 @@ def workspace(tiny_raw, tmp_path_factory) -> Path:
     return ws
 
 
-def _processes(marker: str) -> list[str]:
-    """Live processes whose environment carries ``marker`` (pid and command line)."""
+def _processes(marker: str, folder: Path) -> list[str]:
+    """Live processes whose environment carries ``marker`` or whose working folder is in
+    ``folder`` (a process that renames itself, as Ray's do, may overwrite where /proc reads
+    its environment from), as pid and command line."""
     needle = f"{MARK}={marker}".encode()
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
-            if needle not in (d / "environ").read_bytes().split(b"\0"):
+            ours = needle in (d / "environ").read_bytes().split(b"\0")
+            ours = ours or Path(os.readlink(d / "cwd")).is_relative_to(folder)
+            if not ours:
                 continue
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:  # gone meanwhile, or a zombie
+        except OSError:  # gone meanwhile, a zombie, or not ours to read
             continue
         found.append(f"{d.name}: {cmd[:160]}")
     return found
+
+
+def _kill_left(marker: str, folder: Path) -> None:
+    """Whatever is left (so a failing test leaves nothing behind either)."""
+    for line in _processes(marker, folder):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+
+
+def _gone(marker: str, folder: Path, within: float) -> list[str]:
+    """What is still running ``within`` seconds from now (nothing, as soon as that is so)."""
+    deadline = time.monotonic() + within
+    while (left := _processes(marker, folder)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 def _files(faces: Path) -> dict[Path, int]:
@@ -81,7 +99,7 @@ class Run:
     """``dvc repro -s faces`` in ``ws``, in a new session (its own process group)."""
 
     def __init__(self, ws: Path, name: str) -> None:
-        self.marker = f"{name}-{uuid.uuid4().hex}"
+        self.ws, self.marker = ws, f"{name}-{uuid.uuid4().hex}"
         self.out, self.err = ws / f".{name}.stdout", ws / f".{name}.stderr"
         env = {**os.environ, MARK: self.marker}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -101,21 +119,13 @@ class Run:
             assert time.monotonic() < deadline, f"no file in {timeout} s:\n{self.stderr()}"
             time.sleep(0.05)
 
-    def kill_all(self) -> None:
-        """Whatever is left of the run (so a failing test leaves nothing behind either)."""
-        for line in _processes(self.marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line.split(":")[0]), signal.SIGKILL)
-
 
 def _stop(run: Run, sig: signal.Signals, faces: Path) -> dict[Path, int]:
     """Signal the run's process group; check nothing of it is left and nothing is written
     after. Returns the files that were finished."""
     os.killpg(run.proc.pid, sig)
     run.proc.wait(timeout=60)
-    deadline = time.monotonic() + GONE_WITHIN_S
-    while (left := _processes(run.marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    left = _gone(run.marker, run.ws, GONE_WITHIN_S)
     assert not left, f"{sig.name}: still running {GONE_WITHIN_S} s after:\n" + "\n".join(left)
     done = _files(faces)
     time.sleep(1.0)
@@ -156,12 +166,15 @@ def test_a_stopped_run_leaves_nothing_behind_and_the_rerun_resumes(workspace):
         assert not [p for p in faces.rglob("*") if p.is_file() and p.suffix != ".npz"]
     finally:
         for run in runs:
-            run.kill_all()
+            _kill_left(run.marker, run.ws)
 
 
-RAY_DRIVER = """
+RAY_NOTEBOOK = """
+# %%
 import time
+
 from dfdc.core.executor import RayActors, ray_session
+
 
 class Sleeper:
     def ready(self):
@@ -169,6 +182,7 @@ class Sleeper:
 
     def run(self, seconds):
         time.sleep(seconds)
+
 
 with ray_session("local", num_cpus=1):
     actors = RayActors(Sleeper, (), 1)
@@ -179,30 +193,32 @@ with ray_session("local", num_cpus=1):
 
 
 @pytest.mark.slow  # Ray's local instance takes 10-30 s to start on 2 cores
-def test_ray_s_local_instance_goes_with_its_killed_driver(tmp_path):
-    """The faces stage's Ray path as :func:`ray_session` and :class:`RayActors` run it: an
-    actor busy, then the driver (the kernel, in a stage) killed; the head's processes, the
-    actor's worker and raylet's agents follow it (the agents once lingered over a minute)."""
+def test_a_killed_run_takes_its_ray_instance_along(tmp_path):
+    """The faces stage's Ray path (:func:`ray_session`, :class:`RayActors`, an actor busy) in a
+    notebook run as ``dfdc notebook`` runs it, whose process group gets SIGKILL: the kernel
+    (Ray's driver) dies with it, and the instance, its actor and raylet's agents (which alone
+    would outlive their driver for a minute) with the kernel's group."""
+    notebook = tmp_path / "busy_actor.py"  # not ray.py: the kernel would import it as ray
+    notebook.write_text(RAY_NOTEBOOK)
     marker = f"ray-{uuid.uuid4().hex}"
-    env = {**os.environ, MARK: marker}
-    driver = subprocess.Popen(
-        [sys.executable, "-c", RAY_DRIVER], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    code = f"from dfdc.core.notebooks import run_notebook; run_notebook({str(notebook)!r}, " \
+        f"{str(tmp_path / 'busy_actor.ipynb')!r}, html=False)"  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, MARK: marker},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        assert driver.stdout.readline().strip() == "up", "Ray did not start"
-        running = _processes(marker)
-        assert len(running) >= 4, running  # the driver, GCS, raylet, the actor's worker
-        # The driver alone, as a kernel dies in a stage (its death signal, not its group's).
-        driver.kill()
-        driver.wait(timeout=30)
-        within = GCS_GONE_AFTER_S + 5  # the agents give the GCS up, then exit
-        deadline = time.monotonic() + within
-        while (left := _processes(marker)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        listed = "\n".join(left)
-        assert not left, f"still running {within} s after the driver was killed:\n{listed}"
+        for line in parent.stdout:  # the kernel's output, streamed
+            if line.strip() == "up":
+                break
+        else:
+            pytest.fail("the notebook ended before Ray was up")
+        running = _processes(marker, tmp_path)
+        # The parent, its kernel and the reaper; Ray's GCS, raylet, agents and the actor.
+        assert len(running) >= 7, running
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        left = _gone(marker, tmp_path, GONE_WITHIN_S)
+        assert not left, f"still running {GONE_WITHIN_S} s after:\n" + "\n".join(left)
     finally:
-        for line in _processes(marker):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        _kill_left(marker, tmp_path)

@@ -78,9 +78,6 @@ def process_pool(
     pool.shutdown(wait=True)
 
 
-GCS_GONE_AFTER_S = 10  # a local Ray's processes give its GCS up as gone after this long
-
-
 class RayUnavailable(UserError, RuntimeError):
     """Ray could not start locally or reach the cluster at the given address."""
 
@@ -101,12 +98,6 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
     # Ray's own chatter (the dashboard, usage stats, worker logs) stays out of the terminal.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    if local:
-        # Killed, a private instance goes with its driver (Ray starts GCS and raylet to share
-        # its fate), but raylet's two agents (dashboard, runtime env) then spend a minute
-        # trying to tell the dead GCS before they exit; ours tries for seconds. Every process
-        # of the instance inherits the setting through the environment.
-        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_GONE_AFTER_S))
     kwargs = dict(
         include_dashboard=False,
         logging_level=logging.ERROR,

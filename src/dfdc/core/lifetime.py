@@ -10,6 +10,10 @@ hung on, holding a gigabyte each, until someone killed them by hand. So:
   worker calls it first) and :func:`death_signal_preexec` (the kernel is started with it) set
   Linux's ``PR_SET_PDEATHSIG``; elsewhere a thread watches the parent's pid (ipykernel's own
   poller does that for the kernel);
+- a child that starts a process group of its own (the kernel: its pool workers and a local
+  Ray instance live in its group, and Ray's agents outlive a killed driver for a minute) gets a
+  reaper (:func:`start_group_reaper`): a small process out of the run's group that kills the
+  whole group the moment the run's process is gone;
 - SIGTERM stops a run as Ctrl-C does (:func:`stop_on_signals`): both raise :class:`Stopped`, a
   ``KeyboardInterrupt``, so ``finally`` blocks run on the way out (the pool's workers killed,
   Ray shut down, the kernel killed at once: :func:`stopping`), and the entry point ends in one
@@ -24,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +40,7 @@ __all__ = [
     "death_signal_preexec",
     "die_with_parent",
     "ignoring_sigint",
+    "start_group_reaper",
     "stop_on_signals",
     "stopping",
 ]
@@ -149,3 +155,35 @@ def death_signal_preexec() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+REAP_POLL_S = 0.2  # how often a reaper looks at its parent and its group
+
+
+def start_group_reaper(pgid: int) -> subprocess.Popen:
+    """Start a reaper of process group ``pgid``: when this process ends, however it ends, the
+    reaper SIGKILLs the whole group, then exits; it exits too once the group is empty. It runs
+    in a session of its own, so a signal to this process's group leaves it to do its work, and
+    imports nothing but the standard library."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dfdc.core.lifetime", str(os.getpid()), str(pgid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _reap(parent: int, pgid: int) -> None:
+    """The reaper's loop (:func:`start_group_reaper`)."""
+    while True:
+        try:
+            if os.getppid() != parent:
+                os.killpg(pgid, signal.SIGKILL)
+                return
+            os.killpg(pgid, 0)  # still there?
+        except (ProcessLookupError, PermissionError):  # the group has ended: nothing to watch
+            return
+        time.sleep(REAP_POLL_S)
+
+
+if __name__ == "__main__":  # the reaper: python -m dfdc.core.lifetime PARENT_PID PGID
+    _reap(int(sys.argv[1]), int(sys.argv[2]))

@@ -5,6 +5,14 @@ line naming the notebook, the cell and the error, and so tests can run every not
 kernel's stdout and stderr (progress bars, epoch lines) stream to this process's terminal while
 it runs, so ``dvc repro`` shows a long training stage as it goes; the executed notebook keeps
 them too.
+
+The kernel runs in a session of its own (jupyter_client starts it so), out of reach of a signal
+to ``dvc repro``'s process group. So it is started to die with this process
+(:func:`~dfdc.core.lifetime.death_signal_preexec`); a reaper kills its whole group (its pool
+workers, a local Ray instance) once this process is gone
+(:func:`~dfdc.core.lifetime.start_group_reaper`); and it is killed at once rather than asked to
+shut down when this run is being stopped (Ctrl-C, SIGTERM), since a polite request waits for
+the running cell.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 from dfdc.core.errors import UserError
 from dfdc.core.io import write_text
-from dfdc.core.lifetime import death_signal_preexec, stopping
+from dfdc.core.lifetime import death_signal_preexec, start_group_reaper, stopping
 from dfdc.core.progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,10 @@ def _kernel_manager_class() -> type:
             if preexec is not None:
                 kw["preexec_fn"] = preexec
             await super()._async_launch_kernel(kernel_cmd, **kw)
+            # The kernel's group holds its pool workers and any local Ray instance too.
+            pgid = getattr(self.provisioner, "pgid", None)
+            if pgid and hasattr(os, "killpg"):
+                start_group_reaper(pgid)
 
         async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
             await super().shutdown_kernel(now=now or stopping() is not None, restart=restart)
