@@ -1,19 +1,23 @@
 """``dfdc``: the entry points DVC stages and users call.
 
 Expected failures (bad params, bad metadata, missing credentials, unreadable inputs) end in one
-line on stderr and exit status 2, never a traceback from deep inside a library.
+line on stderr and exit status 2, never a traceback from deep inside a library. Ctrl-C and
+SIGTERM stop a command the same way: its workers (kernel, pool, Ray) stopped, one line, and the
+shell's status for the signal (130, 143); what was finished stays, and a rerun resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dfdc.core.config import load_params
 from dfdc.core.errors import UserError
+from dfdc.core.lifetime import stop_on_signals
 from dfdc.core.logs import setup_logging
 from dfdc.stages import STAGES, stage_module
 
@@ -409,10 +413,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging(args.verbose)
     try:
-        code = args.func(args)
+        with stop_on_signals():
+            code = args.func(args)
     except (UserError, FileNotFoundError) as exc:
         print(f"dfdc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (lifetime.Stopped)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        resumes = args.command in STAGES or args.command == "notebook"
+        print(f"dfdc {args.command}: interrupted by {signal.Signals(signum).name}: stopped"
+              + ("; finished work is kept, rerun to resume" if resumes else ""),
+              file=sys.stderr)  # fmt: skip
+        return 128 + signum
     # Commands return an exit status, or nothing (a return value such as a table is not one).
     return code if isinstance(code, int) else 0
 

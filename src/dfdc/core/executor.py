@@ -1,5 +1,10 @@
 """Where per-video batch work runs: the local process pool (the default) or Ray.
 
+Either way the workers live no longer than the run (:mod:`dfdc.core.lifetime`): a pool's
+workers die with the process that started them and are killed at once when the run stops
+(Ctrl-C, SIGTERM, an error), and Ray's local instance is shut down on the way out (or, killed,
+goes with its driver: Ray starts it sharing the driver's fate).
+
 The full DFDC is about 120,000 videos; face extraction at about 1 s a video on 2 cores is some
 35 hours on one machine. Ray spreads the same per-video function over a cluster's workers
 without a home-made scheduler: one actor per worker holds its models (one MTCNN, or one
@@ -15,15 +20,62 @@ driver), and a Ray that cannot start or connect is one line naming the address a
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 from dfdc.core.errors import UserError
+from dfdc.core.lifetime import die_with_parent, ignoring_sigint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayActors", "RayUnavailable", "ray_session"]
+__all__ = ["RayActors", "RayUnavailable", "process_pool", "ray_session"]
+
+
+def _start_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _nothing() -> None:
+    return None
+
+
+@contextmanager
+def process_pool(
+    workers: int, initializer: Callable | None = None, initargs: tuple = (),
+    context: str | None = "spawn",
+) -> Iterator[ProcessPoolExecutor]:  # fmt: skip
+    """A ``ProcessPoolExecutor`` of ``workers`` processes (``context``: a multiprocessing start
+    method, None for the platform's default), each running ``initializer(*initargs)`` first.
+
+    The workers die with this process, however it ends (SIGKILL included); they ignore SIGINT,
+    so Ctrl-C prints no traceback a worker; and when the block raises (Ctrl-C, SIGTERM through
+    :func:`~dfdc.core.lifetime.stop_on_signals`, a failed job) they are killed at once rather
+    than left to finish the jobs in flight. Normally the block's end waits for them, as the
+    executor's own ``with`` does.
+    """
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context(context), initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )  # fmt: skip
+    try:
+        # Every worker starts here, inside the window where SIGINT is ignored, so they inherit
+        # that (the executor starts one a submitted job while it has fewer than ``workers``).
+        with ignoring_sigint():
+            for _ in range(workers):
+                pool.submit(_nothing)
+        yield pool
+    except BaseException:
+        for proc in set(multiprocessing.active_children()) - before:
+            proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 class RayUnavailable(UserError, RuntimeError):

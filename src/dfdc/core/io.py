@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # only types here: a cold start imports no pandas, OpenCV or 
 __all__ = [
     "WriteError",
     "atomic_path",
+    "remove_partial",
     "save_figure",
     "write_bytes",
     "write_image",
@@ -40,6 +41,9 @@ class WriteError(UserError):
     a full disk stops the run instead of marking every later item failed."""
 
 
+_TMP_PREFIX, _TMP_SUFFIX = ".", ".tmp"  # atomic_path's temporary files: .<name>.<random>.tmp
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only on success. An
@@ -48,7 +52,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{_TMP_PREFIX}{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent
+        )
     except OSError as exc:
         raise WriteError(f"{path}: could not write it ({exc.strerror or exc})") from None
     os.close(fd)
@@ -61,6 +67,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_partial(folder: str | Path) -> int:
+    """Remove the temporary files :func:`atomic_path` left under ``folder`` when a run was
+    killed mid-write (SIGKILL runs no cleanup); returns how many. A stage calls it before it
+    writes into a folder that persists between runs, so none ends up in a DVC output. Only
+    one run writes a stage's outputs at a time (DVC locks the repository)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.rglob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:

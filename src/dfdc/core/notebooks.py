@@ -5,10 +5,19 @@ line naming the notebook, the cell and the error, and so tests can run every not
 kernel's stdout and stderr (progress bars, epoch lines) stream to this process's terminal while
 it runs, so ``dvc repro`` shows a long training stage as it goes; the executed notebook keeps
 them too.
+
+The kernel runs in a session of its own (jupyter_client starts it so), out of reach of a signal
+to ``dvc repro``'s process group. So it is started to die with this process
+(:func:`~dfdc.core.lifetime.death_signal_preexec`); a reaper kills its whole group (its pool
+workers, a local Ray instance) once this process is gone
+(:func:`~dfdc.core.lifetime.start_group_reaper`); and it is killed at once rather than asked to
+shut down when this run is being stopped (Ctrl-C, SIGTERM), since a polite request waits for
+the running cell.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -17,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dfdc.core.errors import UserError
+from dfdc.core.io import write_text
+from dfdc.core.lifetime import death_signal_preexec, start_group_reaper, stopping
 from dfdc.core.progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
@@ -37,6 +48,46 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 
 class NotebookError(UserError, RuntimeError):
     """A notebook cell raised; the message is one line."""
+
+
+class _LineTracking:
+    """The kernel's stderr as streamed here, remembering whether the last write ended a line:
+    a run stopped mid-progress-bar ends the bar's line before its own one-line message."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.at_line_start = stream, True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@functools.cache
+def _kernel_manager_class() -> type:
+    """jupyter_client's kernel manager, whose kernel dies with this process and is killed at
+    once when this process is being stopped (built on first use: a cold ``dfdc`` command
+    imports no Jupyter)."""
+    from jupyter_client import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            preexec = death_signal_preexec()
+            if preexec is not None:
+                kw["preexec_fn"] = preexec
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            # The kernel's group holds its pool workers and any local Ray instance too.
+            pgid = getattr(self.provisioner, "pgid", None)
+            if pgid and hasattr(os, "killpg"):
+                start_group_reaper(pgid)
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            await super().shutdown_kernel(now=now or stopping() is not None, restart=restart)
+
+    return RunKernelManager
 
 
 def run_notebook(
@@ -67,17 +118,19 @@ def run_notebook(
         # The kernel inherits this process's environment: text progress bars, streamed below.
         previous = os.environ.get(PROGRESS_ENV)
         os.environ[PROGRESS_ENV] = "text"
+        stderr = _LineTracking(sys.stderr)
         try:
             pm.execute_notebook(
                 str(src_nb),
                 str(out_nb),
                 parameters=parameters or {},
                 kernel_name="python3",
+                kernel_manager_class=_kernel_manager_class(),
                 cwd=str(cwd) if cwd else None,
                 progress_bar=False,
                 log_output=False,
                 stdout_file=sys.stdout if stream else None,
-                stderr_file=sys.stderr if stream else None,
+                stderr_file=stderr if stream else None,
             )
         except pm.PapermillExecutionError as exc:
             # Keep the failed notebook: it shows where it broke.
@@ -87,6 +140,10 @@ def run_notebook(
                 f"{src}: cell {exc.exec_count} raised {exc.ename}: {first_line}"
                 f" (executed notebook: {dst})"
             ) from None
+        except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): the caller says so in one line
+            if not stderr.at_line_start:
+                sys.stderr.write("\n")
+            raise
         finally:
             if previous is None:
                 os.environ.pop(PROGRESS_ENV, None)
@@ -94,7 +151,9 @@ def run_notebook(
                 os.environ[PROGRESS_ENV] = previous
         out_nb.replace(dst)
     if html:
-        dst.with_suffix(".html").write_text(notebook_html(dst))
+        write_text(
+            notebook_html(dst), dst.with_suffix(".html")
+        )  # a run killed here leaves the old page whole
     log.info("executed %s -> %s", src, dst)
     return dst
 

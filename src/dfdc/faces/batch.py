@@ -5,11 +5,9 @@ gathered into the crop table and the status table."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from dfdc.core.config import FacesConfig
+from dfdc.core.executor import RayActors, process_pool, ray_session
 from dfdc.core.fingerprint import code_digest
-from dfdc.core.io import write_parquet
+from dfdc.core.io import remove_partial, write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import content_digest
 from dfdc.faces.detect import Detector
@@ -169,6 +168,8 @@ def run_faces(
     more videos) does only what is missing or changed.
     """
     first, second = plan_jobs(index, cfg)
+    if partial := remove_partial(cfg.out_dir):
+        log.info("faces: removed %d partly written files of an interrupted run", partial)
     _prune(cfg.out_dir, {j.out for j in first + second})
     todo = [
         [j for j in jobs if read_params_hash(j.out) != job_key(j, cfg)] for jobs in (first, second)
@@ -184,8 +185,6 @@ def run_faces(
     t0 = time.perf_counter()
     with progress(total=total, desc="faces", unit="video") as bar:
         if cfg.executor == "ray" and total:
-            from dfdc.core.executor import RayActors, ray_session
-
             with ray_session(cfg.ray_address, num_cpus=workers):
                 gpus = 1 / workers if device == "cuda" else 0  # actors share a node's GPU
                 actors = RayActors(FaceActor, (cfg, device, 1), workers, num_gpus=gpus)
@@ -204,9 +203,7 @@ def run_faces(
                             results.append(_run_job(job))
                             bar.update()
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(cfg, device, torch_threads)) as pool:  # fmt: skip
+            with process_pool(workers, _init_worker, (cfg, device, torch_threads)) as pool:
                 list(pool.map(_ready, range(workers)))
                 timing["start_s"] = time.perf_counter() - t0
                 t1 = time.perf_counter()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dfdc.core.config import CompressConfig
+from dfdc.core.executor import process_pool
 from dfdc.core.io import write_json, write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest
@@ -228,7 +228,7 @@ def run_copies(
     if jobs and levels:
         init = (cfg, crop_size, crop_format, jpeg_quality)
         if cfg.workers > 1:
-            with ProcessPoolExecutor(cfg.workers, initializer=_init, initargs=init) as pool:
+            with process_pool(cfg.workers, _init, init, context=None) as pool:
                 results = pool.map(_run, jobs)
                 for r in progress(results, total=len(jobs), desc="compress", unit="video"):
                     rows.extend(r)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dfdc.core.config import SampleConfig
+from dfdc.core.executor import process_pool
 from dfdc.core.progress import progress
 from dfdc.core.video import write_video
 from dfdc.dataset.sample.exact import opencv_baseline
@@ -158,8 +157,7 @@ def build_sample(cfg: SampleConfig, raw_dir: str | Path, workers: int = 1) -> li
         (tmp / plan.folder).mkdir(parents=True, exist_ok=True)
     jobs = [(plan, cfg, tmp / plan.folder / plan.name) for plan in plans]
     if workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with process_pool(workers) as pool:
             done = pool.map(_render_job, jobs)
             for _ in progress(done, total=len(jobs), desc="sample videos", unit="video"):
                 pass
