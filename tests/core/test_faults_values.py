@@ -143,9 +143,7 @@ def test_train_of_a_fold_beyond_n_folds_is_one_line(tmp_path, capsys):
     for command in ("train", "train_sequence"):
         assert main([command, "--fold", "5", "--params", str(path)]) == 2
         err = capsys.readouterr().err.strip()
-        assert err == (
-            f"dfdc {command}: error: fold 5: cv.n_folds is 2, so a fold is one of 0..1"
-        )
+        assert err == (f"dfdc {command}: error: fold 5: cv.n_folds is 2, so a fold is one of 0..1")
     assert main(["train", "--fold", "-1", "--params", str(path)]) == 2
     assert "fold -1" in capsys.readouterr().err
 
