@@ -4,6 +4,7 @@ reliability tables per set for ``dvc plots``."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,8 @@ from dfdc.core.curves import reliability_table, roc_table
 from dfdc.core.io import write_json, write_text
 from dfdc.inference.predict import bundle_from_params
 from dfdc.reports.evaluation import EvalResult, evaluate_paths
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EvalResult", "run"]
 
@@ -30,6 +33,9 @@ def run(params: Params) -> EvalResult:
         return result
     bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
     result = evaluate_paths(bundle, list(cfg.sets), params.faces)
+    for row in result.unscored:  # each named once; eval.json lists them too
+        log.error("%s: %s (%s)", row["path"], row["reason"], row["status"])
+    log.info("evaluate: %s", result.counts_line())
     write_json({"sets": list(cfg.sets), **result.summary()}, cfg.metrics_path)
     _write_plots(result.scores, out)
     return result
