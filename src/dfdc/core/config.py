@@ -283,9 +283,8 @@ class SelfBlendConfig:
     only: bool = False
     color_gain: float = ranged(0.1, 0, 0.5)  # per-channel gain in 1 +- this
     color_shift: float = ranged(12.0, 0, 64)  # per-channel shift in +- grey levels
-    resample_p: float = ranged(
-        0.5, 0, 1
-    )  # down-then-up resampling of the copy (else it is sharpened)
+    # Down-then-up resampling of the copy (else it is sharpened).
+    resample_p: float = ranged(0.5, 0, 1)
     resample_range: tuple[float, float] = ranged((0.4, 0.8), 0.05, 1)
     scale: float = ranged(0.05, 0, 0.3)  # the copy's scale about the face in 1 +- this
     shift: float = ranged(0.02, 0, 0.2)  # and its shift, as a fraction of the crop side

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from dfdc.core.errors import UserError
 
-__all__ = ["ConfigError", "Range", "build", "check_range", "field_range", "ranged", "to_dict"]
+__all__ = ["ConfigError", "Range", "build", "field_range", "ranged", "to_dict"]
 
 
 class ConfigError(UserError, ValueError):
@@ -66,16 +66,6 @@ def _numbers(value: Any) -> list[float]:
     """The numbers in a field's value (itself, or a tuple's items); strings and None are not."""
     items = value if isinstance(value, tuple | list) else (value,)
     return [v for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
-
-
-def check_range(
-    key: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False
-) -> None:
-    """Raise a one-line :class:`ConfigError` naming ``key`` unless ``value`` lies in the range
-    (``[lo, hi]``; ``lo_open`` / ``hi_open`` exclude an end)."""
-    allowed = Range(lo, hi, lo_open, hi_open)
-    if value not in allowed:
-        raise ConfigError(f"{key} must be in {allowed}, got {value}")
 
 
 def build(
