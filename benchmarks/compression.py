@@ -33,7 +33,6 @@ is how ``compress.validate_crf`` was matched. The last line printed is one JSON 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ import pandas as pd
 from common import fit_or_reuse, open_real, prepare, real_parser
 
 from dfdc.core.config import Params
-from dfdc.core.io import write_image
+from dfdc.core.io import to_json, write_image
 from dfdc.core.metrics import binary_metrics
 from dfdc.faces.copies import copy_levels
 from dfdc.inference.fit import fit_ensemble, load_oof
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(
-        json.dumps(
+        to_json(
             {
                 "variant": args.variant, "root": str(root), "overrides": args.set,
                 "folds": fold_ids, "train_s": {k: round(v, 1) for k, v in train_s.items()},

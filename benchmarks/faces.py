@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import multiprocessing
 import os
 import sys
@@ -48,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from dfdc.core.config import load_params
+from dfdc.core.io import to_json
 from dfdc.core.video import even_indices, frame_count, iter_frames
 from dfdc.faces.batch import run_faces
 from dfdc.faces.boxes import iou
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         projection_hours_by_machines=projection,
         detectors=detectors,
     )
-    print(json.dumps(result))
+    print(to_json(result))
     return 0
 
 

@@ -35,7 +35,6 @@ are printed beside when they trained.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -45,6 +44,7 @@ import pandas as pd
 from common import fit_or_reuse, oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import TrainConfig
+from dfdc.core.io import to_json
 from dfdc.core.presets import METHODS
 from dfdc.core.typed import build
 from dfdc.stages.masks import run as masks_stage
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": round(time.perf_counter() - t0, 1),
         **results,
     }
-    print(json.dumps(summary))
+    print(to_json(summary))
     return 0
 
 

@@ -15,7 +15,6 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 
 from dfdc.core.competition import KERNEL_BUDGET_S, TEST_VIDEOS
 from dfdc.core.config import load_params
+from dfdc.core.io import to_json
 from dfdc.core.onnx_sessions import RUNTIMES, SessionError
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "budget_h": KERNEL_BUDGET_S / 3600,
     }
-    print(json.dumps(result))
+    print(to_json(result))
     tmp.cleanup()
     return 0
 

@@ -25,7 +25,6 @@ object.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 from common import oof_metrics, open_real, prepare, real_parser
 
 from dfdc.core.config import to_dict
+from dfdc.core.io import to_json
 from dfdc.training.loop import fit
 
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         **results,
         "cross_dataset": cross,
     }
-    print(json.dumps(summary))
+    print(to_json(summary))
     return 0
 
 

@@ -13,7 +13,6 @@ object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dfdc.core.config import load_params
+from dfdc.core.io import to_json
 from dfdc.inference.predict import load_bundle
 from dfdc.reports.video_report import video_report
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(float(np.mean(report) / np.mean(plain)), 2),
         "worst_ratio": round(float(np.max(np.divide(report, plain))), 2),
     }
-    print(json.dumps(result))
+    print(to_json(result))
     tmp.cleanup()
     return 0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 
 from dfdc.core.config import load_params
+from dfdc.core.io import to_json
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropDataset, crop_items, epoch_plan
 from dfdc.crops.transforms import train_transform
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "loader_only_images_per_s": round(load_ips, 2),
         "pipeline_overhead": round(1 - pipe_ips / bare_ips, 4),
     }
-    print(json.dumps(result))
+    print(to_json(result))
     return 0
 
 

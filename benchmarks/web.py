@@ -16,7 +16,6 @@ isolated, as ``dfdc web`` does). The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dfdc.core.config import load_params
+from dfdc.core.io import to_json
 from dfdc.inference.predict import load_bundle
 from dfdc.inference.web import browser_scores, build_web
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"seconds a video: dfdc predict {summary['python_s_per_video']:.2f}, "
           f"page {summary['page_s_per_video']:.2f}")  # fmt: skip
-    print(json.dumps({"summary": summary, "rows": rows}))
+    print(to_json({"summary": summary, "rows": rows}))
     return 0
 
 

@@ -47,7 +47,7 @@ if result.scores.empty:
     print("nothing to evaluate")
 else:
     summary = result.summary()
-    print(f"{len(result.scores)} videos scored, {len(result.failed)} unreadable")
+    print(result.counts_line())
     display(metrics_table(summary))
 
 # %% [markdown]

@@ -23,7 +23,7 @@ from dfdc.stages import STAGES, stage_module
 
 log = logging.getLogger("dfdc")
 
-__all__ = ["main"]
+__all__ = ["exit_status", "main"]
 
 ENGINE_HELP = (
     "torch: the checkpoints; onnx: the export stage's files; auto: onnx on a CPU, torch on a GPU "
@@ -87,10 +87,19 @@ def _cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def exit_status(unscored: int) -> int:
+    """The one exit-status rule of the commands that score inputs (``dfdc predict``, ``dfdc
+    evaluate``): 0 when every input got a score; 1 when any could not (a missing file, a broken
+    link or symlink loop, an unreadable video), each named once on stderr while every other
+    input is still scored and every output written; :func:`main` returns 2 for a usage or
+    configuration error that stopped the command before it scored anything."""
+    return 1 if unscored else 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     """Score each video; a bad one gets one line on stderr and the rest are still scored."""
-    import json
-
+    from dfdc.core.io import to_json
+    from dfdc.dataset.layouts import file_problem
     from dfdc.inference.predict import bundle_from_params
 
     params = _with_engine(load_params(args.params), args.engine)
@@ -113,8 +122,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     paths = []
     for video in args.videos:
         path = Path(video)
-        if not path.is_file():
-            print(f"dfdc predict: error: {path}: file not found", file=sys.stderr)
+        problem = file_problem(path)
+        if problem is not None:
+            print(f"dfdc predict: error: {path}: {problem}", file=sys.stderr)
             failed += 1
         else:
             paths.append(path)
@@ -149,22 +159,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 out = out.with_name(f"{out.stem}_{path.stem}{out.suffix}")
             save_figure(plot_prediction(pred), out, dpi=90)
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=1))
-    return 1 if failed else 0
+        print(to_json([r.as_dict() for r in results], indent=1))
+    return exit_status(failed)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score every labelled video under each path; a table, or one JSON object as last line."""
-    import json
-
+    """Score every labelled video under each path; a table, or one JSON object as last line.
+    A labelled video that cannot be scored is one line on stderr, a count in the table and a
+    named entry in the JSON (``unscored``); the exit status follows :func:`exit_status`."""
+    from dfdc.core.io import to_json
     from dfdc.inference.predict import bundle_from_params
     from dfdc.reports.evaluation import evaluate_paths, metrics_table
 
     params = _with_engine(load_params(args.params), args.engine)
     if not args.paths:  # the evaluate stage: evaluate.sets into metrics/eval.json
-        result = stage_module("evaluate").run(params)
-        print(f"{len(result.scores)} videos of {len(params.evaluate.sets)} sets scored")
-        return 0
+        result = stage_module("evaluate").run(params)  # it logs each unscored video once
+        print(f"{len(params.evaluate.sets)} sets: {result.counts_line()}")
+        return exit_status(len(result.unscored))
     for path in args.paths:
         if not Path(path).is_dir():
             print(f"dfdc evaluate: error: {path}: not a folder", file=sys.stderr)
@@ -181,27 +192,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         page = evaluation_report(bundle, result, args.report)
         print(f"dfdc evaluate: report: {page}", file=sys.stderr)
-    for path, reason in result.failed:
-        print(f"dfdc evaluate: error: {path}: {reason}", file=sys.stderr)
+    for row in result.unscored:
+        print(f"dfdc evaluate: error: {row['path']}: {row['reason']}", file=sys.stderr)
     if result.scores.empty:
         print("dfdc evaluate: error: no labelled video could be scored", file=sys.stderr)
-        return 1
+        return exit_status(len(result.unscored) or 1)
     summary = result.summary()
     if args.json:
-        print(json.dumps(summary))
+        print(to_json(summary))
     else:
         table = metrics_table(summary)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"{len(result.scores)} videos scored, {len(result.failed)} unreadable")
+        print(result.counts_line())
         print(f"models {result.trained_on}")
-    return 0
+    return exit_status(len(result.unscored))
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
     """Labelled folders scored clean and under every distortion of ``robustness``."""
-    import json
     import tempfile
 
+    from dfdc.core.io import to_json
     from dfdc.robustness.report import metrics_table, run_paths
 
     params = load_params(args.params)
@@ -219,7 +230,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         print(f"dfdc robustness: error: {row['video']} ({row['distortion']} {row['level']:g}): "
               f"{row['reason']}", file=sys.stderr)  # fmt: skip
     if args.json:
-        print(json.dumps(result.metrics))
+        print(to_json(result.metrics))
     else:
         table = metrics_table(result.metrics)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

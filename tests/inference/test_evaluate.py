@@ -36,7 +36,8 @@ def test_a_generated_set_with_known_labels(params_file, tiny_raw, tmp_path, caps
     (part / "metadata.json").write_text(json.dumps(meta))
     (part / "broken.mp4").write_bytes(b"\x00" * 100)
 
-    assert main(["evaluate", str(root), "--params", str(params_file), "--json"]) == 0
+    # Exit 1: a labelled video went unscored (the rule dfdc predict shares: cli.exit_status).
+    assert main(["evaluate", str(root), "--params", str(params_file), "--json"]) == 1
     out, err = capsys.readouterr()
     summary = json.loads(out.strip().splitlines()[-1])
     assert set(summary) >= KEYS and summary["n"] == 6 and summary["failed"] == 1
@@ -49,7 +50,7 @@ def test_a_generated_set_with_known_labels(params_file, tiny_raw, tmp_path, caps
     assert summary["trained_on"].startswith("trained on: the generated sample")
 
     # The table form says the same numbers.
-    assert main(["evaluate", str(root), "--params", str(params_file)]) == 0
+    assert main(["evaluate", str(root), "--params", str(params_file)]) == 1
     text = capsys.readouterr().out
     assert "6 videos scored, 1 unreadable" in text and "faceswap" in text
     assert "models trained on: the generated sample" in text

@@ -64,6 +64,7 @@ async function init() {
     if (navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null))) providers = ['webgpu', 'wasm'];
     manifest = await (await fetch('model/export.json')).json();
     if (!manifest.detector || !manifest.detector.mtcnn) throw new Error('the export has no face detector (re-run: dvc repro export)');
+    showTrainedOn(await fetch('build.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({})));
     $('about').textContent = `${manifest.members.length} models (${manifest.ensemble.runs.join(', ')}), `
       + `rule ${manifest.ensemble.rule}, faces ${manifest.ensemble.faces_combine}; ${manifest.faces.frames} frames a video; `
       + `runtime ${providers[0]}${self.crossOriginIsolated ? `, ${ort.env.wasm.numThreads} threads` : ', 1 thread'}`;
@@ -73,6 +74,25 @@ async function init() {
   } catch (e) {
     status(`Could not load the exported models: ${e.message || e}`, true);
   }
+}
+
+/** What the models were trained on, at the top beside the verdict (build.json, written by
+ * dfdc export --web from the export's records: the line dfdc predict prints), with the same
+ * warning when they are sample models. */
+function showTrainedOn(build) {
+  const el = $('trained');
+  const line = build.trained_on || 'trained on: not recorded in this build (rebuild it: dfdc export --web)';
+  el.textContent = build.sample_models ? `Sample models. Models ${line}` : `Models ${line}`;
+  el.className = build.sample_models ? 'warn' : '';
+  el.dataset.sample = build.sample_models ? '1' : '0';
+}
+
+/** "no score" for a video that got none (unreadable, no face): its 0.5 is a placeholder, never
+ * a verdict (src/dfdc/reports/video_report.py says the same). */
+function showNoScore(result) {
+  $('verdict').textContent = `no score: ${result.reason || result.status}`;
+  $('verdict').dataset.prob = '';
+  $('verdict').className = 'none';
 }
 
 /** Scores one File; returns (and shows) the result. */
@@ -107,6 +127,7 @@ export async function scoreFile(file) {
     const unreadable = e instanceof VideoError;
     Object.assign(result, { status: unreadable ? 'unreadable' : 'error', reason: e.message || String(e) });
     status(`${file.name}: ${result.reason}`, true);
+    showNoScore(result);
   }
   progress(1);
   const row = document.createElement('tr');
@@ -118,11 +139,13 @@ export async function scoreFile(file) {
 
 function show(result, frames, faces) {
   const portrait = result.height > result.width ? ' (portrait)' : '';
-  const verdict = result.status === 'no_face' ? 'no face found'
-    : result.prob >= 0.5 ? 'FAKE' : 'REAL';
-  $('verdict').textContent = `${verdict}: P(fake) = ${result.prob.toFixed(4)}`;
-  $('verdict').dataset.prob = String(result.prob);
-  $('verdict').className = result.status === 'no_face' ? 'none' : result.prob >= 0.5 ? 'fake' : 'real';
+  if (result.status !== 'ok') {
+    showNoScore(result);
+  } else {
+    $('verdict').textContent = `${result.prob >= 0.5 ? 'FAKE' : 'REAL'}: P(fake) = ${result.prob.toFixed(4)}`;
+    $('verdict').dataset.prob = String(result.prob);
+    $('verdict').className = result.prob >= 0.5 ? 'fake' : 'real';
+  }
   const members = Object.entries(result.memberScores || {}).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' · ');
   status(`${result.video}: ${result.width}x${result.height}${portrait}, ${frames.length} frames sampled, `
     + `${faces.rows.length} face crops in ${new Set(result.tracks).size} track(s); `

@@ -17,7 +17,7 @@ import yaml
 
 from dfdc.core.competition import COMPETITION
 from dfdc.core.presets import METHODS, RECIPES, merge, recipe_name
-from dfdc.core.typed import ConfigError, build, check_range, to_dict
+from dfdc.core.typed import ConfigError, build, ranged, to_dict
 
 __all__ = [
     "OUTPUTS",
@@ -53,7 +53,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BaseConfig:
-    seed: int = 42
+    seed: int = ranged(42, 0, 2**32 - 1)
     # "auto" takes CUDA when present; the CPU path is what the tests and the sample use.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Every run's folds, curves and out-of-fold predictions: <models_dir>/<run>/...
@@ -64,20 +64,20 @@ class BaseConfig:
 class SampleConfig:
     """The generated offline dataset: small, deterministic, in the exact DFDC layout."""
 
-    seed: int = 2020
-    parts: int = 4
-    reals_per_part: int = 2
-    test_reals: int = 4
-    test_fakes: int = 4
-    width: int = 640
-    height: int = 360
+    seed: int = ranged(2020, 0, 2**32 - 1)
+    parts: int = ranged(4, 1, 1000)
+    reals_per_part: int = ranged(2, 1, 1000)
+    test_reals: int = ranged(4, 0, 100_000)
+    test_fakes: int = ranged(4, 0, 100_000)
+    width: int = ranged(640, 32, 7680)
+    height: int = ranged(360, 32, 7680)
     # Parts whose videos are stored portrait (height > width), as some DFDC clips are.
-    portrait_parts: tuple[int, ...] = (3,)
-    frames: int = 60
-    fps: int = 30
+    portrait_parts: tuple[int, ...] = ranged((3,), 0, 1000)
+    frames: int = ranged(60, 2, 10_000)
+    fps: int = ranged(30, 1, 240)
     # Constant H.264 quantiser (see dfdc.core.video.write_video for why not CRF).
-    qp: int = 23
-    noise_sigma: float = 2.5
+    qp: int = ranged(23, 0, 51)
+    noise_sigma: float = ranged(2.5, 0, 64)
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,15 @@ class DataConfig:
     extra_paths: tuple[str, ...] = ()
     index_path: str = "data/interim/videos.parquet"
     # Processes that generate the sample and threads that probe videos.
-    workers: int = 2
+    workers: int = ranged(2, 1, 256)
     sample: SampleConfig = field(default_factory=SampleConfig)
     kaggle: KaggleSourceConfig = field(default_factory=KaggleSourceConfig)
 
 
 @dataclass(frozen=True)
 class EdaConfig:
-    sample_frames: int = 6
-    max_grid_videos: int = 12
+    sample_frames: int = ranged(6, 1, 100)
+    max_grid_videos: int = ranged(12, 1, 1000)
 
 
 @dataclass(frozen=True)
@@ -118,41 +118,41 @@ class FacesConfig:
     table_path: str = "data/interim/faces.parquet"
     status_path: str = "data/interim/faces_status.parquet"
     # Frames sampled evenly over each video.
-    frames: int = 32
+    frames: int = ranged(32, 1, 10_000)
     # MTCNN runs on the whole frame for every k-th sampled frame (and the last one); in
     # between, each track's interpolated box is refined by MTCNN's O-Net, refine_steps times
     # (0: interpolation alone).
-    detect_every: int = 8
-    refine_steps: int = 2
+    detect_every: int = ranged(8, 1, 10_000)
+    refine_steps: int = ranged(2, 0, 10)
     # The frame is shrunk so its longer side is at most this before detection.
-    detect_max_side: int = 640
+    detect_max_side: int = ranged(640, 32, 8192)
     # In pixels of the detection image, so it scales with the source: 30 is 90 px at 1080p.
-    min_face_size: int = 30
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8)
-    min_prob: float = 0.9
+    min_face_size: int = ranged(30, 4, 4096)
+    thresholds: tuple[float, float, float] = ranged((0.6, 0.7, 0.8), 0, 1)
+    min_prob: float = ranged(0.9, 0, 1)
     # Detection copies darker than this mean level are brightened (gamma) before MTCNN.
-    dark_level: float = 60.0
+    dark_level: float = ranged(60.0, 0, 255)
     # Whole-frame detector: mtcnn; blazeface (MediaPipe's full-range model, offline; far
     # faster); both (MTCNN's faces that BlazeFace confirms: fewer false positives). Tracking,
     # refinement between detections (MTCNN's O-Net) and crops are the same for each.
     detector: Literal["mtcnn", "blazeface", "both"] = "mtcnn"
-    blazeface_min_score: float = 0.6
+    blazeface_min_score: float = ranged(0.6, 0, 1)
     # BlazeFace also on an n x n grid of overlapping tiles (0: the whole frame only), for
     # faces far from the camera.
-    windows: int = 0
+    windows: int = ranged(0, 0, 8)
     # Tracking: IoU to link a detection to a track, and how short a track may be.
-    track_iou: float = 0.3
-    max_gap: int = 2
-    min_track_fraction: float = 0.3
-    max_tracks: int = 2
+    track_iou: float = ranged(0.3, 0, 1)
+    max_gap: int = ranged(2, 0, 10_000)
+    min_track_fraction: float = ranged(0.3, 0, 1)
+    max_tracks: int = ranged(2, 1, 100)
     # Fakes take the boxes of their original when it was extracted (DFDC fakes are aligned).
     reuse_original_boxes: bool = True
     # Crops: margin around the box on each side, as a fraction of the box size.
-    margin: float = 0.3
-    crop_size: int = 224
+    margin: float = ranged(0.3, 0, 2)
+    crop_size: int = ranged(224, 16, 1024)
     crop_format: Literal["jpg", "png"] = "jpg"
-    jpeg_quality: int = 95
-    workers: int = 2
+    jpeg_quality: int = ranged(95, 1, 100)
+    workers: int = ranged(2, 1, 256)
     # Which splits to extract in the pipeline (test faces are made on the fly at inference).
     splits: tuple[str, ...] = ("train",)
     # Where extraction (and scoring many videos) runs: pool, a local process pool of
@@ -167,14 +167,22 @@ class FacesConfig:
 class CvConfig:
     """Group k-fold: an original and all its fakes always share a fold."""
 
-    n_folds: int = 4
+    n_folds: int = ranged(4, 2, 1000)
     # part: DFDC folder (as the winners split, e.g. 40 parts train / 10 validation);
     # original: clusters of an original and its fakes; auto: part when there are enough parts.
     group_by: Literal["auto", "part", "original"] = "auto"
-    seed: int = 42
+    seed: int = ranged(42, 0, 2**32 - 1)
     path: str = "data/interim/folds.parquet"
     # The folds the train stage runs (DVC foreach); kept apart so adding one reruns only it.
-    folds: tuple[int, ...] = (0, 1, 2, 3)
+    folds: tuple[int, ...] = ranged((0, 1, 2, 3), 0, 1000, hi_open=True)
+
+    def check_fold(self, fold: int) -> None:
+        """A one-line error unless ``fold`` is one of the ``n_folds`` folds (``--fold K``)."""
+        if not 0 <= fold < self.n_folds:
+            raise ConfigError(
+                f"fold {fold}: cv.n_folds is {self.n_folds}, so a fold is one of "
+                f"0..{self.n_folds - 1}"
+            )
 
 
 @dataclass(frozen=True)
@@ -188,18 +196,18 @@ class SequenceConfig:
     embed: Literal["run", "backbone"] = "run"
     embed_run: str = "baseline"
     rnn: Literal["lstm", "gru"] = "lstm"
-    hidden: int = 64
-    layers: int = 1
+    hidden: int = ranged(64, 1, 8192)
+    layers: int = ranged(1, 1, 16)
     bidirectional: bool = True
-    dropout: float = 0.2
+    dropout: float = ranged(0.2, 0, 1, hi_open=True)
     # Temporal augmentation (training only): a random sub-sequence of at least min_len steps;
     # a frame-rate change (every other step dropped, or every step repeated); reversed order.
-    min_len: int = 4
+    min_len: int = ranged(4, 1, 10_000)
     # Draws of each training track per epoch, each with its own temporal augmentation.
-    clips_per_track: int = 4
-    subseq_p: float = 0.5
-    rate_p: float = 0.3
-    reverse_p: float = 0.0
+    clips_per_track: int = ranged(4, 1, 10_000)
+    subseq_p: float = ranged(0.5, 0, 1)
+    rate_p: float = ranged(0.3, 0, 1)
+    reverse_p: float = ranged(0.0, 0, 1)
     # Per-fold embeddings, computed once and reused while the embedder and crops are the same.
     cache_dir: str = "data/interim/embeddings"
 
@@ -216,9 +224,9 @@ class ModelConfig:
     pretrained: bool | Literal["package"] = False
     pretrained_file: str = ""
     weights_dir: str = "data/interim/weights"
-    drop_rate: float = 0.2
-    drop_path_rate: float = 0.0
-    input_size: int = 96
+    drop_rate: float = ranged(0.2, 0, 1, hi_open=True)
+    drop_path_rate: float = ranged(0.0, 0, 1, hi_open=True)
+    input_size: int = ranged(96, 16, 1024)
     # Noise-residual input: the 3 classic 5x5 SRM high-pass filters as 3 more input channels
     # (forensic, not learned; the stem's pretrained weights are spread over 6 channels).
     srm: bool = False
@@ -226,42 +234,40 @@ class ModelConfig:
     # (bilinear attention pooling; 0: the plain head). In training one map crops and zooms a
     # second view and another erases its region from a third; at inference the crop view (from
     # the mean map) is averaged in. Thresholds are fractions of a map's maximum, drawn in range.
-    wsdan_maps: int = 0
-    wsdan_crop: tuple[float, float] = (0.4, 0.6)
-    wsdan_drop: tuple[float, float] = (0.2, 0.5)
-    wsdan_eval_crop: float = 0.5
+    wsdan_maps: int = ranged(0, 0, 64)
+    wsdan_crop: tuple[float, float] = ranged((0.4, 0.6), 0, 1, lo_open=True, hi_open=True)
+    wsdan_drop: tuple[float, float] = ranged((0.2, 0.5), 0, 1, lo_open=True, hi_open=True)
+    wsdan_eval_crop: float = ranged(0.5, 0, 1, lo_open=True, hi_open=True)
 
     def __post_init__(self) -> None:
-        check_range("train.model.wsdan_maps", self.wsdan_maps, 0, 64)
         for key in ("wsdan_crop", "wsdan_drop"):
             lo, hi = getattr(self, key)
             if not 0 < lo <= hi < 1:
                 raise ConfigError(
                     f"train.model.{key} must be [low, high] in (0, 1), got {[lo, hi]}"
                 )
-        check_range("train.model.wsdan_eval_crop", self.wsdan_eval_crop, 0, 1, True, True)
 
 
 @dataclass(frozen=True)
 class AugConfig:
     """Train-time augmentation; each has a probability (0 turns it off)."""
 
-    jpeg_p: float = 0.3
-    jpeg_quality: tuple[int, int] = (50, 100)
-    noise_p: float = 0.1
-    blur_p: float = 0.1
-    flip_p: float = 0.5
-    downscale_p: float = 0.2
-    downscale_range: tuple[float, float] = (0.4, 0.9)
-    color_p: float = 0.4
-    gray_p: float = 0.05
-    affine_p: float = 0.3
-    rotate_limit: float = 10.0
+    jpeg_p: float = ranged(0.3, 0, 1)
+    jpeg_quality: tuple[int, int] = ranged((50, 100), 1, 100)
+    noise_p: float = ranged(0.1, 0, 1)
+    blur_p: float = ranged(0.1, 0, 1)
+    flip_p: float = ranged(0.5, 0, 1)
+    downscale_p: float = ranged(0.2, 0, 1)
+    downscale_range: tuple[float, float] = ranged((0.4, 0.9), 0, 1, lo_open=True)
+    color_p: float = ranged(0.4, 0, 1)
+    gray_p: float = ranged(0.05, 0, 1)
+    affine_p: float = ranged(0.3, 0, 1)
+    rotate_limit: float = ranged(10.0, 0, 180)
     # Blank out one face part (eyes, nose or mouth), located by the landmarks.
-    part_dropout_p: float = 0.2
+    part_dropout_p: float = ranged(0.2, 0, 1)
     # Overlay patches: 1-3 rectangles of random colour over 10-30 % of the crop's side each,
     # the crop-level stand-in for the black-box set's distractors (robustness: overlay).
-    overlay_p: float = 0.0
+    overlay_p: float = ranged(0.0, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -271,31 +277,21 @@ class SelfBlendConfig:
     """
 
     # Probability that a real crop drawn for training also yields a pseudo-fake (0: off).
-    p: float = 0.0
+    p: float = ranged(0.0, 0, 1)
     # Train on reals and pseudo-fakes only, no real fakes (the paper's setting that generalises
     # best across datasets).
     only: bool = False
-    color_gain: float = 0.1  # per-channel gain in 1 +- this
-    color_shift: float = 12.0  # per-channel shift in +- grey levels
-    resample_p: float = 0.5  # down-then-up resampling of the copy (else it is sharpened)
-    resample_range: tuple[float, float] = (0.4, 0.8)
-    scale: float = 0.05  # the copy's scale about the face in 1 +- this
-    shift: float = 0.02  # and its shift, as a fraction of the crop side
-    mask_jitter: float = 0.15  # the mask's half-axes in 1 +- this
-    blend_ratios: tuple[float, ...] = (0.5, 0.75, 1.0, 1.0, 1.0)
+    color_gain: float = ranged(0.1, 0, 0.5)  # per-channel gain in 1 +- this
+    color_shift: float = ranged(12.0, 0, 64)  # per-channel shift in +- grey levels
+    # Down-then-up resampling of the copy (else it is sharpened).
+    resample_p: float = ranged(0.5, 0, 1)
+    resample_range: tuple[float, float] = ranged((0.4, 0.8), 0.05, 1)
+    scale: float = ranged(0.05, 0, 0.3)  # the copy's scale about the face in 1 +- this
+    shift: float = ranged(0.02, 0, 0.2)  # and its shift, as a fraction of the crop side
+    mask_jitter: float = ranged(0.15, 0, 0.5)  # the mask's half-axes in 1 +- this
+    blend_ratios: tuple[float, ...] = ranged((0.5, 0.75, 1.0, 1.0, 1.0), 0, 1, lo_open=True)
 
     def __post_init__(self) -> None:
-        bounds = {
-            "p": (self.p, 0.0, 1.0),
-            "color_gain": (self.color_gain, 0.0, 0.5),
-            "color_shift": (self.color_shift, 0.0, 64.0),
-            "resample_p": (self.resample_p, 0.0, 1.0),
-            "scale": (self.scale, 0.0, 0.3),
-            "shift": (self.shift, 0.0, 0.2),
-            "mask_jitter": (self.mask_jitter, 0.0, 0.5),
-        }
-        for key, (value, lo, hi) in bounds.items():
-            check_range(f"train.sbi.{key}", value, lo, hi)
         lo, hi = self.resample_range
         if not 0.05 <= lo <= hi <= 1.0:
             raise ConfigError(
@@ -315,12 +311,9 @@ class MaskTrainConfig:
     segmentation head that predicts the altered pixels, and face-part dropout guided to them."""
 
     # Weight of the segmentation loss beside the classification loss (0: no segmentation head).
-    weight: float = 0.0
+    weight: float = ranged(0.0, 0, 10)
     # Face-part dropout picks the part (eyes, nose, mouth) in proportion to its altered pixels.
     guide_dropout: bool = False
-
-    def __post_init__(self) -> None:
-        check_range("train.masks.weight", self.weight, 0.0, 10.0)
 
     @property
     def used(self) -> bool:
@@ -335,16 +328,11 @@ class DiffMasksConfig:
     out_dir: str = "data/interim/masks"
     table_path: str = "data/interim/masks.parquet"
     # Stored side of a mask (each cell: the fraction of its pixels that were altered).
-    size: int = 32
+    size: int = ranged(32, 4, 256)
     # SSIM's Gaussian window, in crop pixels, and the dissimilarity (1 - SSIM) / 2 above which
     # a pixel counts as altered (JPEG noise between two encodes of the same frame stays below).
-    sigma: float = 1.5
-    threshold: float = 0.1
-
-    def __post_init__(self) -> None:
-        check_range("masks.size", self.size, 4, 256)
-        check_range("masks.threshold", self.threshold, 0.0, 1.0, True, True)
-        check_range("masks.sigma", self.sigma, 0.5, 8.0)
+    sigma: float = ranged(1.5, 0.5, 8)
+    threshold: float = ranged(0.1, 0, 1, lo_open=True, hi_open=True)
 
 
 @dataclass(frozen=True)
@@ -354,12 +342,9 @@ class CompressTrainConfig:
     ``p`` (else the original); every ``validate`` level's copies of the held-out videos are
     scored beside them, out of fold (``oof_<level>.parquet``)."""
 
-    p: float = 0.0
+    p: float = ranged(0.0, 0, 1)
     levels: tuple[str, ...] = ()  # copy level names (compress stage); empty: all its train levels
     validate: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        check_range("compress.p", self.p, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -370,24 +355,16 @@ class CompressConfig:
     slowed by them)."""
 
     when: Literal["auto", "always", "never"] = "auto"
-    train_crf: tuple[int, ...] = (28, 33, 42)
-    train_downscale: tuple[float, ...] = (0.5,)
-    downscale_crf: int = 28
+    train_crf: tuple[int, ...] = ranged((28, 33, 42), 0, 51)
+    train_downscale: tuple[float, ...] = ranged((0.5,), 0.05, 1)
+    downscale_crf: int = ranged(28, 0, 51)
     # The c40-like validation copies: the CRF whose re-encodes of FF++ c23 originals match
     # FF++ c40's size (docs/robustness.md says how it was matched).
-    validate_crf: tuple[int, ...] = (38,)
-    context: int = 4  # frames encoded up to and including each cropped frame
-    workers: int = 1
+    validate_crf: tuple[int, ...] = ranged((38,), 0, 51)
+    context: int = ranged(4, 1, 250)  # frames encoded up to and including each cropped frame
+    workers: int = ranged(1, 1, 256)
     out_dir: str = "data/interim/compressed"
     table_path: str = "data/interim/compressed.parquet"
-
-    def __post_init__(self) -> None:
-        for c in (*self.train_crf, *self.validate_crf, self.downscale_crf):
-            check_range("compress crf", c, 0, 51)
-        for s in self.train_downscale:
-            check_range("compress.train_downscale", s, 0.05, 1.0)
-        if self.context < 1:
-            raise ConfigError(f"compress.context must be at least 1, got {self.context}")
 
 
 @dataclass(frozen=True)
@@ -395,34 +372,34 @@ class LoopConfig:
     """What every run gives the training loop, whatever its kind."""
 
     run: str = "baseline"
-    epochs: int = 10
-    batch_size: int = 32
+    epochs: int = ranged(10, 1, 10_000)
+    batch_size: int = ranged(32, 1, 65_536)
     # sample: all reals + as many freshly drawn fakes each epoch; loss: every video, with the
     # loss averaged over the real and the fake halves of a batch; none: every video as is;
     # pairs (frame runs): each fake's crop beside its original's crop of the same frame, both
     # augmented alike, so identity and scene cancel and only the manipulation differs.
     balance: Literal["sample", "loss", "none", "pairs"] = "sample"
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
+    lr: float = ranged(2e-3, 0, 10, lo_open=True)
+    weight_decay: float = ranged(1e-4, 0, 1)
+    momentum: float = ranged(0.9, 0, 1)
     schedule: Literal["cosine", "poly"] = "cosine"
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.05
-    grad_clip: float = 1.0
+    warmup_epochs: float = ranged(0.5, 0, 10_000)
+    label_smoothing: float = ranged(0.05, 0, 0.5)
+    grad_clip: float = ranged(1.0, 0, 1e6)
     # Mixed precision applies on CUDA only; channels-last on CUDA and CPU (faster on both).
     amp: bool = True
     channels_last: bool = True
-    num_workers: int = 0
+    num_workers: int = ranged(0, 0, 256)
     # Only the largest face track is used for training (a fake video may have a real face).
-    train_tracks: int = 1
+    train_tracks: int = ranged(1, 1, 100)
     # Which epoch's weights a fold keeps (best.pt, oof.parquet): best, the lowest validation
     # video log loss (chosen on the fold's own videos, so its out-of-fold score is optimistic
     # on small folds); last, the final epoch, no choice made on the validation videos.
     keep: Literal["best", "last"] = "best"
     # Validate every this many epochs (and after the last): validation of every epoch's
     # weights only matters for keep: best and the curves.
-    val_every: int = 1
+    val_every: int = ranged(1, 1, 10_000)
     # The compress stage's copies: drawn in training with probability p (a frame run reads a
     # copy's crops, a sequence run a copy's embeddings), and scored out of fold beside the
     # originals (``validate``).
@@ -447,7 +424,7 @@ class TrainConfig(LoopConfig):
     # sbi_only, masks, wsdan, srm; keys given in params.yaml still override it.
     method: Literal["plain", "sbi", "sbi_only", "masks", "wsdan", "srm"] = "plain"
     # Crops drawn from each video in each epoch.
-    frames_per_video: int = 16
+    frames_per_video: int = ranged(16, 1, 10_000)
     model: ModelConfig = field(default_factory=ModelConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     sbi: SelfBlendConfig = field(default_factory=SelfBlendConfig)
@@ -502,15 +479,17 @@ class EnsembleConfig:
     # A sharpening fitted log-temperature (below 1) is shrunk toward 0 by n / (n + this), n the
     # out-of-fold videos: 24 videos cannot justify sharpening a 4,000-video submission. A
     # softening one (the models overconfident out of fold) is kept as fitted.
-    temperature_prior_videos: int = 200
+    temperature_prior_videos: int = ranged(200, 0, 10**9)
     # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
     # validation levels, as videos of their own), so the calibration is not fitted on clean
     # videos only; cv.json reports the originals and each level apart.
     copies: bool = True
     # Clip bounds; none below min_clip, so no answer is ever 0 or 1 (one confident miss at
     # p = 1e-15 costs 34.5 nats of log loss; at 0.005, 5.3).
-    clip_grid: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2)
-    min_clip: float = 0.005
+    clip_grid: tuple[float, ...] = ranged(
+        (0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2), 0, 0.5, hi_open=True
+    )  # each at least min_clip
+    min_clip: float = ranged(0.005, 1e-6, 0.5, hi_open=True)
     submission_path: str = "submissions/submission.csv"
     ensemble_path: str = "submissions/ensemble.json"
     registry_dir: str = "submissions/registry"
@@ -519,7 +498,6 @@ class EnsembleConfig:
     plots_dir: str = "metrics/plots"
 
     def __post_init__(self) -> None:
-        check_range("ensemble.min_clip", self.min_clip, 1e-6, 0.5, hi_open=True)
         low = [c for c in self.clip_grid if c < self.min_clip]
         if low or not self.clip_grid:
             raise ConfigError(
@@ -546,24 +524,24 @@ class RobustnessConfig:
     out_dir: str = "data/interim/robustness"  # the distorted clips (a cache)
     metrics_path: str = "metrics/robustness.json"
     plots_dir: str = "metrics/robustness"
-    seed: int = 0
-    base_crf: int = 18  # H.264 CRF of every re-encode that does not set its own
+    seed: int = ranged(0, 0, 2**32 - 1)
+    base_crf: int = ranged(18, 0, 51)  # H.264 CRF of every re-encode that does not set its own
     # At most this many videos of each held-out group (out-of-fold, labelled test), half real
     # and half fake, drawn with the seed (0: all). auto: 2 for the sample (make repro's
     # budget), 8 for a real data source (dfdc.stages.robustness; each video costs a re-encode
     # a distortion level).
-    videos: int | Literal["auto"] = "auto"
+    videos: int | Literal["auto"] = ranged("auto", 0, 10**9)
     include_test: bool = True  # the index's labelled test videos, scored by the full ensemble
-    reencode: tuple[float, ...] = (1.0,)  # the control: re-encoded, nothing else
-    fps: tuple[float, ...] = (15.0, 10.0)
-    downscale: tuple[float, ...] = (0.5, 0.25)
-    crf: tuple[float, ...] = (30.0, 38.0, 45.0)
-    overlay: tuple[float, ...] = (0.1, 0.25)
-    flip: tuple[float, ...] = (1.0,)
-    brightness: tuple[float, ...] = (0.25, 0.5)
-    noise: tuple[float, ...] = (5.0, 15.0)
-    blur: tuple[float, ...] = (1.5, 4.0)
-    mix: tuple[float, ...] = (1.0,)
+    reencode: tuple[float, ...] = ranged((1.0,), 1, 1)  # the control: re-encoded, nothing else
+    fps: tuple[float, ...] = ranged((15.0, 10.0), 1, 120)
+    downscale: tuple[float, ...] = ranged((0.5, 0.25), 0.05, 1, hi_open=True)
+    crf: tuple[float, ...] = ranged((30.0, 38.0, 45.0), 0, 51)
+    overlay: tuple[float, ...] = ranged((0.1, 0.25), 0, 0.5, lo_open=True)
+    flip: tuple[float, ...] = ranged((1.0,), 1, 1)
+    brightness: tuple[float, ...] = ranged((0.25, 0.5), 0, 1, lo_open=True, hi_open=True)
+    noise: tuple[float, ...] = ranged((5.0, 15.0), 0, 64, lo_open=True)
+    blur: tuple[float, ...] = ranged((1.5, 4.0), 0, 20, lo_open=True)
+    mix: tuple[float, ...] = ranged((1.0,), 1, 2)
 
     def levels(self) -> dict[str, tuple[float, ...]]:
         """Distortion name -> its severity levels, mildest first, in the report's order."""
@@ -572,18 +550,9 @@ class RobustnessConfig:
         return {n: tuple(getattr(self, n)) for n in names if getattr(self, n)}
 
     def __post_init__(self) -> None:
-        checks = {
-            "fps": lambda v: 1 <= v <= 120, "downscale": lambda v: 0.05 <= v < 1,
-            "crf": lambda v: 0 <= v <= 51, "overlay": lambda v: 0 < v <= 0.5,
-            "brightness": lambda v: 0 < v < 1, "noise": lambda v: 0 < v <= 64,
-            "blur": lambda v: 0 < v <= 20, "mix": lambda v: v in (1, 2),
-            "flip": lambda v: v == 1, "reencode": lambda v: v == 1,
-        }  # fmt: skip
-        for key, ok in checks.items():
-            bad = [v for v in getattr(self, key) if not ok(v)]
-            if bad:
-                raise ConfigError(f"robustness.{key}: level(s) {bad} out of range")
-        check_range("robustness.base_crf", self.base_crf, 0, 51)
+        bad = [v for v in self.mix if v not in (1, 2)]  # a count of distortions mixed
+        if bad:
+            raise ConfigError(f"robustness.mix: level(s) {bad} must be 1 or 2")
 
 
 @dataclass(frozen=True)
@@ -601,8 +570,8 @@ class PackageConfig:
     extra_wheels: tuple[str, ...] = ("facenet-pytorch==2.5.3",)
     out_dir: str = "submissions/kernel"
     # Test videos timed on this machine, and how much faster a Kaggle GPU is taken to be.
-    time_videos: int = 4
-    kaggle_speedup: float = 4.0
+    time_videos: int = ranged(4, 0, 10_000)
+    kaggle_speedup: float = ranged(4.0, 0, 1000, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -616,10 +585,7 @@ class InferenceConfig:
     export_dir: str = "submissions/export"  # the export stage's ONNX ensemble
     # What runs the ONNX graphs (benchmarks/predict.py measures both; docs/inference.md).
     runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
-    threads: int = 0  # the runtime's intra-op threads (0: one a core)
-
-    def __post_init__(self) -> None:
-        check_range("inference.threads", self.threads, 0, 256)
+    threads: int = ranged(0, 0, 256)  # the runtime's intra-op threads (0: one a core)
 
 
 @dataclass(frozen=True)
@@ -711,7 +677,10 @@ def resolve_device(device: str) -> str:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and check ``params.yaml``; raise :class:`ConfigError` with a one-line message."""
+    """Read and check ``params.yaml``; raise :class:`ConfigError` with a one-line message.
+
+    An empty file, or one with no section, is an error: running every stage on the built-in
+    defaults (4 folds where the file said 2) is never what was meant."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -721,7 +690,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
-    return params_from_dict(raw or {}, source=str(path))
+    if not raw:
+        raise ConfigError(
+            f"{path}: no sections (empty file); it needs the sections of the project's "
+            "params.yaml (base, data, faces, cv, ...)"
+        )
+    return params_from_dict(raw, source=str(path))
 
 
 # Keys that were renamed: the old spelling stops the run with one line naming the new one.
@@ -755,7 +729,21 @@ def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params
         raw = {**raw, "train": {**train, "recipe": name}}
     preset = merge(RECIPES[name], METHODS[method])
     base = build(TrainConfig, {**preset, "recipe": name}, "train.", f"recipe {name}")
-    return build(Params, raw, prefix="", source=source, base=Params(train=base))
+    params = build(Params, raw, prefix="", source=source, base=Params(train=base))
+    _check_across_keys(params, source)
+    return params
+
+
+def _check_across_keys(params: Params, source: str) -> None:
+    """The rules between keys that one field's range cannot say (each key's own range is
+    checked as it is read): every fold the train stage runs is one of ``cv.n_folds``."""
+    cv = params.cv
+    bad = [k for k in cv.folds if k >= cv.n_folds]
+    if bad:
+        raise ConfigError(
+            f"{source}: key 'cv.folds' lists fold(s) {bad}, but cv.n_folds {cv.n_folds} has "
+            f"folds 0..{cv.n_folds - 1}"
+        )
 
 
 def run_config(params: Params, section: str) -> RunConfig:

@@ -3,11 +3,15 @@ behind, and a write that fails (disk full, read-only folder) is one line naming 
 non-zero exit, never a success with files missing. Every output goes through here: images and
 figures too (``cv2.imwrite`` returns False on a failed write, and once did so unnoticed while
 ``dfdc predict --report`` exited 0 with a page pointing at PNGs that were not there).
+
+Every JSON the project writes goes through :func:`to_json`: strict JSON, a NaN or infinity
+written as ``null`` (``JSON.parse`` and most parsers refuse ``NaN``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +31,7 @@ __all__ = [
     "atomic_path",
     "remove_partial",
     "save_figure",
+    "to_json",
     "write_bytes",
     "write_image",
     "write_json",
@@ -55,6 +60,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(
             prefix=f"{_TMP_PREFIX}{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent
         )
+        # mkstemp makes the file 0600; the output is an ordinary file, readable as the user's
+        # umask says (0644 under 022), like one written with open().
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise WriteError(f"{path}: could not write it ({exc.strerror or exc})") from None
     os.close(fd)
@@ -83,6 +91,39 @@ def remove_partial(folder: str | Path) -> int:
     return len(stale)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux's /proc), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _strict(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (numpy's too) as None, containers copied."""
+    if isinstance(obj, float):  # numpy.float64 is a float
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return _strict(obj.tolist())
+    return obj
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``obj``: NaN and infinities become null, never the non-standard
+    ``NaN`` that ``json.dumps`` writes by default (``allow_nan=False`` guards the rest)."""
+    return json.dumps(_strict(obj), allow_nan=False, **kwargs)
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -90,7 +131,7 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
 
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+        tmp.write_text(to_json(obj, indent=1, sort_keys=True) + "\n")
 
 
 def write_text(text: str, path: str | Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["setup_logging"]
+__all__ = ["setup_logging", "some"]
 
 
 class _TqdmHandler(logging.Handler):
@@ -30,3 +30,10 @@ def setup_logging(verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("papermill", "traitlets", "nbclient", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def some(names: list[str], first: int = 3) -> str:
+    """The first few of ``names`` and how many more, for a log line that names what it skipped
+    (``a.mp4, b.mp4, c.mp4 and 5 more``) without listing thousands."""
+    shown = ", ".join(names[:first])
+    return f"{shown} and {len(names) - first} more" if len(names) > first else shown

@@ -20,6 +20,7 @@ __all__ = [
     "content_digest",
     "describe_training_data",
     "git_revision",
+    "sample_only",
     "sha256_file",
     "training_data",
 ]
@@ -89,6 +90,12 @@ def training_data(data: DataConfig, folds: pd.DataFrame) -> dict:
     return record
 
 
+def sample_only(records: list[dict]) -> bool:
+    """Whether every model was trained on the generated sample alone (sample models check
+    the pipeline; they detect no real deepfake): what every page and command warns of."""
+    return bool(records) and all(r and r.get("source") == "sample" for r in records)
+
+
 def describe_training_data(records: list[dict]) -> str:
     """One line for a user: what the models in hand were trained on (their ``training_data``
     records; a checkpoint from before they were saved has none)."""
@@ -107,7 +114,7 @@ def describe_training_data(records: list[dict]) -> str:
             what += f" plus {', '.join(r['paths'])}"
         parts.append(f"{what}, {r['videos']} labelled videos (digest {r['videos_digest']})")
     line = "trained on: " + "; ".join(parts)
-    if all(json.loads(k)["source"] == "sample" for k in kinds):
+    if sample_only(records):
         line += (
             ". Sample models check the pipeline; they do not detect real deepfakes "
             "(train on real data: make real DATA=PATH, docs/real-data.md)"

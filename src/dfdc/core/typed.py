@@ -2,7 +2,10 @@
 
 An unknown or mistyped key stops the run with one line that names it (``params.yaml: unknown
 key 'data.sourc' (did you mean 'data.source'?)``) instead of silently falling back to a
-default. Nothing here knows the workspace's sections (:mod:`dfdc.core.config` does).
+default. A numeric field declares its allowed range where it is defined (:func:`ranged`), and a
+value outside it stops the run the same way, before it can reach a stage (``faces.frames: -5``
+once overwrote every face file with an empty one). Nothing here knows the workspace's sections
+(:mod:`dfdc.core.config` does).
 """
 
 from __future__ import annotations
@@ -15,22 +18,54 @@ from typing import Any, Literal
 
 from dfdc.core.errors import UserError
 
-__all__ = ["ConfigError", "build", "check_range", "to_dict"]
+__all__ = ["ConfigError", "Range", "build", "field_range", "ranged", "to_dict"]
 
 
 class ConfigError(UserError, ValueError):
     """A problem in ``params.yaml``; its message is one line that names the key."""
 
 
-def check_range(
-    key: str, value: float, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False
-) -> None:
-    """Raise a one-line :class:`ConfigError` naming ``key`` unless ``value`` lies in the range
-    (``[lo, hi]``; ``lo_open`` / ``hi_open`` exclude an end)."""
-    ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ConfigError(f"{key} must be in {left}{lo:g}, {hi:g}{right}, got {value}")
+_RANGE = "dfdc.range"  # the field metadata key that holds a field's Range
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric key may take: ``[lo, hi]``, an end excluded when open."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        lo, hi = self.lo, self.hi
+        return (lo < value if self.lo_open else lo <= value) and (
+            value < hi if self.hi_open else value <= hi
+        )
+
+    def __str__(self) -> str:
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"{left}{self.lo:g}, {self.hi:g}{right}"
+
+
+def ranged(
+    default: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> Any:
+    """A numeric dataclass field (a number, or a tuple of numbers checked one by one) with the
+    range its values must lie in; :func:`build` checks every value given against it. The one
+    way a schema declares a range, so the check and its message are the same for every key."""
+    return dataclasses.field(default=default, metadata={_RANGE: Range(lo, hi, lo_open, hi_open)})
+
+
+def field_range(f: dataclasses.Field) -> Range | None:
+    """The range :func:`ranged` declared for a field (None: not a ranged field)."""
+    return f.metadata.get(_RANGE)
+
+
+def _numbers(value: Any) -> list[float]:
+    """The numbers in a field's value (itself, or a tuple's items); strings and None are not."""
+    items = value if isinstance(value, tuple | list) else (value,)
+    return [v for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
 def build(
@@ -41,7 +76,8 @@ def build(
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: key '{prefix.rstrip('.')}' must be a mapping")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
@@ -56,7 +92,17 @@ def build(
                 kwargs[name] = build(tp, raw[name], key + ".", source, getattr(base, name))
             else:
                 kwargs[name] = _coerce(tp, raw[name], key, source)
-    return dataclasses.replace(base, **kwargs)
+                allowed = field_range(fields[name])
+                bad = [v for v in _numbers(raw[name]) if allowed and v not in allowed]
+                if bad:
+                    value = raw[name]
+                    got = f"{bad[0]} in {list(value)}" if isinstance(value, list | tuple) else value
+                    raise ConfigError(f"{source}: key '{key}' must be in {allowed}, got {got}")
+    try:
+        return dataclasses.replace(base, **kwargs)
+    except ConfigError as exc:  # a rule between keys (a schema's __post_init__)
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(f"{source}: ") else f"{source}: {msg}") from None
 
 
 def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:

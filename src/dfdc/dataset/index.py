@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dfdc.core.logs import some
 from dfdc.core.progress import progress
 from dfdc.core.video import VideoInfo, probe
 from dfdc.dataset.entries import VIDEO_SUFFIXES, MetadataError, VideoEntry, read_metadata
@@ -82,8 +83,12 @@ def build_index(
     entries: Iterable[VideoEntry],
     workers: int = 2,
     relative_to: str | Path | None = None,
+    listed_in: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Probe every entry (in threads: PyAV releases the GIL while it parses) into a frame."""
+    """Probe every entry (in threads: PyAV releases the GIL while it parses) into a frame.
+    Unreadable or missing files are named in one warning (the first few), which says where
+    the full list is: ``listed_in``, the index file the caller writes (its ``readable`` and
+    ``reason`` columns)."""
     entries = list(entries)
     rel = Path(relative_to) if relative_to is not None else None
 
@@ -117,5 +122,10 @@ def build_index(
     bad = df[~df["readable"]]
     if len(bad):
         reasons = bad["reason"].value_counts().to_dict()
-        log.warning("%d of %d videos unreadable or missing: %s", len(bad), len(df), reasons)
+        named = some([f"{p} ({r})" for p, r in zip(bad["path"], bad["reason"], strict=True)])
+        where = f"{listed_in} (readable, reason)" if listed_in else "the index's reason column"
+        log.warning(
+            "%d of %d videos unreadable or missing %s: %s; every one in %s",
+            len(bad), len(df), reasons, named, where,
+        )  # fmt: skip
     return df

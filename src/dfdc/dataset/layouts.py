@@ -17,9 +17,11 @@ the usual setup; ``Path.rglob`` does not follow them before Python 3.13).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,7 @@ __all__ = [
     "celebdf_entries",
     "detect_layout",
     "ffpp_entries",
+    "file_problem",
     "find_metadata",
     "labelled_entries",
     "layout_entries",
@@ -222,9 +225,29 @@ def find_metadata(root: str | Path) -> list[Path]:
     return [p for p in walk(root) if p.name == "metadata.json" or p.name.endswith("_metadata.json")]
 
 
-def labelled_entries(path: str | Path) -> list[VideoEntry]:
+def labelled_entries(path: str | Path, missing: bool = False) -> list[VideoEntry]:
     """The videos under ``path`` (any supported layout) that have a label and a file: what
-    evaluation and the robustness report score."""
+    evaluation and the robustness report score. ``missing``: those whose file is absent or
+    cannot be opened too (:func:`file_problem` says why), for a caller that counts them."""
     return [
-        e for e in layout_entries(Path(path)) if e.label in ("REAL", "FAKE") and e.path.exists()
+        e
+        for e in layout_entries(Path(path))
+        if e.label in ("REAL", "FAKE") and (missing or file_problem(e.path) is None)
     ]
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be opened as a file (None: it can): missing, a broken link, a
+    symlink loop, a folder. A loop or a broken link is named as such rather than dropped."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if path.is_symlink():
+            return f"broken symbolic link (to {os.readlink(path)})"
+        return "file not found"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None

@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from dfdc.core.config import FacesConfig
+from dfdc.core.errors import UserError
 from dfdc.core.executor import RayActors, process_pool, ray_session
 from dfdc.core.fingerprint import code_digest
 from dfdc.core.io import remove_partial, write_parquet
+from dfdc.core.logs import some
 from dfdc.core.progress import progress
 from dfdc.core.provenance import content_digest
 from dfdc.faces.detect import Detector
@@ -26,7 +28,11 @@ from dfdc.faces.store import load_video_faces, read_params_hash, save_video_face
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FaceActor", "FaceJob", "collect", "plan_jobs", "run_faces"]
+__all__ = ["FaceActor", "FaceJob", "FacesError", "collect", "plan_jobs", "run_faces"]
+
+
+class FacesError(UserError):
+    """The faces stage cannot do its job (every input unreadable); nothing was overwritten."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,10 @@ def _run_job(job: FaceJob) -> dict:
     reuse = None
     if job.original_out and Path(job.original_out).exists():
         original = load_video_faces(job.original_out, crops=False)
-        if original.status.get("status") == "ok":
+        # Only boxes of the original as it is now (an unreadable original's file is written
+        # after this job runs, so an older file of it may still be there).
+        current = job_key(FaceJob(job.video, str(job.original_path), job.original_out), cfg)
+        if original.status.get("status") == "ok" and original.params_hash == current:
             reuse = original
     try:
         vf = extract_video(
@@ -90,6 +99,10 @@ def _run_job(job: FaceJob) -> dict:
         }
         return {"video": job.video, **status}
     vf.params_hash = job_key(job, cfg)
+    if vf.status.get("status") == "unreadable":
+        # Written by the caller once it knows not every video failed (a missing data folder
+        # or a wrong setting must not replace good face files with empty ones).
+        return {"video": job.video, **vf.status, "out": job.out, "pending": vf}
     save_video_faces(vf, job.out)
     return {"video": job.video, **vf.status}
 
@@ -166,6 +179,10 @@ def run_faces(
     Resumable: a finished video is a complete ``.npz`` with the current :func:`job_key` (the
     params hash and the video's content digest), so a rerun (after an interruption, or with
     more videos) does only what is missing or changed.
+
+    A run in which every video fails (the data folder gone, a setting no video survives) is a
+    :class:`FacesError` naming the first few, and leaves every existing face file as it was:
+    an unreadable video's file is written only once some video of the run was readable.
     """
     first, second = plan_jobs(index, cfg)
     if partial := remove_partial(cfg.out_dir):
@@ -212,7 +229,25 @@ def run_faces(
                         results.append(res)
                         bar.update()
     timing["extract_s"] = time.perf_counter() - t1
+    _write_unreadable(results, len(first) + len(second))
     return collect(index, cfg, fresh=results)
+
+
+def _write_unreadable(results: list[dict], n_videos: int) -> None:
+    """Write the unreadable videos' files :func:`_run_job` held back, unless every video of
+    the run failed: then stop with one line, every existing face file untouched."""
+    failed = [r for r in results if r.get("status") in ("unreadable", "error")]
+    if n_videos and len(failed) == n_videos:
+        named = some([f"{r['video']} ({r.get('reason')})" for r in failed])
+        raise FacesError(
+            f"faces: every one of the {n_videos} videos failed: {named}; nothing was written "
+            "and the existing face files are kept (is data.raw_dir there? rerun dvc repro "
+            "data; or check the faces settings)"
+        )
+    for r in results:
+        pending = r.pop("pending", None)
+        if pending is not None:
+            save_video_faces(pending, r.pop("out"))
 
 
 def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -> pd.DataFrame:
@@ -243,6 +278,12 @@ def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -
     counts = status["status"].value_counts().to_dict() if len(status) else {}
     bad = {k: v for k, v in counts.items() if k != "ok"}
     if bad:
-        log.warning("faces: %d of %d videos without crops: %s", sum(bad.values()), len(status), bad)
+        skipped = status[status["status"] != "ok"]
+        pairs = zip(skipped["video"], skipped["status"], strict=True)
+        named = some([f"{video} ({what})" for video, what in pairs])
+        log.warning(
+            "faces: %d of %d videos without crops %s: %s; every one with its reason in %s",
+            sum(bad.values()), len(status), bad, named, cfg.status_path,
+        )  # fmt: skip
     log.info("faces: %d crops from %d videos -> %s", len(table), len(status), cfg.table_path)
     return table

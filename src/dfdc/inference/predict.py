@@ -20,7 +20,7 @@ import numpy as np
 
 from dfdc.core.config import FacesConfig, Params
 from dfdc.core.layout import find_checkpoints, fold_name, fold_of, member_name
-from dfdc.core.provenance import describe_training_data, sha256_file
+from dfdc.core.provenance import describe_training_data, sample_only, sha256_file
 from dfdc.faces.detect import Detector
 from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
@@ -166,6 +166,11 @@ class InferenceBundle:
     def trained_on(self) -> str:
         """One line: what the models were trained on (the generated sample or which data)."""
         return describe_training_data([m.trained_on for m in self.predictor.models])
+
+    @property
+    def sample_models(self) -> bool:
+        """Whether every model was trained on the generated sample only (pages warn of it)."""
+        return sample_only([m.trained_on for m in self.predictor.models])
 
     def score(self, path: str | Path) -> VideoPrediction:
         """The video's prediction, ``prob`` under the ensemble when there is one."""

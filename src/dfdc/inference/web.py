@@ -17,21 +17,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import ipaddress
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import ClassVar
 
 from dfdc.core.errors import UserError
 from dfdc.core.io import write_json
+from dfdc.core.provenance import describe_training_data, sample_only
 from dfdc.inference.onnx_engine import MANIFEST, read_manifest
 
 __all__ = [
     "VENDOR",
     "browser_scores",
     "build_web",
+    "is_loopback",
     "make_server",
     "npm_install",
     "serve",
@@ -119,10 +124,14 @@ def build_web(export_dir: str | Path, out_dir: str | Path, source: Path | None =
         (model / name).chmod(0o644)
     shutil.copy2(export_dir / MANIFEST, model / MANIFEST)
     lock = json.loads((source / "package-lock.json").read_text())
+    trained = [m.get("trained_on") or {} for m in manifest["members"]]
     write_json(
         {
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "export": str(export_dir),
+            # What the page shows beside its verdict (the line dfdc predict prints).
+            "trained_on": describe_training_data(trained),
+            "sample_models": sample_only(trained),
             "packages": {
                 k.removeprefix("node_modules/"): v.get("version")
                 for k, v in lock.get("packages", {}).items()
@@ -139,7 +148,9 @@ def build_web(export_dir: str | Path, out_dir: str | Path, source: Path | None =
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files with the headers that let the page use wasm threads
-    (cross-origin isolation) and serve ``.mjs``/``.wasm`` with their types."""
+    (cross-origin isolation) and serve ``.mjs``/``.wasm`` with their types. Files only: a
+    folder without an ``index.html`` is not listed, and nothing whose real path (symbolic
+    links followed) lies outside the served folder is served."""
 
     extensions_map: ClassVar[dict[str, str]] = {
         **http.server.SimpleHTTPRequestHandler.extensions_map,
@@ -155,6 +166,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         pass
 
+    def list_directory(self, path: str) -> None:
+        self.send_error(404, "Not found")
+        return None
+
+    def send_head(self):  # the base class returns a file object or None
+        root = os.path.realpath(self.directory)
+        real = os.path.realpath(self.translate_path(self.path))
+        if real != root and not real.startswith(root + os.sep):
+            self.send_error(404, "Not found")  # a link out of the folder: as if absent
+            return None
+        return super().send_head()
+
 
 def make_server(folder: str | Path, port: int = 8000, host: str = "127.0.0.1"):
     """A threading HTTP server of ``folder`` (port 0: any free port)."""
@@ -165,9 +188,27 @@ def make_server(folder: str | Path, port: int = 8000, host: str = "127.0.0.1"):
     return http.server.ThreadingHTTPServer((host, port), handler)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: whatever it resolves to, it is not the loopback literal
+        return False
+
+
 def serve(folder: str | Path, port: int = 8000, host: str = "127.0.0.1") -> None:
-    """Serve the page until interrupted."""
+    """Serve the page until interrupted; a warning line when ``host`` is not the loopback
+    address (the page and the models are then open to every machine that can reach this one)."""
     server = make_server(folder, port, host)
+    if not is_loopback(host):
+        print(
+            f"dfdc web: warning: listening on {host}, beyond this machine: anyone who can "
+            "reach it can load the page and its models (--host 127.0.0.1 keeps it local)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"dfdc web: http://{host}:{server.server_port}/ (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()

@@ -7,7 +7,8 @@ sets the frames a video, 32 by default).
 
 ``dfdc evaluate PATH...`` runs it on any folders; the ``evaluate`` stage
 (:mod:`dfdc.stages.evaluate`) on ``evaluate.sets``.
-An unreadable video is a line on stderr and a count, never the end of the run.
+A labelled video that cannot be scored (its file missing, a broken link or a symlink loop, or
+unreadable) is named once and counted, never the end of the run and never silently left out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dfdc.core.progress import progress
 from dfdc.core.config import FacesConfig
 from dfdc.core.curves import method_metrics
 from dfdc.core.metrics import binary_metrics
-from dfdc.dataset.layouts import labelled_entries
+from dfdc.dataset.layouts import file_problem, labelled_entries
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,46 @@ BREAKDOWN = ("dataset", "method", "compression")
 @dataclass
 class EvalResult:
     scores: pd.DataFrame  # one row a scored video: name, path, set, dataset, method, ... prob
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # unreadable: (path, reason)
     trained_on: str = ""  # what the scoring models were trained on, one line
+    # Labelled videos whose file is missing or cannot be opened (a broken link, a symlink
+    # loop): (path, reason), counted, never silently left out.
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def unscored(self) -> list[dict]:
+        """Every labelled video without a score: path, status (missing, unreadable), reason."""
+        return [
+            {"path": p, "status": status, "reason": r}
+            for status, rows in (("missing", self.missing), ("unreadable", self.failed))
+            for p, r in rows
+        ]
+
+    def counts_line(self) -> str:
+        """The one line every view of the result prints: scored, unreadable and missing of
+        the labelled videos."""
+        labelled = len(self.scores) + len(self.failed) + len(self.missing)
+        return (
+            f"{len(self.scores)} videos scored, {len(self.failed)} unreadable, "
+            f"{len(self.missing)} missing (of {labelled} labelled)"
+        )
 
     def summary(self) -> dict:
-        """Overall metrics at the top level, a ``by`` breakdown, the failures, and what the
-        models were trained on."""
+        """Overall metrics at the top level, a ``by`` breakdown, the videos not scored (named,
+        with their reasons, and counted: ``failed`` is all of them), and what the models were
+        trained on."""
         s = self.scores
-        out = {**_metrics(s), "failed": len(self.failed), "trained_on": self.trained_on, "by": {}}
+        out = {
+            **_metrics(s),
+            "labelled": len(s) + len(self.failed) + len(self.missing),
+            "scored": len(s),
+            "unreadable": len(self.failed),
+            "missing": len(self.missing),
+            "failed": len(self.failed) + len(self.missing),
+            "unscored": self.unscored,
+            "trained_on": self.trained_on,
+            "by": {},
+        }
         for key in BREAKDOWN:
             out["by"][key] = {str(k): _metrics(g, s) for k, g in s.groupby(key, dropna=True)}
         out["by"]["set"] = {str(k): _metrics(g) for k, g in s.groupby("set")}
@@ -85,14 +118,21 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
     """Score every labelled video under each path with ``bundle`` (an
     :class:`~dfdc.inference.predict.InferenceBundle`; on Ray actors with ``faces.executor:
     ray``)."""
-    rows, failed = [], []
+    rows, failed, missing, jobs = [], [], [], []
     log.info("%s", bundle.trained_on)
-    jobs = [(Path(p), e) for p in paths for e in labelled_entries(Path(p))]
+    for p in paths:
+        for e in labelled_entries(Path(p), missing=True):
+            problem = file_problem(e.path)
+            if problem is None:
+                jobs.append((Path(p), e))
+            else:
+                missing.append((str(e.path), problem))
     with progress(total=len(jobs), desc="evaluate", unit="video") as bar:
         preds = bundle.score_all([e.path for _, e in jobs], faces, lambda _: bar.update())
+    # Each unscored video is named once, by whoever shows the result (the CLI's error lines,
+    # the stage's log), not here as well.
     for (root, e), pred in zip(jobs, preds, strict=True):
         if pred.status == "unreadable":
-            log.error("%s: %s", e.path, pred.reason)
             failed.append((str(e.path), str(pred.reason)))
             continue
         rows.append(
@@ -113,8 +153,4 @@ def evaluate_paths(bundle, paths: list[str | Path], faces: FacesConfig | None = 
                 else [],
             }
         )
-    if failed:
-        log.warning(
-            "%d of %d videos could not be read (scored 0.5 nowhere)", len(failed), len(jobs)
-        )
-    return EvalResult(pd.DataFrame(rows), failed, bundle.trained_on)
+    return EvalResult(pd.DataFrame(rows), failed, bundle.trained_on, missing)

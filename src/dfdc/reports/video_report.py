@@ -13,6 +13,7 @@ torch engine; with the onnx engine the page says so and shows the rest.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from dfdc.inference.predict import InferenceBundle, VideoPrediction
 __all__ = [
     "VideoReport",
     "ensemble_frame_probs",
+    "report_folder",
+    "verdict",
     "evaluation_report",
     "mistake_reports",
     "mistakes",
@@ -190,14 +193,47 @@ def _revision_text(rev: dict) -> str:
     return rev["revision"][:12] + (" (with uncommitted changes)" if rev.get("dirty") else "")
 
 
+def verdict(data: dict) -> str:
+    """FAKE or REAL for a scored video; "no score" for one that got none (unreadable, no
+    face): its 0.5 is a placeholder, not the models' opinion, so it is never called FAKE."""
+    if data["status"] != "ok":
+        return "no score"
+    return "FAKE" if data["prob"] >= 0.5 else "REAL"
+
+
+def _number(value: float | None, fmt: str = ".4f") -> str:
+    """A number for the page; none (an unscored member) as a dash."""
+    return "&ndash;" if value is None or not np.isfinite(value) else format(value, fmt)
+
+
+def _trained_on_html(data: dict) -> str:
+    """What the models were trained on, shown beside the verdict; sample models warned of as
+    ``dfdc predict`` warns of them."""
+    esc = html.escape
+    if data.get("sample_models"):
+        return f'<p class="trained warn"><b>Sample models.</b> Models {esc(data["trained_on"])}</p>'
+    return f'<p class="trained">Models {esc(data["trained_on"])}</p>'
+
+
 def _page(data: dict, images: list[tuple[str, str]]) -> str:
     esc = html.escape
-    verdict = "FAKE" if data["prob"] >= 0.5 else "REAL"
+    called = verdict(data)
     rows = "".join(
-        f"<tr><td>{esc(m['name'])}</td><td>{esc(m['kind'])}</td><td>{m['video_score']:.4f}</td>"
-        f"<td>{m['weight']:.3f}</td><td><code>{esc(m.get('sha256', '')[:12])}</code></td></tr>"
+        f"<tr><td>{esc(m['name'])}</td><td>{esc(m['kind'])}</td>"
+        f"<td>{_number(m['video_score'])}</td><td>{m['weight']:.3f}</td>"
+        f"<td><code>{esc(m.get('sha256', '')[:12])}</code></td></tr>"
         for m in data["members"]
     )
+    if called == "no score":
+        head = (
+            f"<p class=v><b>no score</b> <small>({esc(data['status'])}: "
+            f"{esc(data.get('reason') or 'no reason given')})</small></p>"
+        )
+    else:
+        head = (
+            f"<p class=v>P(fake) = <b>{data['prob']:.4f}</b>: {called} "
+            f"<small>({esc(data['status'])})</small></p>"
+        )
     figs = "".join(
         f'<h2>{esc(title)}</h2><img src="{esc(src)}" alt="{esc(title)}">' for title, src in images
     )
@@ -205,13 +241,15 @@ def _page(data: dict, images: list[tuple[str, str]]) -> str:
     ens = data["ensemble"] or {}
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
-<title>{esc(data["video"])}: {verdict}</title>
+<title>{esc(data["video"])}: {called}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
 img{{max-width:100%}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px}}
-.v{{font-size:1.6em}} .note{{color:#8a5a00}}</style></head><body>
+.v{{font-size:1.6em}} .note{{color:#8a5a00}}
+.warn{{color:#8a5a00;border-left:4px solid #e0a800;padding-left:8px}}</style></head><body>
 <h1>{esc(data["video"])}</h1>
-<p class=v>P(fake) = <b>{data["prob"]:.4f}</b>: {verdict} <small>({esc(data["status"])})</small></p>
+{head}
+{_trained_on_html(data)}
 {notes}
 <h2>How the verdict was reached</h2>
 <p>Frames to a face score by the rule <b>{esc(data["rule"])}</b>, faces combined by
@@ -230,13 +268,14 @@ Every number on this page: <a href="report.json">report.json</a></p>
 
 def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path) -> VideoReport:
     """Score ``path`` and write its report into ``out_dir/<video stem>/`` (index.html,
-    report.json, PNGs). A video with no face or that cannot be read gets a page that says so.
+    report.json, PNGs; :func:`report_folder`). A video with no face or that cannot be read gets
+    a page that says so, with the verdict "no score".
 
     An earlier run's files are removed first, then the images are written, the page last,
     each atomically: a write that fails (disk full) leaves no page, never one that points at
     images that are not there or that another run drew."""
     path = Path(path)
-    out = Path(out_dir) / path.stem
+    out = report_folder(out_dir, path)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("index.html", "report.json", *REPORT_IMAGES):
         (out / stale).unlink(missing_ok=True)
@@ -251,7 +290,7 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
         ckpt = checkpoints.get(m.name)
         members.append({
             "name": m.name, "kind": kind, "weight": weights.get(m.name, 0.0),
-            "video_score": pred.member_scores.get(m.name, float("nan")),
+            "video_score": pred.member_scores.get(m.name),  # None: not scored
             "checkpoint": str(ckpt) if ckpt else "", "sha256": sha256_file(ckpt) if ckpt else "",
         })  # fmt: skip
     data = {
@@ -259,7 +298,8 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
         "reason": pred.reason, "rule": bundle.predictor.rule,
         "faces_combine": bundle.predictor.faces_combine,
         "ensemble": None if bundle.ensemble is None else bundle.ensemble.as_dict(),
-        "members": members, "trained_on": bundle.trained_on, "revision": git_revision(),
+        "members": members, "trained_on": bundle.trained_on,
+        "sample_models": bundle.sample_models, "revision": git_revision(),
         "frames": pred.frames, "tracks": pred.tracks, "boxes": pred.boxes,
         "crop_boxes": pred.crop_boxes, "frame_probs": pred.frame_probs,
         "member_scores": pred.member_scores, "notes": [],
@@ -304,6 +344,23 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
     page = out / "index.html"
     write_text(_page(data, images), page)
     return VideoReport(page, data, pred)
+
+
+def report_folder(out_dir: str | Path, path: str | Path) -> Path:
+    """The folder of ``path``'s report: ``out_dir/<stem>``, unless that folder already holds
+    the report of another file of the same name (``a/clip.mp4`` and ``b/clip.mp4``); then
+    ``out_dir/<stem>-<8 hex digits of the path>``. The same input always gets the same folder,
+    and no report replaces another's."""
+    path = Path(path)
+    plain = Path(out_dir) / path.stem
+    try:
+        owner = json.loads((plain / "report.json").read_text()).get("path")
+    except (OSError, ValueError):
+        return plain  # a new folder (or one without a readable report: rewritten)
+    if owner is None or Path(owner).resolve() == path.resolve():
+        return plain
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    return Path(out_dir) / f"{path.stem}-{digest}"
 
 
 def _explain(bundle: InferenceBundle, pred: VideoPrediction, picks: list[int], data: dict):
@@ -398,6 +455,11 @@ def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: i
         body = "".join(cards) or "<p>none</p>"
         galleries += f"<h2>Most confident {html.escape(title)}</h2>{body}"
     write_json({"summary": summary, "mistakes": listed}, out / "index.json")
+    unscored = "".join(
+        f"<li>{html.escape(u['path'])}: {html.escape(u['reason'])} ({u['status']})</li>"
+        for u in result.unscored
+    )
+    unscored = f"<h2>Not scored</h2><ul>{unscored}</ul>" if unscored else ""
     page = out / "index.html"
     write_text(
         f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -406,8 +468,8 @@ def evaluation_report(bundle: InferenceBundle, result, out_dir: str | Path, k: i
 .card{{display:inline-block;width:320px;margin:6px;vertical-align:top;font-size:0.9em}}
 td,th{{border:1px solid #ccc;padding:3px 8px}} table{{border-collapse:collapse}}
 .note{{color:#8a5a00}}</style></head><body><h1>Evaluation</h1>
-<p>{len(s)} videos scored, {len(result.failed)} unreadable. Models trained on:
-{html.escape(result.trained_on)}</p>{table}{curves}{galleries}</body></html>
+<p>{html.escape(result.counts_line())}. Models {html.escape(result.trained_on)}</p>
+{unscored}{table}{curves}{galleries}</body></html>
 """,
         page,
     )

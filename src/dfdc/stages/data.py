@@ -31,7 +31,9 @@ def run(params: Params) -> DataResult:
     entries = collect_entries(
         layout.train_root, layout.test_dir, layout.extra_roots, layout=layout.layout
     )
-    index = build_index(entries, workers=cfg.workers, relative_to=Path.cwd())
+    index = build_index(
+        entries, workers=cfg.workers, relative_to=Path.cwd(), listed_in=cfg.index_path
+    )
     write_parquet(index, cfg.index_path)
     counts = index.groupby("split")["name"].count().to_dict()
     log.info("index: %d videos %s -> %s", len(index), counts, cfg.index_path)

@@ -5,6 +5,7 @@ reliability tables per set for ``dvc plots``, and the pooled headline beside it
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,8 @@ from dfdc.core.headline import eval_headline, write_headline
 from dfdc.core.io import write_json, write_text
 from dfdc.inference.predict import bundle_from_params
 from dfdc.reports.evaluation import EvalResult, evaluate_paths
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EvalResult", "run"]
 
@@ -33,6 +36,9 @@ def run(params: Params) -> EvalResult:
         return result
     bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
     result = evaluate_paths(bundle, list(cfg.sets), params.faces)
+    for row in result.unscored:  # each named once; eval.json lists them too
+        log.error("%s: %s (%s)", row["path"], row["reason"], row["status"])
+    log.info("evaluate: %s", result.counts_line())
     summary = result.summary()
     write_json({"sets": list(cfg.sets), **summary}, cfg.metrics_path)
     write_headline(eval_headline(summary), cfg.metrics_path)

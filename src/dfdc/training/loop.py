@@ -286,6 +286,7 @@ def score_copies(params: Params, fold: int, run: RunConfig | None = None) -> dic
     """A finished fold's kept model on the validation videos' compressed copies (made after it
     trained, or again): the ``oof_<level>.parquet`` files that :func:`fit` writes at the kept
     epoch, and their metrics."""
+    params.cv.check_fold(fold)  # --fold 5 of 2 folds: one line, before anything is read
     run = params.train if run is None else run
     rt = make_runtime(params.base.device, run.amp, run.channels_last)
     out = fold_dir(Path(params.base.models_dir), run.run, fold)
@@ -330,6 +331,7 @@ def fit(
     """Train one fold of ``run`` (default: the ``train`` section; any registered kind);
     resume from ``last.pt`` when it was made with the same config; keep the best epoch by
     video log loss, or the last (``run.keep``)."""
+    params.cv.check_fold(fold)  # --fold 5 of 2 folds: one line, before anything is read
     run = params.train if run is None else run
     rt = make_runtime(params.base.device, run.amp, run.channels_last)
     models_dir = Path(params.base.models_dir)
