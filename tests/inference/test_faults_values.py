@@ -148,3 +148,37 @@ def test_the_report_says_what_the_models_know_at_the_top(bundle, tiny_raw, tmp_p
     assert "Sample models." in top and "trained on: the generated sample" in top
     assert "they do not detect real deepfakes" in top
     assert top.index("P(fake) =") < top.index("Sample models.")
+
+
+def test_the_explanations_follow_the_ensemble_weights(bundle, tiny_raw, tmp_path):
+    """A member weighted 0 did not decide: no heatmap of it; the members that carry weight
+    are explained."""
+    from dataclasses import replace
+
+    from dfdc.inference.predict import InferenceBundle
+
+    video = sorted((tiny_raw / "test_videos").glob("*.mp4"))[0]
+    runs = bundle.ensemble.runs  # the frame run, then the sequence run
+    only_seq = InferenceBundle(
+        bundle.predictor, replace(bundle.ensemble, weights=[0.0, 1.0]), bundle.spec
+    )
+    data = video_report(only_seq, video, tmp_path / "seq").data
+    if data["status"] != "ok":
+        pytest.skip(f"the clip was not scored here ({data['reason']})")
+    weighted = {m["name"] for m in data["members"] if m["weight"] > 0}
+    assert weighted and all(n.startswith(f"{runs[1]}/") for n in weighted)
+    assert set(data["explained"]) == weighted
+    assert data["heatmaps"] == {}  # the frame run (weight 0) drew none
+    assert set(data["frame_effect"]) == weighted
+    assert any("ensemble weight 0" in n and runs[0] in n for n in data["notes"])
+    page = (tmp_path / "seq" / Path(data["path"]).stem / "index.html").read_text()
+    assert "heatmaps.png" not in page
+
+
+def test_each_picked_crop_is_labelled_with_its_own_rank_and_score():
+    from dfdc.reports.video_report import pick_labels
+
+    scores = np.array([0.9, 0.1, 0.5, 0.96, 0.9])
+    assert pick_labels([3, 0, 4, 1], scores) == [
+        "#1/5: 0.960", "#2/5: 0.900", "#3/5: 0.900", "#5/5: 0.100",
+    ]  # fmt: skip

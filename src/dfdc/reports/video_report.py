@@ -37,13 +37,14 @@ from dfdc.inference.predict import InferenceBundle, VideoPrediction
 __all__ = [
     "VideoReport",
     "ensemble_frame_probs",
-    "report_folder",
-    "verdict",
     "evaluation_report",
     "mistake_reports",
     "mistakes",
+    "pick_labels",
     "plot_gallery",
     "read_report",
+    "report_folder",
+    "verdict",
     "video_report",
 ]
 
@@ -163,17 +164,26 @@ def _timeline_figure(
         plt.close(fig)
 
 
+def pick_labels(picks: list[int], scores: np.ndarray) -> list[str]:
+    """Each picked crop's own label: its rank among all the video's crops by ensemble frame
+    score (1: the most fake) and that score, so the most and the least fake read apart."""
+    rank = np.empty(len(scores), int)
+    rank[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(1, len(scores) + 1)
+    return [f"#{rank[i]}/{len(scores)}: {scores[i]:.3f}" for i in picks]
+
+
 def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, maps: dict,
                     out: Path) -> None:  # fmt: skip
-    """Row 1: the picked crops, most fake first, each with its ensemble frame score; then one
-    row a frame run: its Grad-CAM (jet) over the crop."""
+    """Row 1: the picked crops, most fake first, each with its rank and ensemble frame score;
+    then one row a frame run: its Grad-CAM (jet) over the crop."""
     size = 160
     row0, rows = [], {run: [] for run in maps}
-    for j, i in enumerate(picks):
+    for j, (i, label) in enumerate(zip(picks, pick_labels(picks, scores), strict=True)):
         img = cv2.resize(decode_crop(crops[i]), (size, size), interpolation=cv2.INTER_AREA)
         tile = img.copy()
-        cv2.putText(tile, f"{scores[i]:.2f}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (255, 255, 255), 2, cv2.LINE_AA)  # fmt: skip
+        cv2.rectangle(tile, (0, 0), (size, 26), (0, 0, 0), -1)  # legible on any crop
+        cv2.putText(tile, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
         row0.append(tile)
         for run, cams in maps.items():
             heat = cv2.applyColorMap((cv2.resize(cams[j], (size, size)) * 255).astype(np.uint8),
@@ -324,7 +334,8 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
         decided = in_top[np.argsort(-scores[in_top], kind="stable")[:PICKS]].tolist()
         order = np.argsort(-scores, kind="stable")
         picks = list(dict.fromkeys([*order[:PICKS].tolist(), *order[::-1][:PICKS].tolist()]))
-        data.update(track_scores=track_scores, deciding_track=top, decided=decided, picks=picks)
+        data.update(track_scores=track_scores, deciding_track=top, decided=decided, picks=picks,
+                    pick_labels=pick_labels(picks, scores))  # fmt: skip
         if len(set(pred.frames)) == 1:
             data["notes"].append("one frame only: the timeline is a single point")
         n_tracks = len(track_scores)
@@ -364,8 +375,10 @@ def report_folder(out_dir: str | Path, path: str | Path) -> Path:
 
 
 def _explain(bundle: InferenceBundle, pred: VideoPrediction, picks: list[int], data: dict):
-    """Grad-CAM maps per frame run (its folds' maps averaged) and per-frame effects per
-    sequence member, from the torch engine (recorded in ``data``)."""
+    """Grad-CAM maps per frame run (its folds' maps averaged as the ensemble weighs them) and
+    per-frame effects per sequence member, from the torch engine (recorded in ``data``).
+    Only members that carry ensemble weight are explained: a map of a member weighted 0 shows
+    what did not decide the verdict."""
     from dfdc.kinds import CropBatch
 
     engine = bundle.predictor.engine
@@ -376,15 +389,27 @@ def _explain(bundle: InferenceBundle, pred: VideoPrediction, picks: list[int], d
     batch = engine.last_batch  # the scoring's own: its inputs and pooled features are made
     if batch is None or batch.crops is not pred.crops:
         batch = CropBatch(pred.crops, pred.tracks, pred.frames, rt, engine.batch_size)
-    by_run: dict[str, list[np.ndarray]] = {}
+    weights = member_weights(bundle, [m.name for m in engine.models])
+    by_run: dict[str, list[tuple[np.ndarray, float]]] = {}
     effects: dict[str, np.ndarray] = {}
     for m in engine.models:
+        if weights.get(m.name, 0.0) <= 0:
+            continue
         got = m.kind.explain(m, batch, picks)
         if "heatmaps" in got:
-            by_run.setdefault(member_run(m.name), []).append(got["heatmaps"])
+            by_run.setdefault(member_run(m.name), []).append((got["heatmaps"], weights[m.name]))
         if "frame_effect" in got:
             effects[m.name] = got["frame_effect"]
-    maps = {run: np.mean(v, axis=0) for run, v in by_run.items()}
+    maps = {
+        run: np.average([h for h, _ in v], axis=0, weights=[w for _, w in v])
+        for run, v in by_run.items()
+    }
+    data["explained"] = sorted(n for n, w in weights.items() if w > 0)
+    unweighted = sorted(n for n, w in weights.items() if w <= 0)
+    if unweighted:
+        data["notes"].append(
+            f"not explained (ensemble weight 0, so they did not decide): {', '.join(unweighted)}"
+        )
     # 16x16 summaries of each map in the JSON (the PNG has them at full size).
     data["heatmaps"] = {
         run: [cv2.resize(c, (16, 16), interpolation=cv2.INTER_AREA).round(3).tolist() for c in v]
