@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dfdc.core.progress import progress
 
 from dfdc.core.config import FacesConfig
 from dfdc.core.curves import method_metrics
 from dfdc.core.metrics import binary_metrics
+from dfdc.core.progress import progress
 from dfdc.dataset.layouts import file_problem, labelled_entries
 
 log = logging.getLogger(__name__)

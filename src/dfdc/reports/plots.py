@@ -88,8 +88,8 @@ def plot_prediction(pred, max_crops: int = 16) -> plt.Figure:
 def plot_masks(masks: pd.DataFrame, faces: pd.DataFrame, n: int = 6) -> plt.Figure | None:
     """Fake crops beside their original's crop of the same frame and the difference mask (the
     masks stage), for the ``n`` most altered crops of different videos."""
-    from dfdc.masks.store import MaskStore, same_frame_crops
     from dfdc.faces.store import decode_crop, load_video_faces
+    from dfdc.masks.store import MaskStore, same_frame_crops
 
     if masks.empty:
         return None

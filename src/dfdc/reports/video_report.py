@@ -29,7 +29,6 @@ import numpy as np
 from dfdc.core.io import save_figure, write_image, write_json, write_text
 from dfdc.core.layout import member_run
 from dfdc.core.provenance import git_revision, sha256_file
-from dfdc.faces.frames import decode_sampled
 from dfdc.faces.store import decode_crop
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.predict import InferenceBundle, VideoPrediction
