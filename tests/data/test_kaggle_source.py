@@ -55,3 +55,25 @@ def test_kaggle_error_is_one_line(tmp_path, fake_kaggle, capsys):
     assert main(["data", "--params", str(params)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Kaggle" in err
+
+
+def test_an_unreachable_kaggle_is_one_line_and_leaves_no_folder(
+    tmp_path, fake_kaggle, capsys, monkeypatch
+):
+    """With ``KAGGLE_API_TOKEN`` the client checks the token with Kaggle's server before any
+    download; a server it cannot reach (no network) was a 90-line traceback. Now it is one
+    line, and no empty ``*.download`` folder is left behind."""
+    import socket
+
+    from kagglesdk import kaggle_env
+
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, closed)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "some-token")
+    params = write_params(tmp_path / "params.yaml", tmp_path, data={"source": "kaggle"})
+    assert main(["data", "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Kaggle" in err and "Traceback" not in err, err
+    assert not list(tmp_path.rglob("*.download"))

@@ -112,7 +112,9 @@ def _api() -> Any:
     # The client fixes its config folder when it is first imported; use today's environment.
     config_dir = _config_dir()
     api.config_dir, api.config = str(config_dir), str(config_dir / "kaggle.json")
-    api.authenticate()
+    # With KAGGLE_API_TOKEN the client checks the token with Kaggle's server here: offline,
+    # that is a connection error to report in one line like any other call's.
+    _call("Kaggle sign-in failed", api.authenticate)
     return api
 
 
@@ -137,13 +139,18 @@ def download_competition(competition: str, out_dir: str | Path) -> Path:
     api = _api()
     tmp = out_dir.with_name(out_dir.name + ".download")
     tmp.mkdir(parents=True, exist_ok=True)
-    _call(
-        f"Kaggle download of '{competition}' failed",
-        api.competition_download_files,
-        competition,
-        path=str(tmp),
-        quiet=False,
-    )
+    try:
+        _call(
+            f"Kaggle download of '{competition}' failed",
+            api.competition_download_files,
+            competition,
+            path=str(tmp),
+            quiet=False,
+        )
+    except KaggleError:
+        if not any(tmp.iterdir()):  # nothing fetched to resume from: leave no empty folder
+            tmp.rmdir()
+        raise
     archive = tmp / f"{competition}.zip"
     if not archive.exists():
         raise KaggleError(f"{archive}: the Kaggle download did not produce the archive")
