@@ -243,3 +243,22 @@ def four_kinds(tiny_stage, tmp_path_factory):
     models_dir = Path(base.base.models_dir)
     paths = {r: models_dir / r / "fold0" / "best.pt" for r in ("frame", "seq", "srm", "wsdan")}
     return base, paths
+
+
+def interrupt_in_second_epoch(monkeypatch) -> dict[str, int]:
+    """Make the training loop stop with a KeyboardInterrupt as its second epoch starts (after
+    the first epoch's ``last.pt`` is written): a run killed half-way, for resume tests. Returns
+    the epoch counter (``n``: epochs started); set it past 2 to let later runs go on."""
+    import dfdc.training.loop as engine
+
+    real = engine.train_one_epoch
+    calls = {"n": 0}
+
+    def dies_in_second_epoch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
+    return calls

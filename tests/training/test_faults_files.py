@@ -13,7 +13,7 @@ import torch
 from dfdc.core.layout import fold_dir
 from dfdc.core.torch_files import load_torch_file
 from dfdc.kinds.checkpoint import read_checkpoint, read_resume
-from tests.conftest import tiny_params
+from tests.conftest import interrupt_in_second_epoch, tiny_params
 
 
 def test_a_corrupt_last_pt_is_named_and_the_fold_trains_again(tiny_stage, tmp_path, monkeypatch,
@@ -24,16 +24,7 @@ def test_a_corrupt_last_pt_is_named_and_the_fold_trains_again(tiny_stage, tmp_pa
     clean = engine.fit(params, 0, max_batches=1, out_dir=tmp_path / "clean",
                        curves_dir=tmp_path / "clean_live")  # fmt: skip
 
-    real = engine.train_one_epoch
-    calls = {"n": 0}
-
-    def dies_in_second_epoch(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
+    calls = interrupt_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         engine.fit(params, 0, max_batches=1)
     last = fold_dir(params.base.models_dir, params.train.run, 0) / "last.pt"

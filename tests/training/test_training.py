@@ -19,7 +19,7 @@ from dfdc.dataset.folds import FoldError, check_folds, make_folds
 from dfdc.kinds.backbones import build_model
 from dfdc.kinds.checkpoint import read_checkpoint
 from dfdc.training.loop import smoothed_bce
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import ROOT, interrupt_in_second_epoch, tiny_params
 
 
 @pytest.mark.parametrize(
@@ -181,16 +181,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_stage, monkeypatch):
     from dfdc.core.layout import fold_dir, live_dir
 
     params = tiny_params(tiny_stage, run="resume")
-    real = engine.train_one_epoch
-    calls = {"n": 0}
-
-    def dies_in_second_epoch(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
+    calls = interrupt_in_second_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         engine.fit(params, 0, max_batches=2)
     out = fold_dir(params.base.models_dir, params.train.run, 0)
