@@ -101,7 +101,11 @@ class Run:
     def __init__(self, ws: Path, name: str) -> None:
         self.ws, self.marker = ws, f"{name}-{uuid.uuid4().hex}"
         self.out, self.err = ws / f".{name}.stdout", ws / f".{name}.stderr"
-        env = {**os.environ, MARK: self.marker}
+        # DVC runs a stage's command through $SHELL (else /bin/sh). Bash hands the command's
+        # own status on (130 after Ctrl-C); dash, Debian's /bin/sh, takes the group's SIGINT
+        # itself and dies of it once the command ends, so DVC says -2 there. Pinned: the line
+        # this test reads is the command's, not the shell's.
+        env = {**os.environ, MARK: self.marker, "SHELL": "/bin/bash"}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen(
