@@ -25,7 +25,7 @@ import time
 import pandas as pd
 import torch
 
-from dfdc.core.config import load_params
+from dfdc.core.config import Params, load_params
 from dfdc.core.io import to_json
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropDataset, crop_items, epoch_plan
@@ -57,18 +57,12 @@ def timed(fn, steps: int, warmup: int = 3) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument(
-        "--workers", type=int, default=None, help="DataLoader workers (default: params)"
-    )
-    args = ap.parse_args(argv)
-    params = load_params(args.params)
+def throughput(params: Params, steps: int, workers: int | None = None) -> dict:
+    """The figures of this benchmark (printed as they come) for the frame run of ``params``,
+    reading its faces table: images a second bare and through the input pipeline."""
     cfg = params.train
-    if args.workers is not None:
-        cfg = dataclasses.replace(cfg, num_workers=args.workers)
+    if workers is not None:
+        cfg = dataclasses.replace(cfg, num_workers=workers)
     rt = make_runtime(params.base.device, cfg.amp, cfg.channels_last)
     device = rt.device
     cuda = device.type == "cuda"
@@ -77,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     items = crop_items(faces, labels, cfg.train_tracks)
     plan = epoch_plan(items, dataclasses.replace(cfg, balance="none", frames_per_video=10**6), 0, 0)
     size, batch = cfg.model.input_size, cfg.batch_size
-    need = (args.steps + 3) * batch
+    need = (steps + 3) * batch
     plan = (plan * (need // max(1, len(plan)) + 1))[:need]
     print(
-        f"{cfg.model.backbone} @ {size}px, batch {batch}, {args.steps} steps, device {device}, "
+        f"{cfg.model.backbone} @ {size}px, batch {batch}, {steps} steps, device {device}, "
         f"{cfg.num_workers} loader workers, {torch.get_num_threads()} torch threads",
         flush=True,
     )
@@ -90,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     contiguous = Runtime(device, rt.amp, False)
     flat = contiguous.place(build_model(cfg.model)).train()
     flat_opt = make_optimizer(flat, cfg)
-    flat_s = timed(lambda: step(flat, flat_opt, x, y, cfg, contiguous), args.steps)
-    flat_ips = args.steps * batch / flat_s
+    flat_s = timed(lambda: step(flat, flat_opt, x, y, cfg, contiguous), steps)
+    flat_ips = steps * batch / flat_s
     print(f"bare model step, default layout: {flat_ips:.1f} images/s", flush=True)
 
     model = rt.place(build_model(cfg.model)).train()
     opt = make_optimizer(model, cfg)
-    bare_s = timed(lambda: step(model, opt, x, y, cfg, rt), args.steps)
-    bare_ips = args.steps * batch / bare_s
+    bare_s = timed(lambda: step(model, opt, x, y, cfg, rt), steps)
+    bare_ips = steps * batch / bare_s
     layout = "channels-last" if rt.channels_last else "default layout"
     print(f"bare model step, {layout}: {bare_ips:.1f} images/s", flush=True)
 
@@ -110,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         ds, batch_size=batch, num_workers=cfg.num_workers, pin_memory=cuda, drop_last=True
     )
     batches = iter(loader)
-    pipe_s = timed(lambda: step(model, opt, *next(batches), cfg, rt), args.steps)
-    pipe_ips = args.steps * batch / pipe_s
+    pipe_s = timed(lambda: step(model, opt, *next(batches), cfg, rt), steps)
+    pipe_ips = steps * batch / pipe_s
     print(f"input pipeline + step: {pipe_ips:.1f} images/s", flush=True)
 
     t0 = time.perf_counter()
-    n = sum(len(b[0]) for _, b in zip(range(args.steps), loader, strict=False))
+    n = sum(len(b[0]) for _, b in zip(range(steps), loader, strict=False))
     load_ips = n / (time.perf_counter() - t0)
     print(f"input pipeline alone: {load_ips:.1f} images/s", flush=True)
     result = {
@@ -131,7 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         "loader_only_images_per_s": round(load_ips, 2),
         "pipeline_overhead": round(1 - pipe_ips / bare_ips, 4),
     }
-    print(to_json(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument(
+        "--workers", type=int, default=None, help="DataLoader workers (default: params)"
+    )
+    args = ap.parse_args(argv)
+    print(to_json(throughput(load_params(args.params), args.steps, args.workers)))
     return 0
 
 

@@ -223,3 +223,57 @@ def test_a_sequence_run_trains_on_the_copies_embeddings(copies, tiny_stage, tmp_
     result = fit(params, 0, run=seq, max_batches=1)
     assert "crf18_video_logloss" in result.best
     assert len(list(cache.glob("fold0+crf45-*.npy"))) == 1  # the cache, reused
+
+
+@pytest.mark.shared
+def test_a_region_copy_degrades_a_real_clip_s_crops_as_the_whole_frame_copy_does():
+    """Encoding the region around the crops instead of the whole frame (``pad``) leaves what
+    the compression does to a crop as it was (its mean distance from the crop within 10 % of
+    the whole-frame copy's; two encodes' quantisation noise is independent, so the copies
+    themselves differ about as much as each differs from the crop), and encodes fewer pixels (under
+    half at full size): a 480p FaceForensics++ clip, at a c40-like level and a downscaled one."""
+    from dfdc.core.config import FacesConfig
+    from dfdc.faces.detect import Detector
+    from dfdc.faces.pipeline import extract_video
+    from tests.conftest import SHARED
+
+    clip = SHARED / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "035.mp4"
+    cfg = FacesConfig(frames=8)
+    vf = extract_video(clip, cfg, Detector(cfg, "cpu"))
+    assert vf.status["status"] == "ok" and len(vf.crops) >= 8
+    levels = [CopyLevel(38), CopyLevel(28, 0.5)]
+    whole = copy_video(clip, vf, levels, 224, "jpg", 95, pad=-1)
+    region = copy_video(clip, vf, levels, 224, "jpg", 95, pad=32)
+    for level in levels:
+        w, r = whole[level.name], region[level.name]
+        assert np.array_equal(r.frame, vf.frame) and np.array_equal(r.crop_box, vf.crop_box)
+        d_whole = np.mean([_diff(a, b) for a, b in zip(vf.crops, w.crops, strict=True)])
+        d_region = np.mean([_diff(a, b) for a, b in zip(vf.crops, r.crops, strict=True)])
+        (rw, rh), (ww, wh) = r.status["region"], w.status["region"]
+        print(f"{level.name}: from the crop {d_whole:.2f} whole, {d_region:.2f} region; "
+              f"{rw * rh / (ww * wh):.2f} of the pixels")  # fmt: skip
+        assert abs(d_region - d_whole) < 0.1 * d_whole, (level.name, d_region, d_whole)
+        assert rw * rh < (0.5 if level.scale == 1 else 1.0) * ww * wh
+
+
+def test_every_crop_of_a_frame_lies_inside_its_region():
+    """Two faces far apart in one frame, one at the frame's edge, one crop a frame elsewhere:
+    the region holds every frame's crops whole, on the 16 px grid where that cuts none, and
+    never leaves the frame; pad -1 is the whole frame."""
+    from dfdc.faces.copies import crop_regions
+
+    size = (640, 480)
+    frames = np.array([3, 3, 9, 20])
+    boxes = np.array([[10, 40, 130, 160], [480, 300, 639, 459], [200, 100, 330, 230],
+                      [0, 350, 128, 478]], dtype=np.float64)  # fmt: skip
+    for pad in (0, 5, 32):
+        region, corners = crop_regions(frames, boxes, pad, size)
+        assert region[0] <= 640 and region[1] <= 480 and all(r % 2 == 0 for r in region)
+        for f, (x0, y0) in corners.items():
+            assert 0 <= x0 <= 640 - region[0] and 0 <= y0 <= 480 - region[1]
+            for b in boxes[frames == f]:
+                assert x0 <= b[0] and b[2] <= x0 + region[0], (pad, f, b, x0, region)
+                assert y0 <= b[1] and b[3] <= y0 + region[1], (pad, f, b, y0, region)
+        one = crop_regions(frames[2:3], boxes[2:3], pad, size)
+        assert one[0][0] % 16 == 0 and all(c % 16 == 0 for c in one[1][9])
+    assert crop_regions(frames, boxes, -1, size) == ((640, 480), {3: (0, 0), 9: (0, 0), 20: (0, 0)})

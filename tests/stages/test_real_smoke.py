@@ -74,14 +74,14 @@ def _copy_tree(dst: Path) -> None:
 def _shrink(params_file: Path, held_out: Path) -> None:
     """Smoke sizes; every branch of the real recipe kept (copies, pairs, LSTM, gallery)."""
     p = yaml.safe_load(params_file.read_text())
-    p["data"]["workers"] = 1
-    p["faces"].update(frames=8, detect_every=4, workers=1)
+    p["eda"].update(sample_frames=2, max_grid_videos=4)
+    p["faces"].update(frames=8, detect_every=4)
     p["compress"].update(train_crf=[33], train_downscale=[0.5], validate_crf=[38])
     p["train"].update(epochs=1, batch_size=8, frames_per_video=4)
     p["train"]["model"]["input_size"] = 96
     p["sequence"].update(epochs=1)
     p["robustness"].update(
-        videos=2, reencode=[1], fps=[], downscale=[0.25], crf=[38], overlay=[], flip=[],
+        videos=2, reencode=[1], fps=[], downscale=[], crf=[38], overlay=[], flip=[],
         brightness=[], noise=[], blur=[], mix=[],
     )  # fmt: skip
     p["evaluate"]["sets"] = [str(held_out)]

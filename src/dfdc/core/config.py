@@ -362,7 +362,10 @@ class CompressConfig:
     # FF++ c40's size (docs/robustness.md says how it was matched).
     validate_crf: tuple[int, ...] = ranged((38,), 0, 51)
     context: int = ranged(4, 1, 250)  # frames encoded up to and including each cropped frame
-    workers: int = ranged(1, 1, 256)
+    # Pixels of frame encoded on each side of a frame's crops (then rounded up to whole 16 px
+    # macroblocks); -1: the whole frame, as a re-encode of the clip would (4-18x the pixels).
+    pad: int = ranged(32, -1, 4096)
+    workers: int = ranged(2, 1, 256)
     out_dir: str = "data/interim/compressed"
     table_path: str = "data/interim/compressed.parquet"
 
