@@ -96,10 +96,11 @@ def test_a_corrupt_mask_is_redone_and_named(tiny_stage, tmp_path, caplog):
 def test_a_corrupt_compressed_copy_is_redone_and_named(tiny_stage, tmp_path, caplog):
     index = pd.read_parquet(tiny_stage / "videos.parquet")
     faces = pd.read_parquet(tiny_stage / "faces.parquet")
+    # workers 1: made in this process, where the log capture sees the warning.
     cfg = CompressConfig(
         train_crf=(40,), train_downscale=(), validate_crf=(40,), workers=1,
         out_dir=str(tmp_path / "c"), table_path=str(tmp_path / "c.pq"),
-    )  # fmt: skip  (in this process: the log capture sees the warning)
+    )  # fmt: skip
     clean = run_copies(index, faces, cfg, crop_size=224)
     files = sorted(Path(f) for f in clean["file"])
     assert len(files) >= 2 and (clean["status"] == "ok").all()
