@@ -55,13 +55,13 @@ def _inside(cams: np.ndarray, regions: list) -> float:
 def test_the_heatmap_points_at_the_manipulated_region():
     """A frame model trained to tell pasted squares puts most of its Grad-CAM mass inside the
     square: at least 3x the square's share of the crop (6.25 %; a 4x4 final feature map at 128
-    px cannot confine it to the square; 4.5x measured); the same architecture with shuffled
+    px cannot confine it to the square; 5.2x measured); the same architecture with shuffled
     weights does not reach 2x."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     model = build_model(ModelConfig(backbone="resnet10t", input_size=SIZE, pretrained=False))
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    for _ in range(60):  # 60 steps: accuracy 1.0 on the held-out batch, 4.5x the area
+    for _ in range(40):  # 40 steps: accuracy 0.97 on the held-out batch, 5.2x the area
         x, y, _ = _patch_data(32, rng)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
         opt.zero_grad()
