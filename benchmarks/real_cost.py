@@ -82,32 +82,29 @@ def pick(root: Path, limit: int) -> list:
     return [e for e in entries if e.name in wanted] + fakes
 
 
-def encoder_floor(copies: pd.DataFrame, index: pd.DataFrame, faces: pd.DataFrame, cfg) -> float:
-    """Seconds a video to encode what the copies encode (each level's frames at its region's
-    size and CRF), from frames already decoded: the x264 work alone, one process."""
+def encoder_floor(copies: pd.DataFrame, index: pd.DataFrame, cfg) -> float:
+    """Seconds a video to encode what the copies encode (each made copy's frames at its
+    region's size and CRF), from frames already decoded: the x264 work alone, one process."""
     meta = index.set_index("name")
     total = 0.0
-    videos = copies["video"].unique()
-    for video in videos:
-        file = copies[copies["video"] == video]["source"].iloc[0]
-        vf = load_video_faces(file)
-        order = frame_windows(vf.frame, cfg.context)
+    made = copies[copies["status"] == "ok"]  # a failed copy has no file, nor a cost
+    for video, rows in made.groupby("video"):
+        source = load_video_faces(rows["source"].iloc[0])
+        order = frame_windows(source.frame, cfg.context)
         frames = [f.image for f in iter_frames(meta.loc[video, "path"], order)]
-        for level in copy_levels(cfg):
-            status = load_video_faces(
-                copies[(copies["video"] == video) & (copies["level"] == level.name)]["file"].iloc[0]
-            ).status
+        for file in rows["file"]:
+            status = load_video_faces(file).status
             w, h = status["region"]
             n = status["frames_encoded"]
             shrink = [np.ascontiguousarray(frames[i % len(frames)][:h, :w]) for i in range(n)]
             t0 = time.perf_counter()
             with av.open(f"{tempfile.gettempdir()}/dfdc-floor.mp4", "w", format="mp4") as out:
-                stream = add_streaming_h264(out, (w, h), 25.0, level.crf)
+                stream = add_streaming_h264(out, (w, h), 25.0, status["crf"])
                 for img in shrink:
                     encode_rgb(out, stream, img)
                 out.mux(stream.encode())
             total += time.perf_counter() - t0
-    return total / max(1, len(videos))
+    return total / max(1, made["video"].nunique())
 
 
 def embedding(params: Params, faces: pd.DataFrame) -> tuple[float, int]:
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         whole = dataclasses.replace(cfg, pad=-1, out_dir=str(work / "whole"),
                                     table_path=str(work / "whole.parquet"))  # fmt: skip
         s_whole, _ = _timed(run_copies, index, faces, whole, *crop)
-        floor = encoder_floor(copies, index, faces, cfg)
+        floor = encoder_floor(copies, index, cfg)
         levels = len(copy_levels(cfg))
         rows["compress"] = {"s_per_video": s / n, "workers": cfg.workers, "levels": levels,
                             "whole_frames_s_per_video": s_whole / n,
