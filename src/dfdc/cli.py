@@ -89,10 +89,11 @@ def _cmd_web(args: argparse.Namespace) -> int:
 
 def exit_status(unscored: int) -> int:
     """The one exit-status rule of the commands that score inputs (``dfdc predict``, ``dfdc
-    evaluate``): 0 when every input got a score; 1 when any could not (a missing file, a broken
-    link or symlink loop, an unreadable video), each named once on stderr while every other
-    input is still scored and every output written; :func:`main` returns 2 for a usage or
-    configuration error that stopped the command before it scored anything."""
+    evaluate``, ``dfdc robustness PATH``): 0 when every input got a score; 1 when any could
+    not (a missing file, a broken link or symlink loop, an unreadable video), each named once
+    on stderr while every other input is still scored and every output written;
+    :func:`main` returns 2 for a usage or configuration error that stopped the command before
+    it scored anything."""
     return 1 if unscored else 0
 
 
@@ -213,7 +214,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     import tempfile
 
     from dfdc.core.io import to_json
-    from dfdc.robustness.report import metrics_table, run_paths
+    from dfdc.robustness.report import failure_lines, metrics_table, run_paths
 
     params = load_params(args.params)
     if not args.paths:  # the robustness stage: held-out videos into metrics/robustness.json
@@ -226,17 +227,19 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
             return 2
     with tempfile.TemporaryDirectory(prefix="dfdc-robustness-") as tmp:
         result = run_paths(params, args.paths, args.cache or tmp, models=args.models)
-    for row in result.metrics["failed"]:
-        print(f"dfdc robustness: error: {row['video']} ({row['distortion']} {row['level']:g}): "
-              f"{row['reason']}", file=sys.stderr)  # fmt: skip
+    m = result.metrics
+    for line in failure_lines(m):
+        print(f"dfdc robustness: error: {line}", file=sys.stderr)
     if args.json:
-        print(to_json(result.metrics))
+        print(to_json(m))
     else:
-        table = metrics_table(result.metrics)
+        table = metrics_table(m)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print(f"{result.metrics['videos']} videos; {len(result.metrics['skipped'])} skipped, "
-              f"{len(result.metrics['failed'])} failed")  # fmt: skip
-    return 0
+        print(
+            f"{m['videos']} labelled videos, {m['unscored']} not scored (missing or "
+            f"unreadable); {len(m['skipped'])} versions skipped, {len(m['failed'])} failed"
+        )
+    return exit_status(m["unscored"])
 
 
 def _cmd_kaggle(args: argparse.Namespace) -> int | None:

@@ -161,7 +161,8 @@ def test_report_scores_every_version_and_survives_bad_clips(clip, tmp_path):
     cfg = RobustnessConfig(fps=(15.0, 45.0), downscale=(0.5,), crf=(), overlay=(), flip=(1.0,),
                            brightness=(), noise=(), blur=(), mix=())  # fmt: skip
     jobs = [Job("real", clip, 0, "fold0"), Job("fake", fake, 1, "fold1"),
-            Job("broken", broken, 1, "fold1")]  # fmt: skip
+            Job("broken", broken, 1, "fold1"),
+            Job("gone", tmp_path / "gone.mp4", 0, "fold0")]  # fmt: skip
     scores = score_jobs(jobs, _Bundle, cfg, tmp_path / "cache")
     # Out of fold: each video scored only by its own group's models.
     ok = scores[scores["status"] == "ok"]
@@ -176,7 +177,10 @@ def test_report_scores_every_version_and_survives_bad_clips(clip, tmp_path):
     assert set(lv) >= {"logloss", "auc", "accuracy", "n", "delta_logloss", "delta_auc"}
     assert lv["n"] == 2 and lv["delta_logloss"] == pytest.approx(0.0)
     assert m["distortions"]["fps"]["levels"]["45"] == {"n": 0}
-    assert len(m["failed"]) == 1 and len(m["skipped"]) == 2  # broken: one line
+    gone = scores[scores["video"] == "gone"]  # a missing file: one row, never distorted
+    assert gone[["status", "reason"]].values.tolist() == [["failed", "file not found"]]
+    assert len(m["failed"]) == 2 and len(m["skipped"]) == 2  # broken, gone: a line each
+    assert m["unscored"] == 2
     json.dumps(m)  # the JSON file's content
 
 
@@ -236,6 +240,18 @@ def test_cli_reports_labelled_folders_with_the_ensemble(kernel_package, tiny_raw
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(out["distortions"]) == {"reencode", "downscale", "flip"}
     assert out["videos"] == 3 and out["clean"]["n"] == 3 and out["groups"] == ["all"]
+    assert out["unscored"] == 0
+
+    # A labelled video whose file is gone: counted and named once, the rest scored, exit 1
+    # (the rule dfdc predict and dfdc evaluate share).
+    gone = sorted(root.glob("*.mp4"))[0]
+    gone.unlink()
+    assert main(["robustness", str(root), "--params", str(params_file), "--json"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["videos"] == 3 and out["clean"]["n"] == 2 and out["unscored"] == 1
+    assert [r["reason"] for r in out["failed"]] == ["file not found"]
+    assert captured.err.count(gone.name) == 1 and "file not found" in captured.err
     assert main(["robustness", str(tmp_path / "nope"), "--params", str(params_file)]) == 2
     assert "not a folder" in capsys.readouterr().err
 

@@ -14,7 +14,6 @@ neither stops the report.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +27,10 @@ from dfdc.core.layout import fold_name
 from dfdc.core.metrics import binary_metrics
 from dfdc.core.progress import progress
 from dfdc.core.video import VideoError
-from dfdc.dataset.layouts import labelled_entries
+from dfdc.dataset.layouts import file_problem, labelled_entries
 from dfdc.inference.predict import bundle_from_params
 from dfdc.inference.submission import test_truth
 from dfdc.robustness.distort import DISTORTIONS, NotApplicable, distort_video
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ALL",
@@ -125,7 +122,9 @@ def score_jobs(
     out_dir: str | Path,
 ) -> pd.DataFrame:
     """Score each job's clean clip and its distorted copies (made once into ``out_dir`` and
-    reused) with ``bundle_for(job.group)``; one row a (video, distortion, level)."""
+    reused) with ``bundle_for(job.group)``; one row a (video, distortion, level). A clip that
+    cannot be read (or is missing) is one ``failed`` row; whoever shows the result names it
+    (:func:`failure_lines`), once."""
     rows = []
     versions = _versions(cfg)
     by_group: dict[str, list[Job]] = {}
@@ -141,6 +140,11 @@ def score_jobs(
                        "distortion": name, "level": level, "status": "ok", "reason": "",
                        "prob": np.nan, "models": ""}  # fmt: skip
                 path = job.path
+                problem = file_problem(path) if name == CLEAN else None
+                if problem is not None:  # missing, a broken link, a loop: one row, not eleven
+                    rows.append({**row, "status": "failed", "reason": problem})
+                    bar.update(len(versions) - 1)
+                    break
                 if name != CLEAN:
                     path = distorted_path(out_dir, name, level, job.path)
                     try:
@@ -150,12 +154,10 @@ def score_jobs(
                         rows.append({**row, "status": "skipped", "reason": str(exc)})
                         continue
                     except (VideoError, OSError, ValueError) as exc:
-                        log.error("%s: %s %g: %s", job.path, name, level, exc)
                         rows.append({**row, "status": "failed", "reason": str(exc)})
                         continue
                 pred = bundle.score(path)
                 if pred.status == "unreadable":
-                    log.error("%s: %s", path, pred.reason)
                     rows.append({**row, "status": "failed", "reason": str(pred.reason)})
                     if name == CLEAN:  # one line for a clip that cannot be read at all
                         bar.update(len(versions) - 1)
@@ -168,6 +170,15 @@ def score_jobs(
                              "prob": pred.prob, "models": models})  # fmt: skip
     bar.close()
     return pd.DataFrame(rows)
+
+
+def failure_lines(metrics: dict) -> list[str]:
+    """One line a failed (video, distortion, level) of :func:`robustness_metrics`: what the
+    stage logs and ``dfdc robustness`` prints on stderr."""
+    return [
+        f"{row['video']} ({row['distortion']} {row['level']:g}): {row['reason']}"
+        for row in metrics["failed"]
+    ]
 
 
 def _summary(y: np.ndarray, p: np.ndarray) -> dict:
@@ -194,6 +205,12 @@ def robustness_metrics(scores: pd.DataFrame, cfg: RobustnessConfig) -> dict:
         ].to_dict("records"),
         "no_face": int((scored["status"] == "no_face").sum()),
         "videos": int(scores["video"].nunique()),
+        # Videos with no clean score (missing, unreadable): what the exit status counts.
+        "unscored": int(
+            scores.loc[
+                (scores["distortion"] == CLEAN) & (scores["status"] == "failed"), "video"
+            ].nunique()
+        ),
         "groups": sorted(scores["group"].unique().tolist()) if len(scores) else [],
         "seed": cfg.seed,
         "base_crf": cfg.base_crf,
@@ -268,7 +285,7 @@ def run_paths(
     jobs = [
         Job(e.name, e.path, int(e.label == "FAKE"), ALL)
         for p in paths
-        for e in labelled_entries(Path(p))
+        for e in labelled_entries(Path(p), missing=True)  # a missing file is counted, failed
     ]
     if not jobs:
         raise ValueError(f"no labelled videos under {', '.join(map(str, paths))}")

@@ -5,6 +5,7 @@ plot table a distortion."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from dfdc.core.config import Params, RobustnessConfig
@@ -17,6 +18,7 @@ from dfdc.robustness.report import (
     ALL,
     RobustnessResult,
     example_clips,
+    failure_lines,
     held_out_jobs,
     robustness_metrics,
     score_jobs,
@@ -24,6 +26,8 @@ from dfdc.robustness.report import (
 )
 
 __all__ = ["RobustnessResult", "resolved", "run"]
+
+log = logging.getLogger(__name__)
 
 # robustness.videos auto, a held-out group: the sample's make repro budget; for real data
 # enough to mean something (8 a fold: 32 videos over 4 folds) at a re-encode a video a level.
@@ -50,6 +54,8 @@ def run(params: Params) -> RobustnessResult:
 
     scores = score_jobs(jobs, bundle_for, cfg, cfg.out_dir)
     metrics = robustness_metrics(scores, cfg)
+    for line in failure_lines(metrics):  # each once; counted in the JSON's "failed"
+        log.error("%s", line)
     write_json(metrics, cfg.metrics_path)
     write_headline(robustness_headline(metrics), cfg.metrics_path)
     write_plots(metrics, cfg.plots_dir)
