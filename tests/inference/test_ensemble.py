@@ -188,3 +188,18 @@ def test_the_mistake_gallery_reads_original_videos_only():
     nested = pd.Series(report.oof_prob, index=report.matrix.index)
     assert np.allclose(rows["prob"], nested.loc[rows["name"]])
     assert set(rows["label"]) <= {0, 1} and rows["label"].dtype.kind == "i"
+
+
+def test_a_frame_score_is_what_the_ensemble_makes_of_that_frame():
+    """Ensemble.frame_scores puts each crop through what Ensemble.prob does to the video
+    scores: with every frame of a member at its video score, each frame scores the video's
+    probability."""
+    ens = Ensemble(["a", "b"], [0.8, 0.2], temperature=1.6, clip=0.03)
+    videos = {"a/fold0": 0.9, "a/fold1": 0.6, "b/fold0": 0.1}
+    frames = {name: [score] * 5 for name, score in videos.items()}
+    assert ens.frame_scores(frames) == pytest.approx([ens.prob(videos)] * 5)
+    frames["a/fold1"][2] = 0.999  # one frame of one member: only that crop moves
+    scores = ens.frame_scores(frames)
+    assert scores[2] > scores[0] and np.allclose(np.delete(scores, 2), ens.prob(videos))
+    with pytest.raises(ValueError, match="needs runs"):
+        ens.frame_scores({"a/fold0": [0.5]})

@@ -103,6 +103,11 @@ def test_the_reports_numbers_are_dfdc_predicts(bundle, tiny_raw, tmp_path):
     }
     assert members == pytest.approx(data["member_scores"])
     assert bundle.ensemble.prob(members) == pytest.approx(data["prob"])
+    # One frame score, the same number here, in dfdc predict --json and on the web page.
+    assert data["frame_scores"] == bundle.score(video).as_dict()["frame_scores"]
+    assert data["frame_scores"] == pytest.approx(
+        bundle.ensemble.frame_scores(data["frame_probs"]).tolist(), abs=1e-6
+    )
     # The boxes are the crops' boxes.
     cfg = bundle.predictor.faces_cfg
     vf = extract_video(video, cfg, Detector(cfg, "cpu"))

@@ -72,7 +72,8 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
         run, 0, faces, params.faces, params.base.models_dir, params.base.seed
     )
     assert first.shape == (len(faces), 512) and np.isfinite(first).all()
-    files = sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy"))
+    # Kept under the embedder's name (another head with the same embedder shares it).
+    files = sorted((tiny_stage / "emb" / "backbone").glob("fold0-*.npy"))
     assert len(files) == 1
 
     calls = []
@@ -88,7 +89,7 @@ def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
         other, 0, faces, params.faces, params.base.models_dir, params.base.seed
     )
     assert calls and not np.array_equal(changed[:, :8], first[:, :8])
-    assert sorted((tiny_stage / "emb" / "seq").glob("fold0-*.npy")) != files  # replaced
+    assert sorted((tiny_stage / "emb" / "backbone").glob("fold0-*.npy")) != files  # replaced
 
 
 def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, tmp_path):
@@ -122,6 +123,45 @@ def test_sequence_fold_trains_from_the_frame_run_and_predict_agrees(tiny_stage, 
         pred.frame_probs["tracks/fold0"], row["frame_probs"], rtol=1e-4, atol=1e-5
     )
     assert pred.frames == list(row["frames"]) or sorted(pred.frames) == sorted(row["frames"])
+
+
+def test_oof_embeddings_come_from_each_videos_own_fold(tiny_stage, tmp_path):
+    """``embed: oof``: a training video is embedded by the frame model of its own fold (one
+    that never trained on it), not by this fold's; the checkpoint keeps this fold's embedder,
+    since every video it will score is unseen."""
+    import dataclasses
+
+    from dfdc.core.provenance import sha256_file
+    from dfdc.training.loop import fit
+
+    params = tiny_params(tiny_stage, run="frames", epochs=1)
+    for k in (0, 1):
+        fit(params, k, max_batches=1)
+    base = tiny_sequence_run("frames", tmp_path / "emb", epochs=1)
+    oof = dataclasses.replace(base, sequence=dataclasses.replace(base.sequence, embed="oof"))
+    result = fit(params, 0, run=oof, max_batches=1)
+
+    folds = pd.read_parquet(params.cv.path)
+    faces = pd.read_parquet(params.faces.table_path)
+    cache = tmp_path / "emb" / "frames"
+    for k in (0, 1):
+        own = faces[faces["video"].isin(folds.loc[folds["fold"] == k, "name"])]
+        (file,) = cache.glob(f"fold{k}~own-*.npy")
+        cached = np.load(file)
+        assert len(cached) == len(own)
+        # The same numbers the fold's own model gives those rows (the run mode's embedder).
+        by_own_model, _ = fold_embeddings(
+            base, k, own.reset_index(drop=True), params.faces, params.base.models_dir, 0
+        )
+        np.testing.assert_array_equal(cached, by_own_model)
+        if k == 1:  # a training video of fold 0: fold 0's model gives other numbers
+            other, _ = fold_embeddings(
+                base, 0, own.reset_index(drop=True), params.faces, params.base.models_dir, 0
+            )
+            assert not np.array_equal(other, cached)
+    ckpt = torch.load(result.out_dir / "best.pt", weights_only=False)
+    frame0 = sha256_file(tiny_stage / "models" / "frames" / "fold0" / "best.pt")
+    assert ckpt["extra"]["embedder"]["identity"] == f"run:{frame0}"
 
 
 def test_track_items_follow_frame_order():

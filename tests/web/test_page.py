@@ -155,15 +155,19 @@ def test_the_page_aggregates_and_calibrates_as_the_ensemble():
         tracks = rng.integers(0, 2, n).tolist()
         cases.append({"probs": probs, "tracks": tracks})
     ens = Ensemble(["a", "b"], [0.7, 0.3], rule="confident", temperature=1.7, clip=0.02)
+    # Frame scores near 0 and 1 too: the logit's clip (EPS) must be the same number in both.
+    frame_probs = {m: [1e-9, 0.01, 0.5, 0.93, 1 - 1e-9] for m in ("a/fold0", "a/fold1", "b/f0")}
+    frame_probs["a/fold1"] = [0.2, 0.4, 0.6, 0.8, 0.99]
     got = node(
-        "import { videoScore, ensembleProb } from './src/score.js';\n"
+        "import { videoScore, ensembleProb, ensembleFrameScores } from './src/score.js';\n"
         "const out = [];\n"
         "for (const c of input.cases) for (const rule of ['mean', 'confident', 'weighted'])"
         " for (const comb of ['max', 'mean'])"
         " out.push(videoScore(c.probs, c.tracks, rule, comb));\n"
         "const ens = ensembleProb(input.ens, {'a/fold0': 0.9, 'a/fold1': 0.7, 'b/fold0': 0.2});\n"
-        "console.log(JSON.stringify({out, ens}));",
-        {"cases": cases, "ens": ens.as_dict()},
+        "const frames = ensembleFrameScores(input.ens, input.frames);\n"
+        "console.log(JSON.stringify({out, ens, frames}));",
+        {"cases": cases, "ens": ens.as_dict(), "frames": frame_probs},
     )
     k = 0
     for c in cases:
@@ -175,6 +179,7 @@ def test_the_page_aggregates_and_calibrates_as_the_ensemble():
                 k += 1
     want = ens.prob({"a/fold0": 0.9, "a/fold1": 0.7, "b/fold0": 0.2})
     assert got["ens"] == pytest.approx(want, abs=1e-12)
+    assert got["frames"] == pytest.approx(ens.frame_scores(frame_probs).tolist(), abs=1e-12)
 
 
 # The page against dfdc predict with the same export: same frames and tracks, boxes within
@@ -240,6 +245,8 @@ def test_the_page_scores_shared_clips_as_dfdc_predict(web_export, site, shared_d
         assert np.abs(np.subtract(r["boxes"], w["boxes"])).max() <= AGREE_DETECTION_PX * px
         for name, probs in w["frame_probs"].items():
             assert np.abs(np.subtract(r["frameProbs"][name], probs)).max() <= AGREE_PROB, name
+        # The one frame score (the boxes' labels), as --json and the report have it.
+        assert np.abs(np.subtract(r["frameScores"], w["frame_scores"])).max() <= AGREE_PROB
         assert abs(r["prob"] - w["prob"]) <= AGREE_PROB, (r["prob"], w["prob"])
     assert not got["errors"], got["errors"]
 

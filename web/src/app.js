@@ -5,7 +5,7 @@
 
 import { evenIndices, smallRgb } from './geometry.js';
 import { extractFaces } from './faces.js';
-import { ensembleProb, scoreVideo } from './score.js';
+import { scoreVideo } from './score.js';
 import { decodeSampled, demux, frameCount, VideoError } from './video.js';
 
 const $ = (id) => document.getElementById(id);
@@ -177,7 +177,7 @@ function drawFrames(result, frames, faces) {
     const s = small.width / f.width;
     ctx.font = `${Math.max(12, Math.round(small.width / 30))}px sans-serif`;
     for (const [r, i] of byPos.get(pos) || []) {
-      const p = result.frameProbs ? mean(Object.values(result.frameProbs).map((v) => v[i])) : 0.5;
+      const p = result.frameScores ? result.frameScores[i] : 0.5; // Ensemble.frame_scores
       ctx.strokeStyle = ctx.fillStyle = p >= 0.5 ? '#d62728' : '#2ca02c';
       ctx.lineWidth = 2;
       ctx.strokeRect(r.box[0] * s, r.box[1] * s, (r.box[2] - r.box[0]) * s, (r.box[3] - r.box[1]) * s);
@@ -188,8 +188,6 @@ function drawFrames(result, frames, faces) {
     host.append(c);
   }
 }
-
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 function drawTimeline(result) {
   const c = $('timeline');
@@ -222,12 +220,8 @@ function drawTimeline(result) {
       .sort((a, b) => result.frames[a] - result.frames[b]);
     names.forEach((n, k) => line(idx.map((i) => [result.frames[i], result.frameProbs[n][i]]),
       COLOURS[k % COLOURS.length], 1, ti ? [3, 3] : []));
-    // The ensemble's weighting applied frame by frame (no temperature: that acts on the video).
-    const ens = idx.map((i) => {
-      const scores = Object.fromEntries(names.map((n) => [n, result.frameProbs[n][i]]));
-      return [result.frames[i], ensembleProb({ ...manifest.ensemble, temperature: 1, clip: 0 }, scores)];
-    });
-    line(ens, '#000', 2.5, ti ? [6, 3] : []);
+    // The ensemble's frame score (Ensemble.frame_scores): the number on the boxes above.
+    line(idx.map((i) => [result.frames[i], result.frameScores[i]]), '#000', 2.5, ti ? [6, 3] : []);
   });
   names.forEach((n, k) => legend.push([n, COLOURS[k % COLOURS.length]]));
   legend.push(['ensemble', '#000']);

@@ -8,7 +8,7 @@
 
 import { normalisedChw } from './geometry.js';
 
-const EPS = 1e-6;
+const EPS = 1e-7; // dfdc.core.metrics.EPS: the logit's clip in Ensemble.apply
 const sigmoid = (z) => 1 / (1 + Math.exp(-z));
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
@@ -58,24 +58,44 @@ export function videoScore(probs, tracks, rule, facesCombine) {
   return facesCombine === 'max' ? Math.max(...per) : mean(per);
 }
 
-/** The ensemble's probability from its members' video scores (Ensemble.prob). */
-export function ensembleProb(ensemble, memberScores) {
-  const perRun = {};
-  for (const [name, s] of Object.entries(memberScores)) {
-    const run = name.slice(0, name.lastIndexOf('/'));
-    (perRun[run] = perRun[run] || []).push(s);
-  }
+/** Runs weighted, then the temperature and the clip (Ensemble.apply): `runScores[i]` is run
+ * i's score (its folds averaged). */
+function applyEnsemble(ensemble, runScores) {
   let p = 0;
-  ensemble.runs.forEach((run, i) => {
-    if (!perRun[run]) throw new Error(`the ensemble needs run ${run}, which is not in the export`);
-    p += mean(perRun[run]) * ensemble.weights[i];
-  });
+  ensemble.runs.forEach((_, i) => { p += runScores[i] * ensemble.weights[i]; });
   if (ensemble.temperature !== 1) {
     const q = Math.min(Math.max(p, EPS), 1 - EPS);
     p = sigmoid(Math.log(q / (1 - q)) / ensemble.temperature);
   }
   if (ensemble.clip > 0) p = Math.min(Math.max(p, ensemble.clip), 1 - ensemble.clip);
   return p;
+}
+
+/** Member name -> value, grouped by run in the ensemble's order (its folds). */
+function byRun(ensemble, memberValues) {
+  const perRun = {};
+  for (const [name, v] of Object.entries(memberValues)) {
+    const run = name.slice(0, name.lastIndexOf('/'));
+    (perRun[run] = perRun[run] || []).push(v);
+  }
+  return ensemble.runs.map((run) => {
+    if (!perRun[run]) throw new Error(`the ensemble needs run ${run}, which is not in the export`);
+    return perRun[run];
+  });
+}
+
+/** The ensemble's probability from its members' video scores (Ensemble.prob). */
+export function ensembleProb(ensemble, memberScores) {
+  return applyEnsemble(ensemble, byRun(ensemble, memberScores).map(mean));
+}
+
+/** One score a crop from the members' frame scores, as the ensemble treats video scores
+ * (Ensemble.frame_scores): the number the page's boxes, the report and --json show. */
+export function ensembleFrameScores(ensemble, frameProbs) {
+  const runs = byRun(ensemble, frameProbs);
+  const n = runs[0][0].length;
+  return Array.from({ length: n }, (_, i) =>
+    applyEnsemble(ensemble, runs.map((members) => mean(members.map((p) => p[i])))));
 }
 
 /** Member name -> one FAKE probability per crop row (a sequence member: its track's).
@@ -142,5 +162,10 @@ export async function scoreVideo(run, manifest, rows) {
   for (const [name, p] of Object.entries(frameProbs)) {
     memberScores[name] = videoScore(p, tracks, ens.rule, ens.faces_combine);
   }
-  return { prob: ensembleProb(ens, memberScores), frameProbs, memberScores };
+  return {
+    prob: ensembleProb(ens, memberScores),
+    frameProbs,
+    frameScores: ensembleFrameScores(ens, frameProbs),
+    memberScores,
+  };
 }

@@ -191,9 +191,11 @@ class SequenceConfig:
     into an LSTM or GRU, one logit per track."""
 
     # run: the same fold's best.pt of that frame run embeds the crops (its training videos are
-    # this fold's training videos, so nothing leaks); backbone: the ``embed_model`` timm
-    # backbone, frozen (its pretrained weights, when given).
-    embed: Literal["run", "backbone"] = "run"
+    # this fold's training videos, so nothing leaks); oof: each video by that run's model of
+    # the video's own fold, one that never trained on it, so the head learns from the
+    # embeddings an unseen video gives (needs every fold of the run); backbone: the
+    # ``embed_model`` timm backbone, frozen (its pretrained weights, when given).
+    embed: Literal["run", "oof", "backbone"] = "run"
     embed_run: str = "baseline"
     rnn: Literal["lstm", "gru"] = "lstm"
     hidden: int = ranged(64, 1, 8192)

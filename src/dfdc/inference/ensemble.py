@@ -40,7 +40,9 @@ class Ensemble:
     clip: float = 0.0
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
-        """``scores``: (videos, runs) -> probabilities."""
+        """``scores``: (videos, runs) -> probabilities: runs weighted, then the temperature
+        and the clip. The one place the calibration is written (the web page's
+        ``ensembleProb`` mirrors it, tested for parity)."""
         p = np.asarray(scores, float) @ np.asarray(self.weights, float)
         if self.temperature != 1.0:
             p = sigmoid(logit(p) / self.temperature)
@@ -48,17 +50,30 @@ class Ensemble:
             p = np.clip(p, self.clip, 1 - self.clip)
         return p
 
+    def _run_matrix(self, member_values: dict[str, object]) -> np.ndarray:
+        """(items, runs): each run's members' values averaged (folds within a run)."""
+        per_run: dict[str, list] = {}
+        for name, value in member_values.items():
+            per_run.setdefault(member_run(name), []).append(np.asarray(value, float))
+        missing = [r for r in self.runs if r not in per_run]
+        if missing:
+            raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
+        return np.stack([np.mean(per_run[r], axis=0) for r in self.runs], axis=-1)
+
     def prob(self, member_scores: dict[str, float]) -> float:
         """A video's probability from its members' video scores (member name -> score, as
         :class:`dfdc.inference.predict.VideoPrediction` holds them): folds averaged within a
         run, runs weighted, then temperature and clip."""
-        per_run: dict[str, list[float]] = {}
-        for name, score in member_scores.items():
-            per_run.setdefault(member_run(name), []).append(score)
-        missing = [r for r in self.runs if r not in per_run]
-        if missing:
-            raise ValueError(f"the ensemble needs runs {missing}, which were not loaded")
-        return float(self.apply(np.array([[np.mean(per_run[r]) for r in self.runs]]))[0])
+        return float(self.apply(self._run_matrix(member_scores)[None])[0])
+
+    def frame_scores(self, frame_probs: dict[str, list[float]]) -> np.ndarray:
+        """One score a crop: the members' frame scores put through what :meth:`prob` does to
+        their video scores. A reading aid (the report's frames and timeline, the page's boxes,
+        ``dfdc predict --json``'s ``frame_scores``): the video's probability comes from the
+        members' video scores, not from these."""
+        if not frame_probs:
+            return np.zeros(0)
+        return self.apply(self._run_matrix(frame_probs))
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -66,6 +66,11 @@ def resolve_engine(engine: str, device: str = "auto", purpose: str = "score") ->
     return "torch" if gpu else "onnx"
 
 
+def _rounded(values: np.ndarray) -> list[float]:
+    """At 6 decimals, as the frame scores are printed."""
+    return [round(float(x), 6) for x in np.atleast_1d(values)]
+
+
 @dataclass
 class VideoPrediction:
     video: str
@@ -79,6 +84,9 @@ class VideoPrediction:
     # model name -> its video score under the bundle's rule and faces combination (computed
     # once here; the ensemble weighs these, it does not recompute them)
     member_scores: dict[str, float] = field(default_factory=dict)
+    # One score a crop, as the ensemble weighs and calibrates (no ensemble: the members' mean;
+    # Ensemble.frame_scores): the one frame score the report, the page and --json show.
+    frame_scores: list[float] = field(default_factory=list)
     # Each crop's face box and the square it was cut from, in full-frame upright pixels.
     boxes: list[list[float]] = field(default_factory=list)
     crop_boxes: list[list[float]] = field(default_factory=list)
@@ -94,6 +102,7 @@ class VideoPrediction:
             "tracks": self.tracks,
             "frame_probs": self.frame_probs,
             "member_scores": self.member_scores,
+            "frame_scores": self.frame_scores,
             "boxes": self.boxes,
             "crop_boxes": self.crop_boxes,
         }
@@ -143,6 +152,7 @@ class Predictor:
             path.name,
             float(np.mean(list(members.values()))),
             "ok",
+            frame_scores=_rounded(np.mean(list(frame_probs.values()), axis=0)),
             frames=[int(f) for f in vf.frame],
             tracks=tracks,
             frame_probs=frame_probs,
@@ -177,6 +187,7 @@ class InferenceBundle:
         pred = self.predictor.predict_video(path)
         if pred.status == "ok" and self.ensemble is not None:
             pred.prob = self.ensemble.prob(pred.member_scores)
+            pred.frame_scores = _rounded(self.ensemble.frame_scores(pred.frame_probs))
         return pred
 
     def score_all(

@@ -65,6 +65,7 @@ __all__ = [
     "embed_crops",
     "fold_embeddings",
     "load_embedder",
+    "run_embeddings",
     "track_items",
     "track_probs",
 ]
@@ -141,7 +142,7 @@ def load_embedder(
 ) -> LoadedEmbedder:
     """The fold's embedder: the frame run's best.pt for this fold, or the frozen backbone."""
     seq = run.sequence
-    if seq.embed == "run":
+    if seq.embed in ("run", "oof"):
         ckpt = fold_checkpoint(models_dir, seq.embed_run, fold)
         if not ckpt.exists():
             raise FileNotFoundError(
@@ -205,7 +206,10 @@ def fold_embeddings(
     seq = run.sequence
     faces_id = hashlib.sha256(pd.util.hash_pandas_object(faces, index=False).values).hexdigest()
     key = config_digest([emb.identity, faces_id, to_dict(faces_cfg)])
-    path = Path(seq.cache_dir) / run.run / f"fold{fold}{tag}-{key}.npy"
+    # Under the embedder's name, not the sequence run's: runs that embed with the same models
+    # (another seed, another head) share the pass; the key still tells the models apart.
+    source = seq.embed_run if seq.embed != "backbone" else "backbone"
+    path = Path(seq.cache_dir) / source / f"fold{fold}{tag}-{key}.npy"
     if path.exists():
         try:
             cached = np.load(path, allow_pickle=False)
@@ -240,6 +244,39 @@ def fold_embeddings(
     return parts, emb
 
 
+def run_embeddings(ctx: TrainContext, rows: pd.DataFrame, tag: str = "") -> tuple[np.ndarray, str]:
+    """(embeddings of ``rows`` for this fold's head, the identity of what embedded them).
+
+    ``embed: oof`` embeds each video's rows with the frame model of the video's own fold,
+    one that never trained on it: the fold's own model has fitted its training videos, so their
+    embeddings separate the classes far better than an unseen video's, and a head trained on
+    them learns nothing the frame model does not already say. Each video is embedded once, by
+    one model, and the caches are shared by every fold's head."""
+    run: SequenceRunConfig = ctx.run
+    if run.sequence.embed != "oof":
+        vectors, emb = fold_embeddings(
+            run, ctx.fold, rows, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, tag
+        )
+        return vectors, emb.identity
+    own = rows["video"].map(ctx.folds.set_index("name")["fold"])
+    if own.isna().any():
+        raise ValueError(f"fold {ctx.fold}: {rows['video'][own.isna()].iloc[0]} is in no fold")
+    out: np.ndarray | None = None
+    identities = []
+    for j, idx in sorted(own.astype(int).groupby(own.astype(int)).indices.items()):
+        part = rows.iloc[idx].reset_index(drop=True)
+        vectors, emb = fold_embeddings(
+            run, int(j), part, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, f"{tag}~own"
+        )
+        if out is None:
+            out = np.zeros((len(rows), vectors.shape[1]), vectors.dtype)
+        out[idx] = vectors
+        identities.append(f"{j}={emb.identity}")
+    if out is None:
+        return np.zeros((0, 0), np.float16), "oof:"
+    return out, "oof:" + ",".join(identities)
+
+
 def copy_embeddings(
     ctx: TrainContext, faces: pd.DataFrame, level: str, fallback: np.ndarray
 ) -> np.ndarray:
@@ -254,9 +291,7 @@ def copy_embeddings(
     out = fallback.copy()
     if rows.empty:
         return out
-    vectors, _ = fold_embeddings(
-        ctx.run, ctx.fold, rows, ctx.faces, ctx.models_dir, ctx.seed, ctx.rt.device, f"+{level}"
-    )
+    vectors, _ = run_embeddings(ctx, rows, f"+{level}")
     where = (
         faces[key]
         .assign(_at=np.arange(len(faces)))
@@ -430,9 +465,9 @@ class SequenceKind(ModelKind):
         seq, fold, rt, seed = cfg.sequence, ctx.fold, ctx.rt, ctx.seed
         labelled = set(ctx.train_labels) | set(ctx.val_labels)
         faces = ctx.crops[ctx.crops["video"].isin(labelled)].reset_index(drop=True)
-        embeddings, emb = fold_embeddings(
-            cfg, fold, faces, ctx.faces, ctx.models_dir, seed, rt.device
-        )
+        embeddings, embedded_by = run_embeddings(ctx, faces)
+        # The fold's own embedder goes into the checkpoint: at inference every video is unseen.
+        emb = load_embedder(cfg, fold, ctx.models_dir, seed)
         train_items = track_items(faces, ctx.train_labels, cfg.train_tracks)
         val_items = track_items(faces, ctx.val_labels, None)
         if not train_items or not val_items:
@@ -463,9 +498,7 @@ class SequenceKind(ModelKind):
             rows = table[table["video"].isin(ctx.val_labels)].reset_index(drop=True)
             items = track_items(rows, ctx.val_labels, None)
             if items:
-                vectors, _ = fold_embeddings(
-                    cfg, fold, rows, ctx.faces, ctx.models_dir, seed, rt.device, f"@{level}"
-                )
+                vectors, _ = run_embeddings(ctx, rows, f"@{level}")
                 copy_validation[level] = _validation(items, vectors, cfg, rt)
         return Task(
             model=model,
@@ -483,7 +516,7 @@ class SequenceKind(ModelKind):
                     "identity": emb.identity,
                 }
             },
-            inputs={"embedder": emb.identity},
+            inputs={"embedder": embedded_by},
         )
 
     def load(self, checkpoint, rt: Runtime) -> LoadedModel:

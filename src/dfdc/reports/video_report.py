@@ -35,7 +35,6 @@ from dfdc.inference.predict import InferenceBundle, VideoPrediction
 
 __all__ = [
     "VideoReport",
-    "ensemble_frame_probs",
     "evaluation_report",
     "mistake_reports",
     "mistakes",
@@ -69,21 +68,6 @@ def member_weights(bundle: InferenceBundle, names: list[str]) -> dict[str, float
     runs = {r: w for r, w in zip(ens.runs, ens.weights, strict=True)}
     folds = {r: sum(member_run(n) == r for n in names) for r in runs}
     return {n: runs.get(member_run(n), 0.0) / max(1, folds.get(member_run(n), 1)) for n in names}
-
-
-def ensemble_frame_probs(bundle: InferenceBundle, pred: VideoPrediction) -> np.ndarray:
-    """One ensemble score a crop: the members' frame scores weighed as the ensemble weighs their
-    video scores, then its temperature and clip. A reading aid for the timeline: the video's
-    probability comes from the members' video scores, not from these."""
-    names = list(pred.frame_probs)
-    w = member_weights(bundle, names)
-    p = sum(np.asarray(pred.frame_probs[n]) * w[n] for n in names) / max(sum(w.values()), 1e-12)
-    if bundle.ensemble is not None:
-        e = bundle.ensemble
-        z = np.log(np.clip(p, 1e-7, 1 - 1e-7) / np.clip(1 - p, 1e-7, 1))
-        p = 1 / (1 + np.exp(-z / e.temperature)) if e.temperature != 1.0 else p
-        p = np.clip(p, e.clip, 1 - e.clip) if e.clip > 0 else p
-    return np.asarray(p, float)
 
 
 def _grid(images: list[np.ndarray], cols: int, pad: int = 6) -> np.ndarray:
@@ -318,8 +302,8 @@ def video_report(bundle: InferenceBundle, path: str | Path, out_dir: str | Path)
         what = "no face was found" if pred.status == "no_face" else "the video could not be read"
         data["notes"].append(f"{what}: {pred.reason or pred.status}; scored {pred.prob:.2f}")
     else:
-        scores = ensemble_frame_probs(bundle, pred)
-        data["ensemble_frame_probs"] = [round(float(v), 6) for v in scores]
+        scores = np.asarray(pred.frame_scores, float)  # Ensemble.frame_scores, as --json has
+        data["frame_scores"] = pred.frame_scores
         # The track that decided (with max over faces, the highest scoring one) and its most
         # fake frames; with one frame or one face, that is what there is.
         tracks = np.asarray(pred.tracks)
