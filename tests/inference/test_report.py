@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from dfdc.inference.predict import load_bundle
 from dfdc.inference.web import CHROMEDRIVER as DRIVER
 from dfdc.inference.web import CHROMIUM
 from dfdc.kinds.backbones import build_model, grad_cam
-from dfdc.reports.video_report import read_report, video_report
+from dfdc.reports.video_report import PAGE_WIDTH, read_report, video_report
 from tests.offline import pages_loading_remote
 
 SIZE, PATCH = 128, 32  # crop side; the manipulated square's side (6.25 % of the crop)
@@ -119,6 +120,9 @@ def test_the_reports_numbers_are_dfdc_predicts(bundle, tiny_raw, tmp_path):
     page = rep.page.read_text()
     for img in ("frames.png", "timeline.png", "heatmaps.png"):
         assert (rep.page.parent / img).stat().st_size > 1000 and img in page
+        # At most the page's width, so shown 1:1 and its labels as drawn (13 px text), not
+        # shrunk to a few pixels as a 2,590-pixel grid of whole frames was.
+        assert cv2.imread(str(rep.page.parent / img)).shape[1] <= PAGE_WIDTH, img
     assert "trained on" in page.lower() or "Models trained on" in page
 
 

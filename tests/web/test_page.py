@@ -249,6 +249,9 @@ def test_the_page_scores_shared_clips_as_dfdc_predict(web_export, site, shared_d
         assert np.abs(np.subtract(r["frameScores"], w["frame_scores"])).max() <= AGREE_PROB
         assert abs(r["prob"] - w["prob"]) <= AGREE_PROB, (r["prob"], w["prob"])
     assert not got["errors"], got["errors"]
+    # The box labels are as large on screen as small print (once 8 px: drawn for the full
+    # canvas, shown at 40 % of it).
+    assert got["label_px"] and min(got["label_px"]) >= 12, got["label_px"]
 
 
 @needs_browser

@@ -175,18 +175,34 @@ function drawFrames(result, frames, faces) {
     }
     ctx.putImageData(img, 0, 0);
     const s = small.width / f.width;
-    ctx.font = `${Math.max(12, Math.round(small.width / 30))}px sans-serif`;
+    // The canvas is shown FRAME_CSS_WIDTH wide: text sized for that, 13 px on screen.
+    const px = Math.ceil((13 * small.width) / Math.min(small.width, FRAME_CSS_WIDTH));
+    ctx.font = `${px}px sans-serif`;
     for (const [r, i] of byPos.get(pos) || []) {
       const p = result.frameScores ? result.frameScores[i] : 0.5; // Ensemble.frame_scores
-      ctx.strokeStyle = ctx.fillStyle = p >= 0.5 ? '#d62728' : '#2ca02c';
-      ctx.lineWidth = 2;
+      const colour = p >= 0.5 ? '#c62828' : '#2e7d32';
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = Math.max(2, px / 6);
       ctx.strokeRect(r.box[0] * s, r.box[1] * s, (r.box[2] - r.box[0]) * s, (r.box[3] - r.box[1]) * s);
-      ctx.fillText(`track ${r.track}: ${p.toFixed(2)}`, r.box[0] * s, Math.max(12, r.box[1] * s - 4));
+      label(ctx, `track ${r.track}: ${p.toFixed(2)}`, r.box[0] * s, r.box[1] * s, px, colour);
     }
-    ctx.fillStyle = '#fff';
-    ctx.fillText(`frame ${f.index}`, 4, small.height - 6);
+    label(ctx, `frame ${f.index}`, 0, small.height, px, '#333');
     host.append(c);
   }
+}
+
+const FRAME_CSS_WIDTH = 320; // #frames canvas max-width in index.html
+
+/** White text on a `colour` box whose bottom-left corner is (x, y), kept inside the canvas:
+ * legible on any frame. */
+function label(ctx, text, x, y, px, colour) {
+  const w = ctx.measureText(text).width + px / 2, h = px * 1.25;
+  x = Math.min(Math.max(0, x), Math.max(0, ctx.canvas.width - w));
+  y = Math.min(Math.max(h, y), ctx.canvas.height);
+  ctx.fillStyle = colour;
+  ctx.fillRect(x, y - h, w, h);
+  ctx.fillStyle = '#fff';
+  ctx.fillText(text, x + px / 4, y - px * 0.3);
 }
 
 function drawTimeline(result) {

@@ -238,8 +238,9 @@ def browser_scores(
 ) -> dict:
     """Serve ``site`` on the loopback address, give ``videos`` to the page's file input in
     headless Chromium and wait for its results: ``{"results": [...], "errors": [console
-    errors]}``, each result as the page holds it (prob, status, frames, tracks, boxes,
-    frameProbs, memberScores, seconds). Used by the tests and ``benchmarks/web.py``."""
+    errors], "label_px": [...]}``, each result as the page holds it (prob, status, frames,
+    tracks, boxes, frameProbs, frameScores, memberScores, seconds), and the on-screen pixel
+    size of each frame canvas's labels. Used by the tests and ``benchmarks/web.py``."""
     import threading
 
     from selenium.webdriver.common.by import By
@@ -267,7 +268,12 @@ def browser_scores(
         if screenshot is not None:
             driver.save_screenshot(str(screenshot))
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        return {"results": results, "errors": errors}
+        # The frame canvases' label size as shown: font px x shown width / drawn width.
+        label_px = driver.execute_script(
+            "return [...document.querySelectorAll('#frames canvas')].map((c) =>"
+            " parseFloat(c.getContext('2d').font) * c.getBoundingClientRect().width / c.width)"
+        )
+        return {"results": results, "errors": errors, "label_px": label_px}
     finally:
         driver.quit()
         server.shutdown()

@@ -48,6 +48,9 @@ __all__ = [
 
 PICKS = 3  # crops each side (most and least fake) that get heatmaps
 FRAME_GRID = 8  # sampled frames drawn with their boxes
+FRAME_COLUMNS = 2
+PAGE_WIDTH = 980  # the page's max-width (CSS below): figures drawn at it are shown 1:1
+GRID_PAD = 6
 REPORT_SIDE = 480  # longest side of a drawn frame
 REPORT_IMAGES = ("frames.png", "timeline.png", "heatmaps.png")
 
@@ -84,29 +87,43 @@ def _grid(images: list[np.ndarray], cols: int, pad: int = 6) -> np.ndarray:
     return canvas
 
 
+def _label(img: np.ndarray, text: str, x: int, y: int, colour: tuple) -> None:
+    """``text`` in white on a ``colour`` box whose bottom-left corner is (x, y), kept inside
+    the image: legible on any frame at the size the page shows it."""
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+    (w, h), base = cv2.getTextSize(text, font, scale, thick)
+    x = int(min(max(0, x), max(0, img.shape[1] - w - 6)))
+    y = int(min(max(h + base + 4, y), img.shape[0]))
+    cv2.rectangle(img, (x, y - h - base - 4), (x + w + 6, y), colour, -1)
+    cv2.putText(img, text, (x + 3, y - base - 2), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
 def _frames_figure(frames: dict, pred: VideoPrediction, scores: np.ndarray, out: Path) -> int:
     """The detection frames the scoring decoded (``Predictor.last_frames``: every
     ``faces.detect_every``-th sampled frame and the last), up to FRAME_GRID, with every face's
-    box, track and ensemble frame score drawn."""
+    box, track and ensemble frame score drawn. Two frames a row, each drawn at the size the
+    page shows it (PAGE_WIDTH wide in all), so a label is as legible as the page's text: drawn
+    on the full frame and shrunk with it, it was a few pixels high."""
     picked = sorted(frames)
     picked = [picked[i] for i in np.linspace(0, len(picked) - 1, min(FRAME_GRID, len(picked)))
               .round().astype(int)] if picked else []  # fmt: skip
+    cols = min(FRAME_COLUMNS, len(picked))
+    tile_w = (PAGE_WIDTH - GRID_PAD * (cols + 1)) // max(1, cols)
     tiles = []
     for f in picked:
         small, width = frames[f]
-        img = small.copy()
-        s = img.shape[1] / width
+        tile_h = max(1, round(small.shape[0] * tile_w / small.shape[1]))
+        img = cv2.resize(small, (tile_w, tile_h), interpolation=cv2.INTER_AREA)
+        s = tile_w / width
         for i in np.flatnonzero(np.asarray(pred.frames) == f):
             x1, y1, x2, y2 = (np.asarray(pred.boxes[i]) * s).round().astype(int)
-            colour = (209, 73, 91) if scores[i] >= 0.5 else (76, 159, 112)
+            colour = (209, 73, 91) if scores[i] >= 0.5 else (46, 125, 82)
             cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
-            cv2.putText(img, f"t{pred.tracks[i]} {scores[i]:.2f}", (x1, max(12, y1 - 4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)  # fmt: skip
-        cv2.putText(img, f"frame {f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255),
-                    2, cv2.LINE_AA)  # fmt: skip
+            _label(img, f"track {pred.tracks[i]}: {scores[i]:.2f}", x1, y1 - 1, colour)
+        _label(img, f"frame {f}", 0, 0, (40, 40, 40))
         tiles.append(img)
     if tiles:
-        write_image(_grid(tiles, min(4, len(tiles))), out)
+        write_image(_grid(tiles, cols, GRID_PAD), out)
     return len(tiles)
 
 
@@ -158,8 +175,8 @@ def pick_labels(picks: list[int], scores: np.ndarray) -> list[str]:
 def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, maps: dict,
                     out: Path) -> None:  # fmt: skip
     """Row 1: the picked crops, most fake first, each with its rank and ensemble frame score;
-    then one row a frame run: its Grad-CAM (jet) over the crop."""
-    size = 160
+    then one row a frame run: its Grad-CAM (jet) over the crop. At most PAGE_WIDTH wide."""
+    size = min(160, (PAGE_WIDTH - GRID_PAD * (len(picks) + 1)) // max(1, len(picks)))
     row0, rows = [], {run: [] for run in maps}
     for j, (i, label) in enumerate(zip(picks, pick_labels(picks, scores), strict=True)):
         img = cv2.resize(decode_crop(crops[i]), (size, size), interpolation=cv2.INTER_AREA)
@@ -177,7 +194,7 @@ def _heatmap_figure(crops: list[bytes], picks: list[int], scores: np.ndarray, ma
                             (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
             rows[run].append(blend)
     tiles = row0 + [t for run in maps for t in rows[run]]
-    write_image(_grid(tiles, len(picks)), out)
+    write_image(_grid(tiles, len(picks), GRID_PAD), out)
 
 
 def _revision_text(rev: dict) -> str:
@@ -235,7 +252,7 @@ def _page(data: dict, images: list[tuple[str, str]]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>{esc(data["video"])}: {called}</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
+<style>body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:2em auto;color:#222}}
 img{{max-width:100%}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 8px}}
 .v{{font-size:1.6em}} .note{{color:#8a5a00}}
