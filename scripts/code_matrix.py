@@ -42,6 +42,10 @@ HEADLINE = (
     "kinds/frame.py",
     "inference/web.py",
     "inference/kernel.py",
+    # Sections of params.yaml, one module each since config.py was split by section.
+    "core/sections/faces.py",
+    "core/sections/train.py",
+    "core/sections/robustness.py",
 )
 
 

@@ -26,6 +26,15 @@ section's kind only, and a kind whose own code looks kinds up (the sequence kind
 embedder's checkpoint) reaches every kind. ``tests/project/test_dvc_deps.py`` checks the rule
 against the modules a fold's kind lookup really imports.
 
+Configuration is read by section. :mod:`dfdc.core.config` (the loader) imports every section's
+module of :mod:`dfdc.core.sections` to parse the file, but a stage's outputs depend on the
+sections it reads, so the loader's imports of section modules are not followed. A closure
+reaches a section's module when its code reads the section: an attribute of that name
+(``params.faces``, ``ctx.faces``: any attribute so named, read anywhere in the closure or the
+notebook, which errs toward more), a stage's ``SECTION``, or an import of a class the section
+defines (also through the loader: ``from dfdc.core.config import FacesConfig``). A key added to
+the ``robustness`` section then reruns the stages that read it, not the faces or the folds.
+
 The Python version is part of the hash (``ast.dump`` differs between versions): a new Python
 reruns every stage, as it should.
 
@@ -55,6 +64,8 @@ PACKAGE = "dfdc"
 # The registry's functions that import a kind by a name only known at run time.
 LOOKUPS = frozenset({"get_kind", "run_config_from_dict", "run_sections", "kind_names"})
 REGISTRY = "dfdc.kinds.registry"
+LOADER = "dfdc.core.config"  # reads params.yaml into every section
+SECTIONS = "dfdc.core.sections"  # one module a params.yaml section
 RUNNER = "dfdc.core.notebooks"  # what executes a notebook stage's notebook
 EXEMPT = frozenset({PACKAGE})  # dfdc/__init__.py: a warning filter, not a stage's code
 HEADER = (
@@ -148,13 +159,16 @@ class Sources:
         self._lookups: dict[str, bool] = {}
         self._files: dict[str, Path | None] = {}
         self._sections: dict[str, str] = {}  # params section -> its kind
+        self._attrs: dict[str, frozenset[str]] = {}  # module -> attribute names it reads
+        self._reexports: dict[str, str] | None = None  # class name -> its section module
 
     def changed(self, path: str | Path) -> None:
         """Forget what was read from ``path`` (edited since)."""
         path = Path(path)
         self._trees.pop(path, None)
         self._sections.clear()
-        for cache in (self._edges, self._digests, self._lookups):
+        self._reexports = None
+        for cache in (self._edges, self._digests, self._lookups, self._attrs):
             for name in [n for n in cache if self.file(n) == path]:
                 del cache[name]
 
@@ -196,6 +210,9 @@ class Sources:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module)
                 names |= {f"{node.module}.{a.name}" for a in node.names}
+                if node.module == LOADER:  # a section's class through the loader: its module
+                    names |= {self._reexported()[a.name] for a in node.names
+                              if a.name in self._reexported()}  # fmt: skip
         out = set()
         for name in names:
             if name == PACKAGE or name.startswith(PACKAGE + "."):
@@ -219,8 +236,62 @@ class Sources:
             seen.add(name)
             if name not in self._edges:
                 self._edges[name] = self.imports(self.tree(self.file(name)))
-            todo |= self._edges[name] - seen
+            edges = self._edges[name]
+            if name == LOADER:  # it parses every section; a stage depends on those it reads
+                edges = {e for e in edges if not e.startswith(SECTIONS + ".")}
+            todo |= edges - seen
         return seen
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def _reexported(self) -> dict[str, str]:
+        """Class name -> the section module that defines it, as the loader imports them."""
+        if self._reexports is None:
+            table: dict[str, str] = {}
+            path = self.file(LOADER)
+            for node in self.tree(path).body if path else []:
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    SECTIONS + "."
+                ):
+                    table |= {a.asname or a.name: node.module for a in node.names}
+            self._reexports = table
+        return self._reexports
+
+    def section_modules(self) -> dict[str, str]:
+        """params.yaml section (a field of the loader's ``Params``) -> its module."""
+        path = self.file(LOADER)
+        fields = [
+            n.target.id
+            for c in (self.tree(path).body if path else [])
+            if isinstance(c, ast.ClassDef) and c.name == "Params"
+            for n in c.body
+            if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+        ]
+        named = {f: f"{SECTIONS}.{f}" for f in fields}
+        return {f: m for f, m in named.items() if self.file(m) is not None}
+
+    def attributes(self, name: str) -> frozenset[str]:
+        """Every attribute name module ``name`` reads or writes (``x.faces`` gives "faces")."""
+        if name not in self._attrs:
+            tree = self.tree(self.file(name))
+            self._attrs[name] = frozenset(
+                n.attr for n in _run_nodes(tree) if isinstance(n, ast.Attribute)
+            )
+        return self._attrs[name]
+
+    def with_sections(self, modules: set[str], reads: Iterable[str] = ()) -> set[str]:
+        """``modules`` and the section modules (and what they import) of every section read
+        by them or named in ``reads``; the loader's own reads are its parsing, not a stage's."""
+        table = self.section_modules()
+        out, named = set(modules), set(reads)
+        while True:
+            found = set(named)
+            for m in out - {LOADER}:
+                found |= self.attributes(m)
+            new = self.closure(table[s] for s in found & table.keys()) - out
+            if not new:
+                return out
+            out |= new
 
     def _is_lookup(self, name: str) -> bool:
         """Does module ``name`` import a registry function that resolves a kind by name?"""
@@ -265,13 +336,16 @@ class Sources:
         found = [_assigned(n, "SECTION") for n in self.tree(self.file(module)).body]
         return next((f for f in found if f is not None), None)
 
-    def code(self, roots: Iterable[str], kinds: Iterable[str] | None = None) -> set[str]:
+    def code(
+        self, roots: Iterable[str], kinds: Iterable[str] | None = None, reads: Iterable[str] = ()
+    ) -> set[str]:
         """The modules ``roots`` run, kinds resolved by name included: the lookups reached
         from ``roots`` resolve ``kinds`` (None: every registered kind); a kind whose own code
-        looks kinds up reaches every kind."""
+        looks kinds up reaches every kind. Sections as the module docstring says, ``reads``
+        naming more (a notebook's, a stage's ``SECTION``)."""
         base = self.closure(roots)
         if not any(self._is_lookup(m) for m in base):
-            return base - EXEMPT
+            return self.with_sections(base, reads) - EXEMPT
         table = self.kinds()
         wanted = set(table) if kinds is None else set(kinds)
         done: set[str] = set()
@@ -283,18 +357,20 @@ class Sources:
             if any(self._is_lookup(m) for m in reached - base):
                 wanted |= set(table)
             out |= reached
-        return out - EXEMPT
+        return self.with_sections(out, reads) - EXEMPT
 
     def stage_code(self, stage: StageCode) -> set[str]:
         """The modules a stage's command runs (the CLI excluded)."""
         if stage.ships:  # its wheel holds every module, the warning filter included
             return self.modules()
-        roots = {stage.module}
+        roots, reads = {stage.module}, set()
         if stage.notebook:
-            roots |= {RUNNER} | self.imports(self.tree(self.root / stage.notebook))
+            notebook = self.tree(self.root / stage.notebook)
+            roots |= {RUNNER} | self.imports(notebook)
+            reads |= {n.attr for n in _run_nodes(notebook) if isinstance(n, ast.Attribute)}
         section = self._section(stage.module)
         kinds = None if section is None else [self.section_kind(section)]
-        return self.code(roots, kinds)
+        return self.code(roots, kinds, reads | ({section} if section else set()))
 
     # -- fingerprints ------------------------------------------------------------------------
 
