@@ -212,7 +212,7 @@ def test_a_sequence_run_trains_on_the_copies_embeddings(copies, tiny_stage, tmp_
     assert np.array_equal(level[~train], clean[~train])
     # CRF 45 changes every training crop's embedding.
     assert (np.abs(level[train].astype(np.float32) - clean[train]).max(axis=1) > 0).all()
-    cache = tmp_path / "emb" / "tracks"
+    cache = tmp_path / "emb" / "frames"  # under the embedder (the frame run), not the head
     assert len(list(cache.glob("fold0+crf45-*.npy"))) == 1
 
     items = track_items(faces, ctx.train_labels, None)

@@ -79,7 +79,7 @@ def test_a_corrupt_embedding_cache_is_named_and_made_again(tiny_stage, tmp_path,
     faces = pd.read_parquet(params.faces.table_path).head(24)
     args = (run, 0, faces, params.faces, params.base.models_dir, params.base.seed)
     clean, _ = fold_embeddings(*args)
-    (cache,) = (tmp_path / "seq_faults").glob("fold0-*.npy")
+    (cache,) = (tmp_path / "backbone").glob("fold0-*.npy")
     cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
     with caplog.at_level(logging.WARNING):
         again, _ = fold_embeddings(*args)

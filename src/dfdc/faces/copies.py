@@ -42,6 +42,7 @@ from dfdc.core.io import write_json, write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest
 from dfdc.core.video import VideoError, add_streaming_h264, encode_rgb, iter_frames
+from dfdc.faces.copy_levels import CopyLevel, copy_levels, copy_tables
 from dfdc.faces.frames import decode_sampled
 from dfdc.faces.store import (
     VideoFaces,
@@ -54,34 +55,17 @@ from dfdc.faces.store import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CopyLevel", "copy_levels", "copy_tables", "copy_video", "crop_regions", "frame_windows",
+    "CopyLevel",
+    "copy_levels",
+    "copy_tables",
+    "copy_video",
+    "crop_regions",
+    "frame_windows",
     "run_copies",
-]  # fmt: skip
+]  # fmt: skip  (CopyLevel, copy_levels, copy_tables: dfdc.faces.copy_levels, re-exported)
 
 # Bumped when what a copy's file holds changes, so old copies are redone, not misread.
 COPY_VERSION = 2  # 2: regions around the crops, not whole frames
-
-
-@dataclass(frozen=True)
-class CopyLevel:
-    """One compression level: x264 at ``crf`` after scaling the frame by ``scale``."""
-
-    crf: int
-    scale: float = 1.0
-
-    @property
-    def name(self) -> str:
-        return f"crf{self.crf}" if self.scale == 1.0 else f"x{self.scale:g}_crf{self.crf}"
-
-
-def copy_levels(cfg: CompressConfig, which: str = "all") -> list[CopyLevel]:
-    """The levels the training draws from (``train``), the validation levels (``validate``),
-    or both, without repeats (``all``)."""
-    train = [CopyLevel(c) for c in cfg.train_crf]
-    train += [CopyLevel(cfg.downscale_crf, s) for s in cfg.train_downscale]
-    val = [CopyLevel(c) for c in cfg.validate_crf]
-    chosen = {"train": train, "validate": val, "all": train + val}[which]
-    return list(dict.fromkeys(chosen))
 
 
 def _even(x: float) -> int:
@@ -308,18 +292,3 @@ def run_copies(
         log.warning("%s: no %s copy (%s)", r.video, r.level, r.reason)
     write_parquet(table, cfg.table_path)
     return table
-
-
-def copy_tables(faces_table: pd.DataFrame, copies: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Level -> the faces table of that level's copies: the same rows (frames, boxes,
-    landmarks, crop indices) for every video whose copy is ``ok``, its ``file`` the copy's
-    (``source_file``: the faces file it copies)."""
-    out = {}
-    ok = copies[copies["status"] == "ok"]
-    for level, rows in ok.groupby("level", sort=True):
-        files = dict(zip(rows["video"], rows["file"], strict=True))
-        table = faces_table[faces_table["video"].isin(files)].copy()
-        table["source_file"] = table["file"]
-        table["file"] = table["video"].map(files)
-        out[str(level)] = table.reset_index(drop=True)
-    return out

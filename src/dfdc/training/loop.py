@@ -34,7 +34,7 @@ from dfdc.core.provenance import sha256_file, training_data
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropItem
 from dfdc.crops.losses import smoothed_bce
-from dfdc.faces.copies import copy_levels, copy_tables
+from dfdc.faces.copy_levels import copy_levels, copy_tables
 from dfdc.kinds import Task, TrainContext, get_kind
 from dfdc.kinds.checkpoint import (
     config_hash,
