@@ -62,7 +62,8 @@ from dfdc.faces.copies import copy_levels, frame_windows, run_copies
 from dfdc.faces.store import load_video_faces
 from dfdc.inference.predict import bundle_from_params
 from dfdc.kinds.backbones import build_model
-from dfdc.kinds.sequence import Embedder, SequenceHead, embed_crops
+from dfdc.kinds.embeddings import Embedder, embed_crops
+from dfdc.kinds.sequence_head import SequenceHead
 from dfdc.masks.compute import build_masks
 
 PER_VIDEO = ("data index", "faces", "masks", "compress")

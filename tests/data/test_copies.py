@@ -190,7 +190,8 @@ def test_a_sequence_run_trains_on_the_copies_embeddings(copies, tiny_stage, tmp_
     (validation never reads them); the fold trains and still scores the validation copies."""
     from dfdc.core.config import CompressTrainConfig
     from dfdc.core.runtime import make_runtime
-    from dfdc.kinds.sequence import TrackDataset, copy_embeddings, fold_embeddings, track_items
+    from dfdc.kinds.embeddings import copy_embeddings, fold_embeddings
+    from dfdc.kinds.tracks import TrackDataset, track_items
     from dfdc.training.loop import _context, fit
 
     cfg, *_ = copies

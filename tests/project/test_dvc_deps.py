@@ -128,6 +128,8 @@ def test_kinds_are_reached_by_name_only_where_a_stage_resolves_them(sources):
     specs = _specs()
     train = _rel(sources, sources.stage_code(specs["train"]))
     assert "src/dfdc/kinds/frame.py" in train and "src/dfdc/kinds/sequence.py" not in train
+    for part in ("sequence_head", "embeddings", "tracks"):  # the sequence kind's own modules
+        assert f"src/dfdc/kinds/{part}.py" not in train, part
     seq = _rel(sources, sources.stage_code(specs["train_sequence"]))
     assert {"src/dfdc/kinds/frame.py", "src/dfdc/kinds/sequence.py"} <= seq
     for name in ("ensemble", "export", "evaluate", "robustness"):

@@ -67,7 +67,7 @@ def test_a_corrupt_embedding_cache_is_named_and_made_again(tiny_stage, tmp_path,
     import pandas as pd
 
     from dfdc.core.config import ModelConfig, SequenceConfig
-    from dfdc.kinds.sequence import fold_embeddings
+    from dfdc.kinds.embeddings import fold_embeddings
     from tests.conftest import tiny_sequence_run
 
     params = tiny_params(tiny_stage)

@@ -6,13 +6,9 @@ import pytest
 import torch
 
 from dfdc.core.config import ModelConfig, SequenceConfig
-from dfdc.kinds.sequence import (
-    SequenceHead,
-    augment_track,
-    collate_tracks,
-    fold_embeddings,
-    track_items,
-)
+from dfdc.kinds.embeddings import fold_embeddings
+from dfdc.kinds.sequence_head import SequenceHead
+from dfdc.kinds.tracks import augment_track, collate_tracks, track_items
 from tests.conftest import tiny_params, tiny_sequence_run
 
 
@@ -64,7 +60,7 @@ def _seq_run(tmp, **model):
 
 
 def test_embedding_cache_is_reused_and_invalidated(tiny_stage, monkeypatch):
-    import dfdc.kinds.sequence as seqmod
+    import dfdc.kinds.embeddings as seqmod
 
     params, run = tiny_params(tiny_stage), _seq_run(tiny_stage)
     faces = pd.read_parquet(params.faces.table_path)
