@@ -146,13 +146,14 @@ def tiny_params(tmp, **train):
 
 
 def tiny_sequence_run(embed_run: str, cache_dir: Path, **run) -> SequenceRunConfig:
-    """A sequence run over the crops of ``embed_run``'s fold models."""
+    """A sequence run over the crops of ``embed_run``'s fold models (each fold's own model:
+    ``embed: run``, so a test trains one frame fold, not all of them as ``oof`` needs)."""
     return dataclasses.replace(
         SequenceRunConfig(
             run="tracks",
             epochs=2,
             batch_size=8,
-            sequence=SequenceConfig(embed_run=embed_run, cache_dir=str(cache_dir)),
+            sequence=SequenceConfig(embed="run", embed_run=embed_run, cache_dir=str(cache_dir)),
         ),
         **run,
     )

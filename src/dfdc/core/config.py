@@ -212,19 +212,36 @@ def params_from_dict(raw: dict[str, Any], source: str = "params.yaml") -> Params
     _check_renamed(raw, source)
     raw, base = preset_base(raw, source)
     params = build(Params, raw, prefix="", source=source, base=Params(train=base))
+    if params.sequence.folds is None:  # not written: the frame run's folds
+        sequence = dataclasses.replace(params.sequence, folds=params.cv.folds)
+        params = dataclasses.replace(params, sequence=sequence)
     _check_across_keys(params, source)
     return params
 
 
 def _check_across_keys(params: Params, source: str) -> None:
     """The rules between keys that one field's range cannot say (each key's own range is
-    checked as it is read): every fold the train stage runs is one of ``cv.n_folds``."""
+    checked as it is read): every fold the train stage runs is one of ``cv.n_folds``; the
+    sequence run's folds are the frame run's, all of them when it embeds out of fold."""
     cv = params.cv
     bad = [k for k in cv.folds if k >= cv.n_folds]
     if bad:
         raise ConfigError(
             f"{source}: key 'cv.folds' lists fold(s) {bad}, but cv.n_folds {cv.n_folds} has "
             f"folds 0..{cv.n_folds - 1}"
+        )
+    seq = params.sequence
+    extra = [k for k in seq.folds if k not in cv.folds]
+    if extra:
+        raise ConfigError(
+            f"{source}: key 'sequence.folds' lists fold(s) {extra} the frame run does not train "
+            f"(cv.folds {list(cv.folds)})"
+        )
+    if seq.folds and seq.sequence.embed == "oof" and set(cv.folds) != set(range(cv.n_folds)):
+        raise ConfigError(
+            f"{source}: key 'sequence.sequence.embed' oof embeds each video with its own fold's "
+            f"frame model, so cv.folds must hold every fold 0..{cv.n_folds - 1}, not "
+            f"{list(cv.folds)} (or set embed: run)"
         )
 
 

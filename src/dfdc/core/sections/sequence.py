@@ -22,7 +22,7 @@ class SequenceConfig:
     # the video's own fold, one that never trained on it, so the head learns from the
     # embeddings an unseen video gives (needs every fold of the run); backbone: the
     # ``embed_model`` timm backbone, frozen (its pretrained weights, when given).
-    embed: Literal["run", "oof", "backbone"] = "run"
+    embed: Literal["run", "oof", "backbone"] = "oof"
     embed_run: str = "baseline"
     rnn: Literal["lstm", "gru"] = "lstm"
     hidden: int = ranged(64, 1, 8192)
@@ -48,6 +48,11 @@ class SequenceRunConfig(LoopConfig):
     video: embeddings are cached per fold and augmented in time (see ``sequence``)."""
 
     kind: Literal["sequence"] = "sequence"
+    # The folds the train_sequence stage trains (DVC foreach; a subset of cv.folds; left out:
+    # cv.folds). Empty: the sequence run is not trained, as in make real (docs/real-data.md: it
+    # earned its weight with embed oof, but not beyond the seed-to-seed spread, so a real run
+    # does not pay for it).
+    folds: tuple[int, ...] | None = ranged(None, 0, 1000, hi_open=True)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     # The frozen backbone of ``sequence.embed: backbone`` (unused with ``embed: run``).
     embed_model: ModelConfig = field(default_factory=ModelConfig)
