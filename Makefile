@@ -44,7 +44,7 @@ SOURCE ?= ffpp
 FOLDS ?= 4
 # The real recipe's ensemble is the frame run alone: the sequence run (embed oof) earned weight
 # on the shared FF++ clips but gained no more than the seed-to-seed spread (docs/real-data.md).
-# SEQUENCE=1 trains it on every fold and blends it in.
+# SEQUENCE=1 trains it on every fold, embedding each video out of fold, and blends it in.
 SEQUENCE ?= 0
 SEQUENCE_FOLDS = $(if $(filter 1,$(SEQUENCE)),[$(shell seq -s, 0 $$(($(FOLDS)-1)))],[])
 REAL_RUNS = $(if $(filter 1,$(SEQUENCE)),[baseline$(comma)lstm],[baseline])
@@ -53,7 +53,8 @@ real: install
 	@test -n "$(DATA)" || { echo "usage: make real DATA=/path/to/dataset [SOURCE=ffpp|celebdf|local] [FOLDS=4] [SEQUENCE=1]"; exit 2; }
 	dvc exp run -S data.source=$(SOURCE) -S data.local_path=$(abspath $(DATA)) \
 	  -S cv.n_folds=$(FOLDS) -S 'cv.folds=[$(shell seq -s, 0 $$(($(FOLDS)-1)))]' \
-	  -S 'sequence.folds=$(SEQUENCE_FOLDS)' -S 'ensemble.runs=$(REAL_RUNS)'
+	  -S 'sequence.folds=$(SEQUENCE_FOLDS)' -S 'ensemble.runs=$(REAL_RUNS)' \
+	  -S sequence.sequence.embed=oof
 
 # The experiments beside their baseline in 160 columns (docs/experiments.md): the headline
 # metrics and the params that changed, without the dependencies' hashes (every column whose

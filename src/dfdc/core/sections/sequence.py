@@ -22,7 +22,7 @@ class SequenceConfig:
     # the video's own fold, one that never trained on it, so the head learns from the
     # embeddings an unseen video gives (needs every fold of the run); backbone: the
     # ``embed_model`` timm backbone, frozen (its pretrained weights, when given).
-    embed: Literal["run", "oof", "backbone"] = "oof"
+    embed: Literal["run", "oof", "backbone"] = "run"
     embed_run: str = "baseline"
     rnn: Literal["lstm", "gru"] = "lstm"
     hidden: int = ranged(64, 1, 8192)
