@@ -3,12 +3,15 @@ video recorded while the rest finish, an unreachable cluster in one line, and sc
 videos on Ray actors with the same scores as in-process."""
 
 import dataclasses
+import re
+import socket
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dfdc.core.executor import RayUnavailable, ray_session
+from dfdc.core.executor import CONNECT_TIMEOUT_S, RayUnavailable, ray_session
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
 from dfdc.faces.pipeline import faces_params_hash
@@ -33,14 +36,23 @@ def _same_video_files(a_dir, b_dir):
         }
 
 
-def test_an_unreachable_cluster_is_one_line():
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_unreachable_cluster_is_one_line(scheme):
     # First in the module: later tests keep a local Ray running, which a session would reuse.
-    with (
-        pytest.raises(RayUnavailable, match=r"10\.255\.255\.1:6379") as info,
-        ray_session("10.255.255.1:6379"),
-    ):
+    # A port that refuses is named at once, before Ray is asked (ray.init waits some 20 s).
+    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    start = time.monotonic()
+    with pytest.raises(RayUnavailable, match=re.escape(address)) as info, ray_session(address):
         pass
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "127.0.0.1" in str(info.value)
+    assert time.monotonic() - start < CONNECT_TIMEOUT_S + 2
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from dfdc.core.lifetime import die_with_parent, ignoring_sigint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayActors", "RayUnavailable", "process_pool", "ray_session"]
+__all__ = ["CONNECT_TIMEOUT_S", "RayActors", "RayUnavailable", "process_pool", "ray_session"]
 
 
 def _start_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:
@@ -82,6 +83,26 @@ class RayUnavailable(UserError, RuntimeError):
     """Ray could not start locally or reach the cluster at the given address."""
 
 
+# How long an address of ``host:port`` form may take to accept a connection before Ray is
+# asked: ray.init waits some 20 s on an address where nothing answers.
+CONNECT_TIMEOUT_S = 3.0
+
+
+def _unreachable(address: str) -> str | None:
+    """Why ``address`` (``host:port`` or ``ray://host:port``) takes no connection, or None
+    when it does or the address names no port (``auto``: Ray finds the address itself)."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+
+
 @contextmanager
 def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator[None]:
     """Ray started (``local``: a private instance on this machine with ``num_cpus``) or
@@ -95,6 +116,8 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
         yield
         return
     local = address in ("", "local")
+    if not local and (why := _unreachable(address)) is not None:
+        raise RayUnavailable(f"ray: could not start or connect to address {address!r} ({why})")
     # Ray's own chatter (the dashboard, usage stats, worker logs) stays out of the terminal.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

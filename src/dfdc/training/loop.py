@@ -286,14 +286,39 @@ def score_copies(params: Params, fold: int, run: RunConfig | None = None) -> dic
     """A finished fold's kept model on the validation videos' compressed copies (made after it
     trained, or again): the ``oof_<level>.parquet`` files that :func:`fit` writes at the kept
     epoch, and their metrics."""
+    return rescore_fold(params, fold, run, originals=False)
+
+
+def rescore_fold(
+    params: Params,
+    fold: int,
+    run: RunConfig | None = None,
+    out: Path | None = None,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    originals: bool = True,
+) -> dict[str, float]:
+    """A finished fold's kept model scored again on its validation videos (``originals``) and
+    their compressed copies, as :func:`fit` scores them, into ``out`` (default: the fold's own
+    folder) as ``oof.parquet`` and ``oof_<level>.parquet``. ``wrap``: what the model is put
+    through first (a test-time augmentation, measured by ``benchmarks/tta.py``)."""
     params.cv.check_fold(fold)  # --fold 5 of 2 folds: one line, before anything is read
     run = params.train if run is None else run
     rt = make_runtime(params.base.device, run.amp, run.channels_last)
-    out = fold_dir(Path(params.base.models_dir), run.run, fold)
+    kept = fold_dir(Path(params.base.models_dir), run.run, fold)
+    out = kept if out is None else Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     ctx, _, val_v = _context(params, run, fold, rt)
     task = get_kind(run.kind).task(ctx)
-    task.model.load_state_dict(read_checkpoint(out / "best.pt").model)
-    return _score_copies(task, task.model, rt, fold, val_v, out)
+    task.model.load_state_dict(read_checkpoint(kept / "best.pt").model)
+    model = task.model if wrap is None else wrap(task.model)
+    metrics: dict[str, float] = {}
+    if originals:
+        items, crop_probs = task.to_crops(validate(model, task.val_loader, rt))
+        preds = video_predictions(items, crop_probs, fold, val_v)
+        write_parquet(preds, out / "oof.parquet")
+        m = binary_metrics(preds["label"], preds["video_prob"])
+        metrics.update({"video_auc": m["auc"], "video_logloss": m["logloss"]})
+    return {**metrics, **_score_copies(task, model, rt, fold, val_v, out)}
 
 
 def _log_epoch(live, metrics: dict[str, float]) -> None:
