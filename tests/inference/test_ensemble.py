@@ -116,13 +116,37 @@ def test_a_softening_temperature_is_kept_as_fitted():
     assert ens_mod._fit_temperature(p, y, prior_videos=200) == pytest.approx(t_raw, rel=1e-9)
 
 
+def test_a_worst_group_calibration_protects_the_overconfident_group():
+    """Originals scored honestly, a copy level a third of the size scored as confidently and
+    right only 70 % of the time: pooled, the temperature serves the originals and leaves the
+    copies above a constant's log loss (0.693); fitted on the worst group, both stay below it,
+    the copies by much more than the originals lose."""
+    rng = np.random.default_rng(3)
+    y0 = np.tile([0, 1], 90)
+    p0 = 1 / (1 + np.exp(-(2 * y0 - 1) * rng.uniform(0.5, 2.5, len(y0))))
+    y1 = np.tile([0, 1], 30)
+    right = rng.random(len(y1)) < 0.7
+    p1 = np.where(right == (y1 == 1), 0.93, 0.07)
+    y, p = np.concatenate([y0, y1]), np.concatenate([p0, p1])
+    groups = np.array([""] * len(y0) + ["crf38"] * len(y1))
+
+    def losses(t):
+        q = 1 / (1 + np.exp(-np.log(p / (1 - p)) / t))
+        return log_loss(y0, q[: len(y0)]), log_loss(y1, q[len(y0) :])
+
+    pooled = losses(ens_mod._fit_temperature(p, y, 0))
+    worst = losses(ens_mod._fit_temperature(p, y, 0, groups))
+    assert pooled[1] > 0.693 > worst[1] and worst[0] < 0.693
+    assert pooled[1] - worst[1] > worst[0] - pooled[0] > 0
+
+
 def test_nested_fits_never_see_the_held_out_fold(monkeypatch):
     seen = []
     real = ens_mod._fit
 
-    def spy(scores, y, cfg, runs):
+    def spy(scores, y, cfg, runs, groups=None):
         seen.append(len(y))
-        return real(scores, y, cfg, runs)
+        return real(scores, y, cfg, runs, groups)
 
     monkeypatch.setattr(ens_mod, "_fit", spy)
     oof = _oof(n=60)

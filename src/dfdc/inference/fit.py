@@ -83,32 +83,60 @@ def _fit_weights(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def _fit_temperature(p: np.ndarray, y: np.ndarray, prior_videos: int) -> float:
-    """Temperature by out-of-fold log loss. A sharpening one (below 1) has its logarithm
-    shrunk toward 0 by n / (n + prior): few videos cannot support much sharpening, and a
-    sharpened miss is what log loss punishes hardest. A softening one is kept as fitted:
-    out-of-fold scores that say the models are overconfident are the warning to heed (the
-    models trained on real FaceForensics++ clips wanted 1.5-1.9 on every run, shrunk to 1.17-1.29
-    that left them overconfident on the compressed copies; docs/robustness.md)."""
+def _calibration_loss(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None) -> float:
+    """What the temperature and the clip bound minimise: the log loss of all the videos
+    (``groups`` None), or of the worst of the groups (the originals and each compressed copy
+    level): a calibration that must hold on every kind of input, not on their average."""
+    if groups is None:
+        return log_loss(y, p)
+    return max(log_loss(y[groups == g], p[groups == g]) for g in np.unique(groups))
+
+
+def _fit_temperature(
+    p: np.ndarray, y: np.ndarray, prior_videos: int, groups: np.ndarray | None = None
+) -> float:
+    """Temperature by out-of-fold log loss (of the worst group, with ``groups``). A sharpening
+    one (below 1) has its logarithm shrunk toward 0 by n / (n + prior): few videos cannot
+    support much sharpening, and a sharpened miss is what log loss punishes hardest. A
+    softening one is kept as fitted: out-of-fold scores that say the models are overconfident
+    are the warning to heed (the models trained on real FaceForensics++ clips wanted 1.5-1.9 on
+    every run, shrunk to 1.17-1.29 that left them overconfident on the compressed copies;
+    docs/robustness.md)."""
     z = logit(p)
-    res = minimize_scalar(
-        lambda lt: log_loss(y, sigmoid(z / np.exp(lt))), bounds=(-3, 3), method="bounded"
-    )
+
+    def loss(lt: float) -> float:
+        return _calibration_loss(y, sigmoid(z / np.exp(lt)), groups)
+
+    # The worst group's loss is a maximum of curves: a coarse grid first, so the bounded
+    # search starts in the right basin.
+    grid = np.linspace(-3, 3, 61)
+    at = grid[int(np.argmin([loss(g) for g in grid]))]
+    res = minimize_scalar(loss, bounds=(max(-3, at - 0.1), min(3, at + 0.1)), method="bounded")
     n = len(y)
     shrink = n / (n + max(0, prior_videos)) if res.x < 0 else 1.0
     return float(np.exp(res.x * shrink))
 
 
-def _fit(scores: np.ndarray, y: np.ndarray, cfg: EnsembleConfig, runs: list[str]) -> Ensemble:
+def _fit(
+    scores: np.ndarray,
+    y: np.ndarray,
+    cfg: EnsembleConfig,
+    runs: list[str],
+    groups: np.ndarray | None = None,
+) -> Ensemble:
     weights = (
         _fit_weights(scores, y)
         if cfg.fit_weights
         else np.full(scores.shape[1], 1 / scores.shape[1])
     )
     ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces_combine)
+    groups = groups if cfg.calibrate_on == "worst" else None
     if cfg.temperature:
-        ens.temperature = _fit_temperature(ens.apply(scores), y, cfg.temperature_prior_videos)
-    curve = {c: log_loss(y, np.clip(ens.apply(scores), c, 1 - c)) for c in cfg.clip_grid}
+        ens.temperature = _fit_temperature(
+            ens.apply(scores), y, cfg.temperature_prior_videos, groups
+        )
+    p = ens.apply(scores)
+    curve = {c: _calibration_loss(y, np.clip(p, c, 1 - c), groups) for c in cfg.clip_grid}
     ens.clip = float(min(curve, key=lambda c: (curve[c], c)))
     return ens
 
@@ -134,12 +162,14 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
         matrix["label"].to_numpy(),
         matrix["fold"].to_numpy(),
     )
+    # The originals ("") and each copy level: the groups a worst-group calibration protects.
+    groups = matrix["copy"].to_numpy(str) if "copy" in matrix else np.full(len(y), "")
     equal = Ensemble(runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces_combine)
-    final = _fit(scores, y, cfg, runs)
+    final = _fit(scores, y, cfg, runs, groups)
     nested = np.zeros(len(y))
     for f in np.unique(folds):
         held = folds == f
-        nested[held] = _fit(scores[~held], y[~held], cfg, runs).apply(scores[held])
+        nested[held] = _fit(scores[~held], y[~held], cfg, runs, groups[~held]).apply(scores[held])
     # Each run alone, then the blend: the same videos, the same calibration, side by side
     # (with a frame run and a sequence run, this is the frame-vs-temporal comparison).
     rows = []
@@ -149,7 +179,9 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
             for f in np.unique(folds):
                 held = folds == f
                 col = scores[:, [i]]
-                single[held] = _fit(col[~held], y[~held], cfg, [run]).apply(col[held])
+                single[held] = _fit(col[~held], y[~held], cfg, [run], groups[~held]).apply(
+                    col[held]
+                )
             rows.append(
                 {"ensemble": f"{run} alone, no calibration", **binary_metrics(y, scores[:, i])}
             )

@@ -26,6 +26,11 @@ class EnsembleConfig:
     # out-of-fold videos: 24 videos cannot justify sharpening a 4,000-video submission. A
     # softening one (the models overconfident out of fold) is kept as fitted.
     temperature_prior_videos: int = ranged(200, 0, 10**9)
+    # What the temperature and the clip bound minimise: the log loss of every out-of-fold
+    # video together (pooled), or of the worst group of them (worst: the originals and each
+    # compressed copy level apart), so the calibration holds on the hardest kind of input the
+    # fit has seen, not on the average (docs/real-data.md, "Never confidently wrong").
+    calibrate_on: Literal["pooled", "worst"] = "pooled"
     # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
     # validation levels, as videos of their own), so the calibration is not fitted on clean
     # videos only; cv.json reports the originals and each level apart.
