@@ -55,6 +55,26 @@ def test_an_unreachable_cluster_is_one_line(scheme):
     assert time.monotonic() - start < CONNECT_TIMEOUT_S + 2
 
 
+def test_a_cluster_ray_cannot_join_is_one_line(monkeypatch):
+    """An address that takes the connection but where Ray fails (not a Ray head, a version
+    mismatch): Ray's own error, however many lines, becomes one line naming the address."""
+    import ray
+
+    import dfdc.core.executor as executor
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Failed to connect to GCS at 10.0.0.9:6379\nTraceback: ...")
+
+    monkeypatch.setattr(executor, "_unreachable", lambda address: None)  # it answers
+    monkeypatch.setattr(ray, "init", refuse)
+    with (
+        pytest.raises(RayUnavailable, match=r"address '10\.0\.0\.9:6379'") as info,
+        ray_session("10.0.0.9:6379"),
+    ):
+        pass
+    assert "\n" not in str(info.value) and "Failed to connect to GCS" in str(info.value)
+
+
 @pytest.fixture(scope="module")
 def index(tiny_raw, tmp_path_factory):
     return build_index(collect_entries(tiny_raw / "train"), workers=1)
