@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+import dfdc.core.video as video
 from dfdc.core.config import Params, params_from_dict, redirect_outputs, resolve_device
 from dfdc.core.io import write_parquet
 from dfdc.core.layout import fold_dir
@@ -26,6 +29,20 @@ from dfdc.faces.copies import run_copies
 from dfdc.inference.aggregate import video_score
 from dfdc.kinds.checkpoint import config_hash
 from dfdc.training.loop import FitResult, fit
+
+
+@contextmanager
+def decoding_everything() -> Iterator[None]:
+    """Inside, this process decodes every frame of a video up to the last wanted one, as the
+    stages did before they skipped the pictures nothing wanted refers to: the timestamps are
+    hidden from ``decode_indexed``, which then takes its decode-everything path. The baseline
+    of the decoding benchmarks; worker processes are not affected, so run the stage in one."""
+    real = video._display_ranks
+    video._display_ranks = lambda path: None
+    try:
+        yield
+    finally:
+        video._display_ranks = real
 
 
 def real_parser(description: str, work: str) -> argparse.ArgumentParser:

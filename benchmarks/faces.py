@@ -6,8 +6,12 @@
 FOLDER defaults to ../shared/data/dfdc (every .mp4 below each folder given). Three
 measurements:
 
-- decode floor: every frame decoded and thrown away (PyAV, FFmpeg frame threads), one video at
-  a time, and with one process per core; the floor is the faster of the two.
+- decode floors: every frame decoded and thrown away (PyAV, FFmpeg frame threads), one video at
+  a time, and with one process per core; the floor is the faster of the two. Then the same for
+  only what the stage decodes since it skips pictures nothing wanted refers to (the N sampled
+  frames and every reference picture before the last: ``decode_indexed``), the new floor.
+- ``--before``: the stage in this process with one worker, twice on the same clips: decoding
+  every frame (as it did before the skipping) and as it does now; same crops asserted.
 - naive: facenet-pytorch MTCNN with its default settings at full resolution on the same N
   evenly spaced frames, one video at a time (all cores to torch).
 - stage: ``run_faces`` with the params file's ``faces`` section (its worker pool included), on
@@ -40,15 +44,17 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 import pandas as pd
+from common import decoding_everything
 
 from dfdc.core.config import load_params
 from dfdc.core.io import to_json
-from dfdc.core.video import even_indices, frame_count, iter_frames
+from dfdc.core.video import decode_indexed, even_indices, frame_count, iter_frames
 from dfdc.faces.batch import run_faces
 from dfdc.faces.boxes import iou
 from dfdc.faces.detect import Detection
@@ -64,25 +70,47 @@ def decode_all(path: str) -> int:
         return sum(1 for _ in c.decode(s))
 
 
+def decode_needed(path: str, n: int = 32) -> int:
+    """Decode what the stage needs for ``n`` sampled frames, and nothing more."""
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        wanted = set(even_indices(frame_count(path), n).tolist())
+        return sum(1 for _ in decode_indexed(Path(path), c, s, wanted))
+
+
 def _warm(_: int) -> None:
     time.sleep(0.5)
 
 
-def decode_floor(paths: list[str]) -> tuple[float, float, list[float]]:
+def decode_floor(paths: list[str], fn=decode_all) -> tuple[float, float, list[float]]:
     per_video = []
     t0 = time.perf_counter()
     for p in paths:
         t = time.perf_counter()
-        decode_all(p)
+        fn(p)
         per_video.append(time.perf_counter() - t)
     serial = (time.perf_counter() - t0) / len(paths)
     workers = os.cpu_count() or 1
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_warm, range(workers)))  # start the workers before timing
         t0 = time.perf_counter()
-        list(pool.map(decode_all, paths))
+        list(pool.map(fn, paths))
         pooled = (time.perf_counter() - t0) / len(paths)
     return serial, pooled, per_video
+
+
+def before_after(paths: list[str], params_path: str, n: int) -> dict:
+    """The stage with one worker in this process, decoding every frame (the timestamps hidden,
+    so ``decode_indexed`` takes its decode-everything path, as the stage did before) and then as
+    it does now, on the same clips; the crops must be the same."""
+    with decoding_everything():
+        before, t_before, _, _ = stage(paths, params_path, n, workers=1)
+    after, t_after, _, _ = stage(paths, params_path, n, workers=1)
+    keys = [c for c in t_after.columns if c not in ("file", "crop")]  # the files are temporary
+    same = t_before[keys].reset_index(drop=True).equals(t_after[keys].reset_index(drop=True))
+    return {"before_s_per_video": round(before, 4), "after_s_per_video": round(after, 4),
+            "speedup": round(before / after, 3), "same_crops": bool(same)}  # fmt: skip
 
 
 def naive(
@@ -210,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--ray", action="store_true", help="also run the stage on a local Ray")
+    ap.add_argument("--before", action="store_true",
+                    help="also the stage decoding every frame against now, one worker")  # fmt: skip
     ap.add_argument(
         "--detectors", default="",
         help="comma list of faces.detector values to audit (e.g. mtcnn,blazeface,both); "
@@ -242,8 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"decode floor: {serial:.3f} s/video one at a time, {pooled:.3f} s/video pooled", flush=True
     )
+    n_serial, n_pooled, _ = decode_floor(paths, partial(decode_needed, n=args.frames))
+    needed = min(n_serial, n_pooled)
+    print(f"needed-only floor: {n_serial:.3f} s/video one at a time, {n_pooled:.3f} s/video "
+          f"pooled ({floor / needed:.2f}x below decoding every frame)", flush=True)  # fmt: skip
     stage_s, table, status, _ = stage(paths, args.params, args.frames)
-    print(f"stage: {stage_s:.3f} s/video", flush=True)
+    print(f"stage: {stage_s:.3f} s/video ({stage_s / floor:.2f}x the every-frame floor, "
+          f"{stage_s / needed:.2f}x the needed-only floor)", flush=True)  # fmt: skip
+    compared = before_after(paths, args.params, args.frames) if args.before else None
+    if compared:
+        print("one worker, decoding every frame then only what is needed: " +
+              ", ".join(f"{k} {v}" for k, v in compared.items()), flush=True)  # fmt: skip
     ray_s = ray_start = None
     if args.ray:
         ray_s, ray_table, _, ray_start = stage(paths, args.params, args.frames, "ray")
@@ -291,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         "frames": args.frames,
         "s_per_video": round(stage_s, 4),
         "decode_floor_s_per_video": round(floor, 4),
+        "needed_floor_s_per_video": round(needed, 4),
+        "ratio_to_needed_floor": round(stage_s / needed, 3),
+        "before_after_one_worker": compared,
         "naive_s_per_video": round(float(np.mean(naive_s)), 4),
         "speedup_vs_naive": round(float(np.mean(naive_s)) / stage_s, 2),
         "ratio_to_decode_floor": round(stage_s / floor, 3),

@@ -25,6 +25,10 @@ real`` resolves it), in a fresh work folder (``--work``: a temporary one unless 
   (``benchmarks/train_throughput.py``), in images a second, and a sequence step on tracks of
   embeddings.
 
+``--before``: the faces stage, the compress stage and scoring again with one worker in this
+process, each twice on the same clips: decoding every frame up to the last wanted one (as the
+stages did before they skipped unreferenced pictures) and as they decode now.
+
 Then a projection, labelled as one, to the full DFDC (120,000 videos) on 1, 8 and 32 machines
 like this one: each per-video stage's measured time a video times 120,000, and training's
 images an epoch (as many a video as this run's epoch plan draws) times epochs and folds, divided
@@ -35,6 +39,7 @@ object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -46,7 +51,7 @@ import av
 import numpy as np
 import pandas as pd
 import torch
-from common import real_params
+from common import decoding_everything, real_params
 from faces import FULL_DFDC, decode_floor
 from train_throughput import throughput
 
@@ -154,6 +159,38 @@ def scoring(workspace: Path, paths: list[str]) -> float:
     return s / len(paths)
 
 
+def before_after(index: pd.DataFrame, params: Params, work: Path, workspace: Path) -> dict:
+    """Seconds a video for faces, compress (one worker each, in this process) and scoring,
+    decoding every frame and then only what is needed, on the same clips; the copies' crops
+    must come out the same."""
+    crop = (params.faces.crop_size, params.faces.crop_format, params.faces.jpeg_quality)
+    paths = [str(Path(p).resolve()) for p in index["path"]]
+    n = len(index)
+    out: dict[str, dict] = {}
+    files = {}
+    for when in ("before", "after"):
+        faces_cfg = dataclasses.replace(
+            params.faces, workers=1, out_dir=str(work / when / "faces"),
+            table_path=str(work / when / "faces.parquet"),
+            status_path=str(work / when / "faces_status.parquet"))  # fmt: skip
+        cfg = dataclasses.replace(params.compress, workers=1, out_dir=str(work / when / "copies"),
+                                  table_path=str(work / when / "copies.parquet"))  # fmt: skip
+        with decoding_everything() if when == "before" else contextlib.nullcontext():
+            timing: dict = {}
+            faces = run_faces(index, faces_cfg, device="cpu", timing=timing)
+            s, copies = _timed(run_copies, index, faces, cfg, *crop)
+            score = scoring(workspace, paths)
+        out[when] = {"faces_s_per_video": timing["extract_s"] / n, "compress_s_per_video": s / n,
+                     "scoring_s_per_video": score}  # fmt: skip
+        files[when] = sorted(copies["file"])
+    same = all(
+        load_video_faces(a).crops == load_video_faces(b).crops
+        for a, b in zip(files["before"], files["after"], strict=True)
+    )
+    return {**{f"{k}_{w}": round(v, 3) for w, r in out.items() for k, v in r.items()},
+            "same_copies": same}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", default="../shared/data/ffpp")
@@ -164,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="training steps timed")
     ap.add_argument("--project", type=int, nargs="*", default=[1, 8, 32])
     ap.add_argument("--folds", type=int, default=4, help="folds make real trains (FOLDS)")
+    ap.add_argument(
+        "--before", action="store_true",
+        help="also faces, compress and scoring decoding every frame, one worker",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     setup_logging()
     root = Path(args.root)
@@ -211,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         s = scoring(Path(args.workspace), [str(Path(p).resolve()) for p in paths])
         rows["scoring"] = {"s_per_video": s, "workspace": args.workspace}
 
+        if args.before:
+            rows["decoding every frame, then only what is needed (one worker)"] = before_after(
+                index, params, work, Path(args.workspace)
+            )
         tp = throughput(params, args.steps)
         train = params.train
         labels = dict(zip(index["name"], index["label"], strict=True))

@@ -1,9 +1,13 @@
+import av
 import numpy as np
 import pytest
 
+import dfdc.core.video as video
 from dfdc.core.video import (
     VideoError,
+    _reference_test,
     _upright,
+    add_streaming_h264,
     even_indices,
     frame_count,
     iter_frames,
@@ -49,6 +53,64 @@ def test_iter_frames_stops_after_last_wanted(tmp_path):
     write_video(path, _ramp(30))
     assert [f.index for f in iter_frames(path, [3, 7])] == [3, 7]
     assert frame_count(path) == 30
+
+
+def _streaming_clip(path, n=60, fmt="mp4"):
+    """Moving noise in x264's DFDC-like GOP: three B frames between P frames, the middle one
+    a reference (B-pyramid), the other two referred to by nothing."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (96, 400, 3), dtype=np.uint8)
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = add_streaming_h264(container, (128, 96), 25, 23)
+        stream.options = {**stream.options, "x264-params": "b-adapt=0:bframes=3:b-pyramid=normal"}
+        for t in range(n):
+            video.encode_rgb(
+                container, stream, np.ascontiguousarray(texture[:, 3 * t : 3 * t + 128])
+            )
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "mpegts"])  # length-prefixed units, and Annex B
+def test_wanted_frames_skip_unreferenced_pictures_and_match_a_full_decode(tmp_path, fmt):
+    path = tmp_path / f"v.{fmt}"
+    _streaming_clip(path, fmt=fmt)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        is_reference = _reference_test(s)
+        refs = [is_reference(bytes(p)) for p in c.demux(s) if p.size]
+    skippable = refs.count(False)
+    assert 10 < skippable < len(refs)  # the clip has pictures nothing refers to
+
+    decoded = []
+    real = video._reference_test
+
+    def counting(stream):
+        test = real(stream)
+        return lambda data: decoded.append(test(data)) or test(data)
+
+    wanted = [0, 1, 2, 7, 13, 14, 29, 41, 42, 58]
+    video._reference_test = counting
+    try:
+        fast = {f.index: f.image for f in iter_frames(path, wanted)}
+    finally:
+        video._reference_test = real
+    every = {f.index: f.image for f in iter_frames(path)}
+    assert sorted(fast) == wanted
+    for i in wanted:  # bit-identical to the frame a full decode gives
+        assert np.array_equal(fast[i], every[i]), i
+    # Unreferenced pictures were left out, unless wanted: far fewer sent to the decoder.
+    assert decoded.count(False) >= skippable - len(wanted) - 2  # wanted, or after the last
+
+
+def test_frames_without_timestamps_are_all_decoded(tmp_path, monkeypatch):
+    """When display order cannot be told from timestamps, every frame is decoded, as before."""
+    path = tmp_path / "v.mp4"
+    _streaming_clip(path, n=20)
+    expected = {f.index: f.image for f in iter_frames(path, [3, 9])}
+    monkeypatch.setattr(video, "_display_ranks", lambda p: None)
+    fallback = {f.index: f.image for f in iter_frames(path, [3, 9])}
+    assert sorted(fallback) == [3, 9]
+    assert all(np.array_equal(expected[i], fallback[i]) for i in (3, 9))
 
 
 def test_upright_rotation():

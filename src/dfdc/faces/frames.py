@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from dfdc.core.video import VideoError, _open, _rotation, _short, _upright
+from dfdc.core.video import VideoError, _open, _rotation, _short, _upright, decode_indexed
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,12 @@ def decode_sampled(
     detect_max_side: int,
     threads: int = 0,
 ) -> list[SampledFrame]:
-    """Decode forward once; keep the ``indices`` frames, with a small RGB copy for ``detect``."""
+    """Decode forward once (the frames nothing wanted refers to skipped:
+    :func:`~dfdc.core.video.decode_indexed`); keep the ``indices`` frames, with a small RGB
+    copy for ``detect``."""
     path = Path(path)
     container = _open(path)
     wanted = set(int(i) for i in indices)
-    last = max(wanted) if wanted else -1
     out: list[SampledFrame] = []
     with container:
         stream = container.streams.video[0]
@@ -100,13 +101,10 @@ def decode_sampled(
             stream.codec_context.thread_count = threads
         rotation = None
         try:
-            for i, frame in enumerate(container.decode(stream)):
-                if i in wanted:
-                    if rotation is None:
-                        rotation = _rotation(stream, frame)
-                    out.append(_keep(frame, i, rotation, i in detect, detect_max_side))
-                if i >= last:
-                    break
+            for i, frame in decode_indexed(path, container, stream, wanted):
+                if rotation is None:
+                    rotation = _rotation(stream, frame)
+                out.append(_keep(frame, i, rotation, i in detect, detect_max_side))
         except (av.error.FFmpegError, ValueError) as exc:
             if not out:
                 raise VideoError(f"{path}: decode failed ({_short(exc)})") from None
