@@ -55,6 +55,24 @@ def test_an_unreachable_cluster_is_one_line(scheme):
     assert time.monotonic() - start < CONNECT_TIMEOUT_S + 2
 
 
+def test_the_address_check_reads_ipv6_literals():
+    """``[::1]:port`` is a host and a port, not a host named ``[::1]`` that no resolver knows."""
+    import dfdc.core.executor as executor
+
+    try:
+        server = socket.socket(socket.AF_INET6)
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with server:
+        server.listen()
+        port = server.getsockname()[1]
+        assert executor._unreachable(f"[::1]:{port}") is None
+        assert executor._unreachable(f"ray://[::1]:{port}") is None
+    refused = executor._unreachable(f"[::1]:{port}")  # closed now
+    assert refused is not None and refused.startswith(f"::1:{port}")
+
+
 def test_a_cluster_ray_cannot_join_is_one_line(monkeypatch):
     """An address that takes the connection but where Ray fails (not a Ray head, a version
     mismatch): Ray's own error, however many lines, becomes one line naming the address."""

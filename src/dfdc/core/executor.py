@@ -89,9 +89,11 @@ CONNECT_TIMEOUT_S = 3.0
 
 
 def _unreachable(address: str) -> str | None:
-    """Why ``address`` (``host:port`` or ``ray://host:port``) takes no connection, or None
-    when it does or the address names no port (``auto``: Ray finds the address itself)."""
+    """Why ``address`` (``host:port``, ``[ipv6]:port``, or either after ``ray://``) takes no
+    connection, or None when it does or the address names no port (``auto``: Ray finds the
+    address itself)."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 literal: [::1]:6379
     if not sep or not host or not port.isdigit():
         return None
     try:
