@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 from dfdc.core.config import LoopConfig, Params, RunConfig
 from dfdc.core.fingerprint import code_digest
@@ -200,13 +201,27 @@ def _fold_labels(
     )
 
 
+def _score_videos(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    to_crops: Callable,
+    rt: Runtime,
+    fold: int,
+    val_v: pd.DataFrame,
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, float]]:
+    """``model`` on one validation loader (the originals, or one copy level): its per-unit
+    probabilities, the videos' out-of-fold table, and that table's metrics. One path for the
+    epochs' validation and for scoring a kept model again, so both give the same table."""
+    probs = validate(model, loader, rt)
+    items, crop_probs = to_crops(probs)
+    preds = video_predictions(items, crop_probs, fold, val_v)
+    return probs, preds, binary_metrics(preds["label"], preds["video_prob"])
+
+
 def _epoch_metrics(
     task: Task, model: torch.nn.Module, rt: Runtime, fold: int, val_v: pd.DataFrame, tr: dict
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    probs = validate(model, task.val_loader, rt)
-    items, crop_probs = task.to_crops(probs)
-    preds = video_predictions(items, crop_probs, fold, val_v)
-    video = binary_metrics(preds["label"], preds["video_prob"])
+    probs, preds, video = _score_videos(model, task.val_loader, task.to_crops, rt, fold, val_v)
     metrics = {
         "train_loss": tr["loss"],
         "lr": tr["lr"],
@@ -271,10 +286,8 @@ def _score_copies(
     level (``oof_<level>.parquet`` in ``out``); their video metrics, named by level."""
     metrics: dict[str, float] = {}
     for level, (loader, to_crops) in task.copy_validation.items():
-        items, crop_probs = to_crops(validate(model, loader, rt))
-        preds = video_predictions(items, crop_probs, fold, val_v)
+        _, preds, m = _score_videos(model, loader, to_crops, rt, fold, val_v)
         write_parquet(preds, out / f"oof_{level}.parquet")
-        m = binary_metrics(preds["label"], preds["video_prob"])
         metrics.update({f"{level}_video_auc": m["auc"], f"{level}_video_logloss": m["logloss"]})
         log.info(
             "fold %d, %s copies: video AUC %.4f, log loss %.4f", fold, level, m["auc"], m["logloss"]
@@ -313,10 +326,8 @@ def rescore_fold(
     model = task.model if wrap is None else wrap(task.model)
     metrics: dict[str, float] = {}
     if originals:
-        items, crop_probs = task.to_crops(validate(model, task.val_loader, rt))
-        preds = video_predictions(items, crop_probs, fold, val_v)
+        _, preds, m = _score_videos(model, task.val_loader, task.to_crops, rt, fold, val_v)
         write_parquet(preds, out / "oof.parquet")
-        m = binary_metrics(preds["label"], preds["video_prob"])
         metrics.update({"video_auc": m["auc"], "video_logloss": m["logloss"]})
     return {**metrics, **_score_copies(task, model, rt, fold, val_v, out)}
 
