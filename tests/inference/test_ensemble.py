@@ -227,3 +227,24 @@ def test_a_frame_score_is_what_the_ensemble_makes_of_that_frame():
     assert scores[2] > scores[0] and np.allclose(np.delete(scores, 2), ens.prob(videos))
     with pytest.raises(ValueError, match="needs runs"):
         ens.frame_scores({"a/fold0": [0.5]})
+
+
+def test_an_ensemble_fitted_for_fewer_frames_is_fitted_on_those_frames():
+    """``ensemble.frames``: each video's out-of-fold scores cut to that many frames, evenly
+    spaced as the faces stage spreads them, both faces of a frame kept; the fitted ensemble
+    carries the count, so scoring samples what the calibration was fitted on."""
+    oof = _oof(n=30, runs=("good",))
+    frames = [0, 0, 3, 3, 5, 5, 9, 9]  # two faces a frame: tracks 0 and 1
+    oof["frames"] = [frames] * len(oof)
+    oof["tracks"] = [[0, 1] * 4] * len(oof)
+    oof["frame_probs"] = [[p[0], 0.5, 0.9, 0.1, 0.9, 0.1, p[1], 0.5] for p in oof["frame_probs"]]
+    cut = ens_mod.fewer_frames(oof, 2)  # frames 0 and 9 of the four: first and last
+    assert all(list(f) == [0, 0, 9, 9] for f in cut["frames"])
+    assert all(list(t) == [0, 1, 0, 1] for t in cut["tracks"])
+    report = fit_ensemble(oof, EnsembleConfig(runs=("good",), frames=2, **NO_CLIP))
+    assert report.ensemble.frames == 2
+    # Face 0 is the frames' first score, face 1 the constant 0.5; faces combine by max.
+    want = [max(np.mean([p[0], p[6]]), 0.5) for p in oof["frame_probs"]]
+    got = report.matrix["good"].reindex(oof["video"]).to_numpy()
+    np.testing.assert_allclose(got, want)
+    assert ens_mod.fewer_frames(oof, 0) is oof  # 0: every frame

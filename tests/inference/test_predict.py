@@ -10,6 +10,7 @@ import torch
 from dfdc.cli import main
 from dfdc.crops.datasets import CropDataset, crop_items
 from dfdc.faces.store import decode_reduction
+from dfdc.inference.ensemble import Ensemble
 from dfdc.inference.predict import load_bundle
 from dfdc.training.loop import fit
 from tests.conftest import tiny_params, write_params
@@ -103,3 +104,20 @@ def test_no_models_is_one_line(tmp_path, capsys):
     params_path = write_params(tmp_path / "params.yaml", tmp_path)
     assert main(["predict", "x.mp4", "--params", str(params_path), "--models", str(tmp_path)]) == 2
     assert "no best.pt found" in capsys.readouterr().err
+
+
+def test_an_ensemble_fitted_for_fewer_frames_samples_that_many(tiny_stage, trained):
+    """The ensemble's ``frames`` (what its calibration was fitted for) is how many frames
+    the predictor samples a video; 0 keeps the faces settings' count."""
+    params, _ = trained
+    index = pd.read_parquet(tiny_stage / "videos.parquet")
+    path = index.loc[index["label"] == "REAL", "path"].iloc[0]
+    counts = {}
+    for n in (0, 3):
+        ens = Ensemble(["predict"], [1.0], frames=n)
+        bundle = load_bundle(params.base.models_dir, "cpu", ensemble=ens)
+        assert bundle.predictor.faces_cfg.frames == (n or params.faces.frames)
+        pred = bundle.predictor.predict_video(path)
+        assert pred.status == "ok"
+        counts[n] = len(set(pred.frames))
+    assert counts[3] == 3 < counts[0]

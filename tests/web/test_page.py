@@ -154,21 +154,27 @@ def test_the_page_aggregates_and_calibrates_as_the_ensemble():
         probs = rng.beta(0.5, 0.5, n).tolist()
         tracks = rng.integers(0, 2, n).tolist()
         cases.append({"probs": probs, "tracks": tracks})
-    ens = Ensemble(["a", "b"], [0.7, 0.3], rule="confident", temperature=1.7, clip=0.02)
+    ens = Ensemble(["a", "b"], [0.7, 0.3], rule="confident", temperature=1.7, clip=0.02, frames=12)
     # Frame scores near 0 and 1 too: the logit's clip (EPS) must be the same number in both.
     frame_probs = {m: [1e-9, 0.01, 0.5, 0.93, 1 - 1e-9] for m in ("a/fold0", "a/fold1", "b/f0")}
     frame_probs["a/fold1"] = [0.2, 0.4, 0.6, 0.8, 0.99]
     got = node(
-        "import { videoScore, ensembleProb, ensembleFrameScores } from './src/score.js';\n"
+        "import { videoScore, ensembleProb, ensembleFrameScores, scoredFrames }"
+        " from './src/score.js';\n"
         "const out = [];\n"
         "for (const c of input.cases) for (const rule of ['mean', 'confident', 'weighted'])"
         " for (const comb of ['max', 'mean'])"
         " out.push(videoScore(c.probs, c.tracks, rule, comb));\n"
         "const ens = ensembleProb(input.ens, {'a/fold0': 0.9, 'a/fold1': 0.7, 'b/fold0': 0.2});\n"
         "const frames = ensembleFrameScores(input.ens, input.frames);\n"
-        "console.log(JSON.stringify({out, ens, frames}));",
+        "const counts = [input.ens, {...input.ens, frames: 0}].map((e) =>"
+        " scoredFrames({ensemble: e, faces: {frames: 32}}));\n"
+        "console.log(JSON.stringify({out, ens, frames, counts}));",
         {"cases": cases, "ens": ens.as_dict(), "frames": frame_probs},
     )
+    # Frames sampled: the ensemble's count when it has one (what its calibration was fitted
+    # for), else the faces settings', as dfdc predict's Predictor takes them.
+    assert got["counts"] == [12, 32]
     k = 0
     for c in cases:
         for rule in ("mean", "confident", "weighted"):

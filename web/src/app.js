@@ -5,7 +5,7 @@
 
 import { evenIndices, smallRgb } from './geometry.js';
 import { extractFaces } from './faces.js';
-import { scoreVideo } from './score.js';
+import { scoredFrames, scoreVideo } from './score.js';
 import { decodeSampled, demux, frameCount, VideoError } from './video.js';
 
 const $ = (id) => document.getElementById(id);
@@ -66,7 +66,7 @@ async function init() {
     if (!manifest.detector || !manifest.detector.mtcnn) throw new Error('the export has no face detector (re-run: dvc repro export)');
     showTrainedOn(await fetch('build.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({})));
     $('about').textContent = `${manifest.members.length} models (${manifest.ensemble.runs.join(', ')}), `
-      + `rule ${manifest.ensemble.rule}, faces ${manifest.ensemble.faces_combine}; ${manifest.faces.frames} frames a video; `
+      + `rule ${manifest.ensemble.rule}, faces ${manifest.ensemble.faces_combine}; ${scoredFrames(manifest)} frames a video; `
       + `runtime ${providers[0]}${self.crossOriginIsolated ? `, ${ort.env.wasm.numThreads} threads` : ', 1 thread'}`;
     $('file').disabled = false;
     status('Choose or drop a video. It stays on this machine.');
@@ -98,7 +98,7 @@ function showNoScore(result) {
 /** Scores one File; returns (and shows) the result. */
 export async function scoreFile(file) {
   const t0 = performance.now();
-  const cfg = manifest.faces;
+  const cfg = { ...manifest.faces, frames: scoredFrames(manifest) };
   const result = { video: file.name, status: 'ok', reason: null, prob: 0.5 };
   try {
     progress(0.02, `${file.name}: reading`);

@@ -84,6 +84,12 @@ function byRun(ensemble, memberValues) {
   });
 }
 
+/** Frames a video is sampled on: the fitted ensemble's count (its calibration was fitted for
+ * it; dfdc.inference.ensemble.Ensemble.frames), else every frame the faces settings sample. */
+export function scoredFrames(manifest) {
+  return (manifest.ensemble && manifest.ensemble.frames) || manifest.faces.frames;
+}
+
 /** The ensemble's probability from its members' video scores (Ensemble.prob). */
 export function ensembleProb(ensemble, memberScores) {
   return applyEnsemble(ensemble, byRun(ensemble, memberScores).map(mean));

@@ -38,6 +38,9 @@ class Ensemble:
     faces_combine: str = "max"
     temperature: float = 1.0
     clip: float = 0.0
+    # Frames a video is scored on, the count the calibration was fitted for (0: every frame
+    # the models' faces settings sample).
+    frames: int = 0
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         """``scores``: (videos, runs) -> probabilities: runs weighted, then the temperature

@@ -20,12 +20,13 @@ from dfdc.core.config import EnsembleConfig
 from dfdc.core.curves import method_metrics
 from dfdc.core.layout import copy_oof_files, oof_files
 from dfdc.core.metrics import binary_metrics, log_loss
+from dfdc.core.video import even_indices
 from dfdc.inference.aggregate import compare_rules, video_score
 from dfdc.inference.ensemble import Ensemble, logit, sigmoid
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitReport", "cv_metrics", "fit_ensemble", "load_oof", "score_matrix"]
+__all__ = ["FitReport", "cv_metrics", "fewer_frames", "fit_ensemble", "load_oof", "score_matrix"]
 
 
 def load_oof(models_dir: str | Path, runs: tuple[str, ...], copies: bool = False) -> pd.DataFrame:
@@ -124,12 +125,13 @@ def _fit(
     runs: list[str],
     groups: np.ndarray | None = None,
 ) -> Ensemble:
-    weights = (
+    fitted = (
         _fit_weights(scores, y)
         if cfg.fit_weights
         else np.full(scores.shape[1], 1 / scores.shape[1])
     )
-    ens = Ensemble(runs, [float(w) for w in weights], cfg.rule, cfg.faces_combine)
+    weights = [float(w) for w in fitted]
+    ens = Ensemble(runs, weights, cfg.rule, cfg.faces_combine, frames=cfg.frames)
     groups = groups if cfg.calibrate_on == "worst" else None
     if cfg.temperature:
         ens.temperature = _fit_temperature(
@@ -152,7 +154,24 @@ class FitReport:
     metrics: dict = field(default_factory=dict)
 
 
+def fewer_frames(oof: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``oof`` with every video cut to ``n`` of its scored frames, evenly spaced (first and
+    last kept, as the faces stage spreads its samples), each frame's crops (one a face track)
+    kept together; ``n`` 0, or at least a video's frames, keeps that video whole."""
+    if n <= 0:
+        return oof
+    columns: dict[str, list] = {"frames": [], "frame_probs": [], "tracks": []}
+    for f, p, t in zip(oof["frames"], oof["frame_probs"], oof["tracks"], strict=True):
+        f, p, t = np.asarray(f), np.asarray(p), np.asarray(t)
+        sampled = np.unique(f)
+        keep = np.isin(f, sampled[even_indices(len(sampled), n)])
+        for name, values in (("frames", f), ("frame_probs", p), ("tracks", t)):
+            columns[name].append(values[keep])
+    return oof.assign(**columns)
+
+
 def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
+    oof = fewer_frames(oof, cfg.frames)
     first = oof[oof["run"] == cfg.runs[0]]
     rules = compare_rules(first[first["copy"] == ""] if "copy" in first else first)
     matrix = score_matrix(oof, cfg.rule, cfg.faces_combine)
@@ -164,7 +183,9 @@ def fit_ensemble(oof: pd.DataFrame, cfg: EnsembleConfig) -> FitReport:
     )
     # The originals ("") and each copy level: the groups a worst-group calibration protects.
     groups = matrix["copy"].to_numpy(str) if "copy" in matrix else np.full(len(y), "")
-    equal = Ensemble(runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces_combine)
+    equal = Ensemble(
+        runs, [1 / len(runs)] * len(runs), cfg.rule, cfg.faces_combine, frames=cfg.frames
+    )
     final = _fit(scores, y, cfg, runs, groups)
     nested = np.zeros(len(y))
     for f in np.unique(folds):

@@ -114,12 +114,15 @@ class Predictor:
     (:class:`~dfdc.inference.onnx_engine.OnnxEngine`); faces, aggregation and the ensemble are
     the same for both."""
 
-    def __init__(self, engine, rule: str = "mean", faces_combine: str = "max") -> None:
+    def __init__(
+        self, engine, rule: str = "mean", faces_combine: str = "max", frames: int = 0
+    ) -> None:
         self.engine = engine
         self.models = engine.models  # each with .name, .kind, .faces, .trained_on
         self.rt = getattr(engine, "rt", None)
         self.device = engine.device
-        self.faces_cfg = replace(engine.faces, workers=1)
+        # The models' faces settings, sampling the ensemble's ``frames`` when it names a count.
+        self.faces_cfg = replace(engine.faces, workers=1, frames=frames or engine.faces.frames)
         mtcnn_onnx = getattr(engine, "mtcnn_dir", None)
         runtime = getattr(engine, "runtime", "onnxruntime")
         self.detector = Detector(self.faces_cfg, self.device, mtcnn_onnx, runtime)
@@ -298,7 +301,8 @@ def load_bundle(
             faces_combine=faces_combine or ensemble.faces_combine,
         )
         rule, faces_combine = ensemble.rule, ensemble.faces_combine
-    predictor = Predictor(loaded, rule=rule or "mean", faces_combine=faces_combine or "max")
+    predictor = Predictor(loaded, rule=rule or "mean", faces_combine=faces_combine or "max",
+                          frames=ensemble.frames if ensemble is not None else 0)  # fmt: skip
     spec = {"models_dir": str(models_dir), "device": device, "ensemble": ensemble,
             "models": None if models is None else str(models), "fold": fold,
             "rule": rule, "faces_combine": faces_combine, "engine": chosen,

@@ -31,6 +31,12 @@ class EnsembleConfig:
     # compressed copy level apart), so the calibration holds on the hardest kind of input the
     # fit has seen, not on the average (docs/real-data.md, "Never confidently wrong").
     calibrate_on: Literal["pooled", "worst"] = "pooled"
+    # Frames a video is scored on (0: every frame the faces stage samples, faces.frames): the
+    # out-of-fold scores are cut to this many of their frames, evenly spaced, before the fit,
+    # and dfdc predict, evaluate, the kernel and the web page then sample this many, so the
+    # calibration is fitted on what scoring will see. Fewer frames score faster
+    # (benchmarks/frames.py measures both; docs/ensemble.md).
+    frames: int = ranged(0, 0, 100_000)
     # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
     # validation levels, as videos of their own), so the calibration is not fitted on clean
     # videos only; cv.json reports the originals and each level apart.
