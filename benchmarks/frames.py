@@ -33,22 +33,9 @@ from dfdc.core.config import load_params
 from dfdc.core.io import to_json
 from dfdc.core.logs import setup_logging
 from dfdc.core.metrics import binary_metrics
-from dfdc.core.video import even_indices
+from dfdc.inference.ensemble import Ensemble
 from dfdc.inference.fit import fit_ensemble, load_oof
 from dfdc.inference.predict import bundle_from_params
-
-
-def fewer_frames(oof: pd.DataFrame, n: int) -> pd.DataFrame:
-    """``oof`` with every video cut to ``n`` of its scored frames, evenly spaced (first and
-    last kept), each frame's crops (one a face track) kept together."""
-    columns = {"frames": [], "frame_probs": [], "tracks": []}
-    for f, p, t in zip(oof["frames"], oof["frame_probs"], oof["tracks"], strict=True):
-        f, p, t = np.asarray(f), np.asarray(p), np.asarray(t)
-        sampled = np.unique(f)
-        keep = np.isin(f, sampled[even_indices(len(sampled), n)])
-        for name, values in (("frames", f), ("frame_probs", p), ("tracks", t)):
-            columns[name].append(values[keep])
-    return oof.assign(**columns)
 
 
 def scores(oof: pd.DataFrame, cfg) -> dict[str, dict[str, float]]:
@@ -64,9 +51,8 @@ def scores(oof: pd.DataFrame, cfg) -> dict[str, dict[str, float]]:
 
 def seconds_a_clip(params, folders: list[str], n: int) -> float:
     """``dfdc predict``'s path sampling ``n`` frames a clip: seconds a clip, warm."""
-    bundle = bundle_from_params(params, ensemble=params.ensemble.ensemble_path)
-    # The faces settings come with the models (those they were trained on): set n there.
-    bundle.faces_cfg = dataclasses.replace(bundle.faces_cfg, frames=n)
+    fitted = Ensemble.load(params.ensemble.ensemble_path)
+    bundle = bundle_from_params(params, ensemble=dataclasses.replace(fitted, frames=n))
     clips = [str(p) for f in folders for p in sorted(Path(f).rglob("*.mp4"))]
     bundle.score(clips[0])
     t0 = time.perf_counter()
@@ -93,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if n > stored:
             print(f"{n} frames: the workspace scored {stored} a video; skipped")
             continue
-        row: dict = {"oof": scores(fewer_frames(oof, n), cfg)}
+        row: dict = {"oof": scores(oof, dataclasses.replace(cfg, frames=n))}
         if folders:
             row["s_per_clip"] = round(seconds_a_clip(params, folders, n), 3)
         results[str(n)] = row
