@@ -35,7 +35,9 @@ class EnsembleConfig:
     # out-of-fold scores are cut to this many of their frames, evenly spaced, before the fit,
     # and dfdc predict, evaluate, the kernel and the web page then sample this many, so the
     # calibration is fitted on what scoring will see. Fewer frames score faster
-    # (benchmarks/frames.py measures both; docs/ensemble.md).
+    # (benchmarks/frames.py measures both; docs/ensemble.md). A sequence run's out-of-fold
+    # score is one a track, unchanged by the cut, though scoring then gives it a sparser track
+    # (its training drops every other step at sequence.rate_p): its fit is an approximation.
     frames: int = ranged(0, 0, 100_000)
     # Fit on the out-of-fold scores of the compressed copies too (the compress stage's
     # validation levels, as videos of their own), so the calibration is not fitted on clean
