@@ -27,6 +27,7 @@ from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
 from dfdc.faces.copies import run_copies
 from dfdc.inference.aggregate import video_score
+from dfdc.inference.fit import fit_ensemble
 from dfdc.kinds.checkpoint import config_hash
 from dfdc.training.loop import FitResult, fit
 
@@ -43,6 +44,18 @@ def decoding_everything() -> Iterator[None]:
         yield
     finally:
         video._display_ranks = real
+
+
+def nested_by_level(oof: pd.DataFrame, cfg) -> dict[str, dict[str, float]]:
+    """The ensemble's own fit (``cfg``, nested by fold) on ``oof``: AUC and log loss on the
+    originals (``c23``) and on each copy level apart, as docs/real-data.md's tables show them."""
+    report = fit_ensemble(oof, cfg)
+    y, m = report.matrix["label"].to_numpy(), report.matrix
+    out = {}
+    for level, idx in m.groupby("copy", sort=True).indices.items():
+        r = binary_metrics(y[idx], report.oof_prob[idx])
+        out[level or "c23"] = {k: round(r[k], 4) for k in ("auc", "logloss")}
+    return out
 
 
 def real_parser(description: str, work: str) -> argparse.ArgumentParser:

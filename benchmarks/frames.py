@@ -27,26 +27,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from common import nested_by_level
 
 from dfdc.core.config import load_params
 from dfdc.core.io import to_json
 from dfdc.core.logs import setup_logging
-from dfdc.core.metrics import binary_metrics
 from dfdc.inference.ensemble import Ensemble
-from dfdc.inference.fit import fit_ensemble, load_oof
+from dfdc.inference.fit import load_oof
 from dfdc.inference.predict import bundle_from_params
-
-
-def scores(oof: pd.DataFrame, cfg) -> dict[str, dict[str, float]]:
-    """AUC and log loss of the ensemble's nested fit, on the originals and each copy level."""
-    report = fit_ensemble(oof, cfg)
-    y, m = report.matrix["label"].to_numpy(), report.matrix
-    out = {}
-    for level, idx in m.groupby("copy", sort=True).indices.items():
-        r = binary_metrics(y[idx], report.oof_prob[idx])
-        out[level or "c23"] = {k: round(r[k], 4) for k in ("auc", "logloss")}
-    return out
 
 
 def seconds_a_clip(params, folders: list[str], n: int) -> float:
@@ -79,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if n > stored:
             print(f"{n} frames: the workspace scored {stored} a video; skipped")
             continue
-        row: dict = {"oof": scores(oof, dataclasses.replace(cfg, frames=n))}
+        row: dict = {"oof": nested_by_level(oof, dataclasses.replace(cfg, frames=n))}
         if folders:
             row["s_per_clip"] = round(seconds_a_clip(params, folders, n), 3)
         results[str(n)] = row

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from common import nested_by_level
 
 from dfdc.core.config import load_params
 from dfdc.core.io import to_json
 from dfdc.core.layout import fold_dir
 from dfdc.core.logs import setup_logging
-from dfdc.core.metrics import binary_metrics
-from dfdc.inference.fit import fit_ensemble, load_oof
+from dfdc.inference.fit import load_oof
 from dfdc.training.loop import rescore_fold
 
 
@@ -71,12 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 diff = np.abs(mine["video_prob"].to_numpy() - kept["video_prob"].to_numpy())
                 print(f"fold {k}: plain against oof.parquet, max difference {diff.max():.2g}")
         cfg = dataclasses.replace(params.ensemble, runs=(run.run,))
-        report = fit_ensemble(load_oof(out / name, cfg.runs, copies=True), cfg)
-        y, m = report.matrix["label"].to_numpy(), report.matrix
-        results[name] = {}
-        for level, idx in m.groupby("copy", sort=True).indices.items():
-            r = binary_metrics(y[idx], report.oof_prob[idx])
-            results[name][level or "c23"] = {k: round(r[k], 4) for k in ("auc", "logloss")}
+        results[name] = nested_by_level(load_oof(out / name, cfg.runs, copies=True), cfg)
         print(
             f"{name}: {seconds[name]:.0f} s; "
             + "; ".join(f"{s} {v['auc']:.3f}/{v['logloss']:.3f}" for s, v in results[name].items()),
