@@ -99,12 +99,15 @@ def _run_job(job: FaceJob) -> dict:
         }
         return {"video": job.video, **status}
     vf.params_hash = job_key(job, cfg)
+    # The time goes to the status table only: in the file it would make every rebuild of the
+    # same crops other bytes, and DVC would rerun every stage after the faces for nothing.
+    seconds = vf.status.pop("seconds", None)
     if vf.status.get("status") == "unreadable":
         # Written by the caller once it knows not every video failed (a missing data folder
         # or a wrong setting must not replace good face files with empty ones).
-        return {"video": job.video, **vf.status, "out": job.out, "pending": vf}
+        return {"video": job.video, **vf.status, "seconds": seconds, "out": job.out, "pending": vf}
     save_video_faces(vf, job.out)
-    return {"video": job.video, **vf.status}
+    return {"video": job.video, **vf.status, "seconds": seconds}
 
 
 def plan_jobs(index: pd.DataFrame, cfg: FacesConfig) -> tuple[list[FaceJob], list[FaceJob]]:
@@ -250,9 +253,20 @@ def _write_unreadable(results: list[dict], n_videos: int) -> None:
             save_video_faces(pending, r.pop("out"))
 
 
+def _earlier_seconds(status_path: str | Path) -> dict[str, float]:
+    """Each video's extraction time from the last status table, carried over for the videos a
+    resumed run keeps (their files hold no time). An unreadable table is no table."""
+    try:
+        table = pd.read_parquet(status_path, columns=["video", "seconds"])
+    except (OSError, ValueError, KeyError):  # missing, half-written, or without the column
+        return {}
+    return dict(zip(table["video"], table["seconds"], strict=True))
+
+
 def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -> pd.DataFrame:
     """Gather every video's file into ``faces.parquet`` and ``faces_status.parquet``."""
     fresh_by_video = {r["video"]: r for r in fresh}
+    earlier = _earlier_seconds(cfg.status_path)
     rows = index[index["split"].isin(cfg.splits)]
     tables, statuses = [], []
     for r in rows.itertuples():
@@ -270,7 +284,9 @@ def collect(index: pd.DataFrame, cfg: FacesConfig, fresh: Iterable[dict] = ()) -
         t.insert(1, "part", r.part)
         t["file"] = str(path)
         tables.append(t)
-        statuses.append({"video": r.name, "part": r.part, **vf.status})
+        fresh_run = fresh_by_video.get(r.name, {})
+        seconds = fresh_run.get("seconds", earlier.get(r.name, vf.status.get("seconds")))
+        statuses.append({"video": r.name, "part": r.part, **vf.status, "seconds": seconds})
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     status = pd.DataFrame(statuses)
     write_parquet(table, cfg.table_path)
