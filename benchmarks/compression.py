@@ -44,7 +44,7 @@ from common import fit_or_reuse, open_real, prepare, real_parser
 from dfdc.core.config import Params
 from dfdc.core.io import to_json, write_image
 from dfdc.core.metrics import binary_metrics
-from dfdc.faces.copies import copy_sets
+from dfdc.faces.copies import copy_levels
 from dfdc.inference.fit import fit_ensemble, load_oof
 from dfdc.robustness.distort import distort_video
 from dfdc.training.loop import score_copies
@@ -162,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(index)} videos, {folds['group'].nunique()} identity groups in {params.cv.n_folds} "
         f"folds; faces and copies {prep_s:.0f} s; copies {len(ok)} of {len(copies)} "
-        f"({', '.join(c.name for c in copy_sets(params.compress))})",
+        f"({', '.join(lv.name for lv in copy_levels(params.compress))})",
         flush=True,
     )
 
     if args.figure:
         levels_figure(copies, args.figure)
     run = dataclasses.replace(params.train, run=args.variant)
-    val_levels = [c.name for c in copy_sets(params.compress, "validate")]
+    val_levels = [lv.name for lv in copy_levels(params.compress, "validate")]
     fold_ids = list(params.cv.folds)[: args.folds] if args.folds else list(params.cv.folds)
     runs = [run]
     if args.sequence:

@@ -13,11 +13,9 @@ real`` resolves it), in a fresh work folder (``--work``: a temporary one unless 
 - faces: ``run_faces`` (worker pool start excluded), against the decode floor (every frame
   decoded and thrown away, one process per core: ``benchmarks/faces.py``'s);
 - masks: ``build_masks`` over the fakes;
-- compress: ``run_copies`` with the params' ``compress`` (crops' regions, the training levels
-  taking turns frame by frame), again with every frame at every training level
-  (``train_copies: every_level``, the copies before turns) and with whole frames (``pad: -1``,
-  the copies before regions), against the encoder floor: the same number of frames of the same
-  size encoded at each level from frames already in memory;
+- compress: ``run_copies`` with the params' ``compress`` (crops' regions), and again with whole
+  frames (``pad: -1``, the copies before regions), against the encoder floor: the same number of
+  frames of the same size encoded at each level from frames already in memory;
 - embedding: a frame model's pooled features of every crop of a video (one pass of the sequence
   run's embedding, per fold and per copy level it trains on);
 - scoring: ``dfdc predict``'s path (decode, faces, every member, the blend) with the fitted
@@ -65,7 +63,7 @@ from dfdc.crops.datasets import crop_items, epoch_plan, fake_originals
 from dfdc.crops.transforms import eval_transform
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
-from dfdc.faces.copies import copy_sets, frame_windows, run_copies
+from dfdc.faces.copies import copy_levels, frame_windows, run_copies
 from dfdc.faces.store import load_video_faces
 from dfdc.inference.predict import bundle_from_params
 from dfdc.kinds.backbones import build_model
@@ -102,17 +100,16 @@ def encoder_floor(copies: pd.DataFrame, index: pd.DataFrame, cfg) -> float:
         frames = [f.image for f in iter_frames(meta.loc[video, "path"], order)]
         for file in rows["file"]:
             status = load_video_faces(file).status
-            for part in status.get("parts", [status]):  # a copy a level: no parts (before)
-                w, h = part["region"]
-                n = part["frames_encoded"]
-                shrink = [np.ascontiguousarray(frames[i % len(frames)][:h, :w]) for i in range(n)]
-                t0 = time.perf_counter()
-                with av.open(f"{tempfile.gettempdir()}/dfdc-floor.mp4", "w", format="mp4") as out:
-                    stream = add_streaming_h264(out, (w, h), 25.0, part["crf"])
-                    for img in shrink:
-                        encode_rgb(out, stream, img)
-                    out.mux(stream.encode())
-                total += time.perf_counter() - t0
+            w, h = status["region"]
+            n = status["frames_encoded"]
+            shrink = [np.ascontiguousarray(frames[i % len(frames)][:h, :w]) for i in range(n)]
+            t0 = time.perf_counter()
+            with av.open(f"{tempfile.gettempdir()}/dfdc-floor.mp4", "w", format="mp4") as out:
+                stream = add_streaming_h264(out, (w, h), 25.0, status["crf"])
+                for img in shrink:
+                    encode_rgb(out, stream, img)
+                out.mux(stream.encode())
+            total += time.perf_counter() - t0
     return total / max(1, made["video"].nunique())
 
 
@@ -243,13 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         whole = dataclasses.replace(cfg, pad=-1, out_dir=str(work / "whole"),
                                     table_path=str(work / "whole.parquet"))  # fmt: skip
         s_whole, _ = _timed(run_copies, index, faces, whole, *crop)
-        every = dataclasses.replace(cfg, train_copies="every_level", out_dir=str(work / "every"),
-                                    table_path=str(work / "every.parquet"))  # fmt: skip
-        s_every, _ = _timed(run_copies, index, faces, every, *crop)
         floor = encoder_floor(copies, index, cfg)
-        rows["compress"] = {"s_per_video": s / n, "workers": cfg.workers,
-                            "copies": len(copy_sets(cfg)), "train_copies": cfg.train_copies,
-                            "every_level_s_per_video": s_every / n,
+        levels = len(copy_levels(cfg))
+        rows["compress"] = {"s_per_video": s / n, "workers": cfg.workers, "levels": levels,
                             "whole_frames_s_per_video": s_whole / n,
                             "floor": "x264 alone, one process",
                             "floor_s_per_video": floor}  # fmt: skip
@@ -282,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     per_video = sum(r["s_per_video"] for k, r in rows.items() if k in PER_VIDEO)
     folds = args.folds
     seq_copies = params.sequence.compress
-    levels_drawn = seq_copies.levels or [c.name for c in copy_sets(params.compress, "train")]
+    levels_drawn = seq_copies.levels or [lv.name for lv in copy_levels(params.compress, "train")]
     # Each fold embeds every video once, and its training videos ((k-1)/k of them) once per
     # copy level its sequence run draws; it trains the frame model on those same videos.
     share = (folds - 1) / folds

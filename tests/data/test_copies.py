@@ -13,16 +13,7 @@ import pandas as pd
 import pytest
 
 from dfdc.core.config import CompressConfig
-from dfdc.faces.copies import (
-    MIXED,
-    CopyLevel,
-    CopySet,
-    copy_levels,
-    copy_sets,
-    copy_tables,
-    copy_video,
-    run_copies,
-)
+from dfdc.faces.copies import CopyLevel, copy_levels, copy_tables, copy_video, run_copies
 from dfdc.faces.store import decode_crop, load_video_faces
 from tests.conftest import tiny_params, tiny_sequence_run
 
@@ -33,12 +24,10 @@ def _diff(a: bytes, b: bytes) -> float:
 
 @pytest.fixture(scope="module")
 def copies(tiny_stage, tmp_path_factory):
-    """Every level's copy of the tiny sample's videos (a copy a level), in a folder of their
-    own."""
+    """Every level's copy of the tiny sample's videos, in a folder of their own."""
     out = tmp_path_factory.mktemp("copies")
     cfg = CompressConfig(
         train_crf=(45,), train_downscale=(0.5,), downscale_crf=18, validate_crf=(18,),
-        train_copies="every_level",
         out_dir=str(out / "compressed"), table_path=str(out / "compressed.parquet"),
     )  # fmt: skip
     index = pd.read_parquet(tiny_stage / "videos.parquet")
@@ -53,48 +42,6 @@ def test_levels_are_named_and_split_into_training_and_validation():
     assert [lv.name for lv in copy_levels(cfg, "train")] == ["crf28", "crf38", "x0.5_crf30"]
     assert [lv.name for lv in copy_levels(cfg, "validate")] == ["crf38"]
     assert [lv.name for lv in copy_levels(cfg)] == ["crf28", "crf38", "x0.5_crf30"]
-    # By default the training levels take turns in one copy; validation keeps a copy a level.
-    assert [(c.name, len(c.levels)) for c in copy_sets(cfg)] == [(MIXED, 3), ("crf38", 1)]
-    assert [c.level_of(r).name for r in range(4) for c in copy_sets(cfg, "train")] == [
-        "crf28", "crf38", "x0.5_crf30", "crf28"
-    ]  # fmt: skip
-    every = dataclasses.replace(cfg, train_copies="every_level")
-    assert [c.name for c in copy_sets(every)] == ["crf28", "crf38", "x0.5_crf30"]
-    one = dataclasses.replace(cfg, train_crf=(28,), train_downscale=())
-    assert [c.name for c in copy_sets(one, "train")] == ["crf28"]  # one level: nothing to mix
-
-
-def test_levels_in_turns_encode_each_frame_once_at_its_level(copies, tmp_path):
-    """``train_copies: turns``: one copy whose frames alternate between the training levels,
-    each crop aligned with its original as a copy a level is, and as far from it as its own
-    level's copy; its levels together encode as many frames as one level alone does."""
-    cfg, index, faces, table = copies
-    turns = dataclasses.replace(cfg, train_copies="turns", out_dir=str(tmp_path / "c"),
-                                table_path=str(tmp_path / "c.parquet"))  # fmt: skip
-    mixed = run_copies(index, faces, turns, crop_size=224)
-    assert sorted(mixed["level"].unique()) == ["crf18", MIXED] and (mixed["status"] == "ok").all()
-    by_level = {(r.video, r.level): r.file for r in table.itertuples()}
-    near, far = [], []
-    for r in mixed[mixed["level"] == MIXED].itertuples():
-        source, copy = load_video_faces(r.source), load_video_faces(r.file)
-        assert np.array_equal(copy.frame, source.frame) and len(copy.crops) == len(source.crops)
-        assert [p["level"] for p in copy.status["parts"]] == ["crf45", "x0.5_crf18"]
-        one_level = load_video_faces(by_level[(r.video, "crf45")]).status["frames_encoded"]
-        assert copy.status["frames_encoded"] == one_level
-        rank = {f: i for i, f in enumerate(sorted(set(source.frame.tolist())))}
-        for f, a, b in zip(source.frame, source.crops, copy.crops, strict=True):
-            (far if rank[int(f)] % 2 == 0 else near).append(_diff(a, b))  # crf45, x0.5_crf18
-
-    def own(level: str) -> float:  # the level's own copy: its mean distance from the crops
-        pairs = [
-            (load_video_faces(r.source).crops, load_video_faces(r.file).crops)
-            for r in table[table["level"] == level].itertuples()
-        ]
-        return np.mean([_diff(a, b) for src, cp in pairs for a, b in zip(src, cp, strict=True)])
-
-    assert np.mean(near) < np.mean(far)
-    for got, level in ((np.mean(far), "crf45"), (np.mean(near), "x0.5_crf18")):
-        assert abs(got - own(level)) < 0.15 * own(level), (level, got, own(level))
 
 
 def test_a_copy_has_the_crops_of_its_original_frame_for_frame(copies):
@@ -151,7 +98,7 @@ def test_a_video_that_cannot_be_decoded_to_its_crops_is_one_error(tiny_stage, tm
     broken = tmp_path / "x.mp4"
     broken.write_bytes(b"\x00" * 100)
     with pytest.raises(VideoError):
-        copy_video(broken, vf, [CopySet("crf30", (CopyLevel(30),))], 224, "jpg", 95)
+        copy_video(broken, vf, [CopyLevel(30)], 224, "jpg", 95)
 
 
 def test_training_draws_copies_and_validation_scores_them(copies, tiny_stage, tmp_path):
@@ -296,15 +243,14 @@ def test_a_region_copy_degrades_a_real_clip_s_crops_as_the_whole_frame_copy_does
     vf = extract_video(clip, cfg, Detector(cfg, "cpu"))
     assert vf.status["status"] == "ok" and len(vf.crops) >= 8
     levels = [CopyLevel(38), CopyLevel(28, 0.5)]
-    sets = [CopySet(lv.name, (lv,)) for lv in levels]
-    whole = copy_video(clip, vf, sets, 224, "jpg", 95, pad=-1)
-    region = copy_video(clip, vf, sets, 224, "jpg", 95, pad=32)
+    whole = copy_video(clip, vf, levels, 224, "jpg", 95, pad=-1)
+    region = copy_video(clip, vf, levels, 224, "jpg", 95, pad=32)
     for level in levels:
         w, r = whole[level.name], region[level.name]
         assert np.array_equal(r.frame, vf.frame) and np.array_equal(r.crop_box, vf.crop_box)
         d_whole = np.mean([_diff(a, b) for a, b in zip(vf.crops, w.crops, strict=True)])
         d_region = np.mean([_diff(a, b) for a, b in zip(vf.crops, r.crops, strict=True)])
-        (rw, rh), (ww, wh) = r.status["parts"][0]["region"], w.status["parts"][0]["region"]
+        (rw, rh), (ww, wh) = r.status["region"], w.status["region"]
         print(f"{level.name}: from the crop {d_whole:.2f} whole, {d_region:.2f} region; "
               f"{rw * rh / (ww * wh):.2f} of the pixels")  # fmt: skip
         assert abs(d_region - d_whole) < 0.1 * d_whole, (level.name, d_region, d_whole)

@@ -42,14 +42,7 @@ from dfdc.core.io import write_json, write_parquet
 from dfdc.core.progress import progress
 from dfdc.core.provenance import config_digest
 from dfdc.core.video import VideoError, add_streaming_h264, encode_rgb, iter_frames
-from dfdc.faces.copy_levels import (
-    MIXED,
-    CopyLevel,
-    CopySet,
-    copy_levels,
-    copy_sets,
-    copy_tables,
-)
+from dfdc.faces.copy_levels import CopyLevel, copy_levels, copy_tables
 from dfdc.faces.frames import decode_sampled
 from dfdc.faces.store import (
     VideoFaces,
@@ -62,17 +55,14 @@ from dfdc.faces.store import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MIXED",
     "CopyLevel",
-    "CopySet",
     "copy_levels",
-    "copy_sets",
     "copy_tables",
     "copy_video",
     "crop_regions",
     "frame_windows",
     "run_copies",
-]  # fmt: skip  (MIXED to copy_tables: dfdc.faces.copy_levels, re-exported)
+]  # fmt: skip  (CopyLevel, copy_levels, copy_tables: dfdc.faces.copy_levels, re-exported)
 
 # Bumped when what a copy's file holds changes, so old copies are redone, not misread.
 COPY_VERSION = 2  # 2: regions around the crops, not whole frames
@@ -139,63 +129,10 @@ def crop_regions(
     return region, corners
 
 
-def _level_crops(
-    images: dict[int, np.ndarray],
-    faces: VideoFaces,
-    rows: np.ndarray,
-    level: CopyLevel,
-    crop: tuple[int, str, int],
-    context: int,
-    fps: float,
-    pad: int,
-    tmp: Path,
-) -> tuple[dict[int, bytes], dict]:
-    """The crops of ``faces``' rows ``rows`` re-cut from one x264 stream of their frames'
-    windows at ``level`` (``crop``: size, format, JPEG quality): row -> encoded crop, and what
-    was encoded."""
-    frame = faces.frame[rows]
-    sampled = sorted(set(int(f) for f in frame))
-    h, w = images[sampled[0]].shape[:2]
-    size = (_even(w * level.scale), _even(h * level.scale))
-    sx, sy = size[0] / w, size[1] / h
-    box = faces.crop_box[rows]
-    boxes = np.stack([
-        np.clip(box[:, 0] * sx, 0.0, size[0] - 1.0),
-        np.clip(box[:, 1] * sy, 0.0, size[1] - 1.0),
-        np.minimum(box[:, 2] * sx, float(size[0])),
-        np.minimum(box[:, 3] * sy, float(size[1])),
-    ], axis=1)  # fmt: skip
-    region, corner = crop_regions(frame, boxes, pad, size)
-    stream, position = [], {}
-    for f in sampled:
-        x0, y0 = corner[f]
-        for i in range(max(0, f - context + 1), f + 1):
-            if i in images:
-                img = images[i]
-                if size != (w, h):
-                    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-                stream.append(img[y0 : y0 + region[1], x0 : x0 + region[0]])
-        position[f] = len(stream) - 1
-    path = tmp / f"{level.name}.mp4"
-    _encode(stream, region, level.crf, fps, path)
-    decoded = {f.index: f for f in decode_sampled(path, sorted(position.values()), set(), 640)}
-    if len(decoded) != len(position):
-        raise VideoError(f"the {level.name} copy lost frames in its re-encode")
-    crops = {}
-    for row, f, b in zip(rows, frame, boxes, strict=True):
-        x0, y0 = corner[int(f)]
-        local = (b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0)
-        crops[int(row)] = encode_crop(decoded[position[int(f)]].crop(local, crop[0]), *crop[1:])
-    part = {"level": level.name, "crf": level.crf, "scale": level.scale,
-            "frames_encoded": len(stream), "region": list(region),
-            "copy_bytes": path.stat().st_size}  # fmt: skip
-    return crops, part
-
-
 def copy_video(
     video: str | Path,
     faces: VideoFaces,
-    sets: list[CopySet],
+    levels: list[CopyLevel],
     crop_size: int,
     crop_format: str,
     jpeg_quality: int,
@@ -203,62 +140,68 @@ def copy_video(
     fps: float = 25.0,
     pad: int = 32,
 ) -> dict[str, VideoFaces]:
-    """``faces`` (a video's crops) re-cut from re-encodes of ``video``, one copy a set: the
-    same rows, frames and crop squares, one crop for each of the original's, in its order,
-    each from its frame's level (:meth:`CopySet.level_of`). A level encodes only its own
-    frames' windows (a frame and the ``context - 1`` frames before it), as the region around
-    that frame's crops (``pad``; -1: whole frames). Raises
-    :class:`~dfdc.core.video.VideoError` when the video cannot be read to its last crop's
-    frame."""
+    """``faces`` (a video's crops) re-cut from each level's re-encode of ``video``: the same
+    rows, frames and crop squares, one crop for each of the original's, in its order. Each
+    sampled frame's window (it and the ``context - 1`` frames before it) is encoded as the
+    region around that frame's crops (``pad``; -1: whole frames). Raises
+    :class:`~dfdc.core.video.VideoError` when the video cannot be read to its last crop's frame."""
     images = {f.index: f.image for f in iter_frames(video, frame_windows(faces.frame, context))}
     sampled = sorted(set(int(f) for f in faces.frame))
     missing = [f for f in sampled if f not in images]
     if missing:
         raise VideoError(f"{video}: frame {missing[0]} of the crops could not be decoded")
-    rank = {f: i for i, f in enumerate(sampled)}
+    h, w = images[sampled[0]].shape[:2]
     out: dict[str, VideoFaces] = {}
     with tempfile.TemporaryDirectory(prefix="dfdc-copy-") as tmp:
-        for copy in sets:
-            level_of_row = [copy.level_of(rank[int(f)]) for f in faces.frame]
-            crops: dict[int, bytes] = {}
-            parts = []
-            for level in copy.levels:
-                rows = np.array([i for i, lv in enumerate(level_of_row) if lv == level], int)
-                if not len(rows):
-                    continue
-                try:
-                    got, part = _level_crops(
-                        images, faces, rows, level, (crop_size, crop_format, jpeg_quality),
-                        context, fps, pad, Path(tmp),
-                    )  # fmt: skip
-                except VideoError as exc:
-                    raise VideoError(f"{video}: {exc}") from None
-                crops.update(got)
-                parts.append(part)
-            status = {"status": "ok", "level": copy.name, "parts": parts,
-                      "frames_encoded": sum(p["frames_encoded"] for p in parts),
-                      "copy_bytes": sum(p["copy_bytes"] for p in parts)}  # fmt: skip
-            out[copy.name] = replace(
-                faces, status=status, crops=[crops[i] for i in range(len(faces.frame))]
-            )
+        for level in levels:
+            size = (_even(w * level.scale), _even(h * level.scale))
+            sx, sy = size[0] / w, size[1] / h
+            boxes = np.stack([
+                np.clip(faces.crop_box[:, 0] * sx, 0.0, size[0] - 1.0),
+                np.clip(faces.crop_box[:, 1] * sy, 0.0, size[1] - 1.0),
+                np.minimum(faces.crop_box[:, 2] * sx, float(size[0])),
+                np.minimum(faces.crop_box[:, 3] * sy, float(size[1])),
+            ], axis=1) if len(faces.frame) else np.zeros((0, 4))  # fmt: skip
+            region, corner = crop_regions(faces.frame, boxes, pad, size)
+            scaled = images if size == (w, h) else {
+                i: cv2.resize(img, size, interpolation=cv2.INTER_AREA) for i, img in images.items()
+            }  # fmt: skip
+            stream, position = [], {}
+            for f in sampled:
+                x0, y0 = corner[f]
+                for i in range(max(0, f - context + 1), f + 1):
+                    if i in images:
+                        stream.append(scaled[i][y0 : y0 + region[1], x0 : x0 + region[0]])
+                position[f] = len(stream) - 1
+            path = Path(tmp) / f"{level.name}.mp4"
+            _encode(stream, region, level.crf, fps, path)
+            wanted = sorted(position.values())
+            decoded = {f.index: f for f in decode_sampled(path, wanted, set(), 640)}
+            if len(decoded) != len(position):
+                raise VideoError(f"{video}: the {level.name} copy lost frames in its re-encode")
+            crops = []
+            for frame, box in zip(faces.frame, boxes, strict=True):
+                x0, y0 = corner[int(frame)]
+                local = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+                crop = decoded[position[int(frame)]].crop(local, crop_size)
+                crops.append(encode_crop(crop, crop_format, jpeg_quality))
+            status = {"status": "ok", "level": level.name, "crf": level.crf, "scale": level.scale,
+                      "frames_encoded": len(stream), "region": list(region),
+                      "copy_bytes": path.stat().st_size}  # fmt: skip
+            out[level.name] = replace(faces, status=status, crops=crops)
     return out
 
 
-def _key(faces_hash: str, copy: CopySet, context: int, pad: int) -> str:
-    if len(copy.levels) == 1:  # keyed as a copy a level always was: those made stay valid
-        level = copy.levels[0]
-        return config_digest({"faces": faces_hash, "crf": level.crf, "scale": level.scale,
-                              "context": context, "pad": pad, "version": COPY_VERSION})  # fmt: skip
-    levels = [[lv.crf, lv.scale] for lv in copy.levels]
-    return config_digest({"faces": faces_hash, "levels": levels, "context": context, "pad": pad,
-                          "version": COPY_VERSION})  # fmt: skip
+def _key(faces_hash: str, level: CopyLevel, context: int, pad: int) -> str:
+    return config_digest({"faces": faces_hash, "crf": level.crf, "scale": level.scale,
+                          "context": context, "pad": pad, "version": COPY_VERSION})  # fmt: skip
 
 
-def copy_file(out_dir: str | Path, copy: CopySet, faces_file: str | Path) -> Path:
-    """Where the ``copy`` of the faces file ``faces_file`` is kept: the same part and name
-    under ``out_dir/<copy name>``."""
+def copy_file(out_dir: str | Path, level: CopyLevel, faces_file: str | Path) -> Path:
+    """Where the ``level`` copy of the faces file ``faces_file`` is kept: the same part and
+    name under ``out_dir/<level>``."""
     faces_file = Path(faces_file)
-    return Path(out_dir) / copy.name / faces_file.parent.name / faces_file.name
+    return Path(out_dir) / level.name / faces_file.parent.name / faces_file.name
 
 
 @dataclass(frozen=True)
@@ -282,14 +225,14 @@ def _run(job: _Job) -> list[dict]:
     size, fmt, quality = _settings["crop"]
     faces = load_video_faces(job.faces_file)
     rows, todo = [], []
-    for copy in copy_sets(cfg):
-        out = copy_file(cfg.out_dir, copy, job.faces_file)
-        key = _key(faces.params_hash, copy, cfg.context, cfg.pad)
-        row = {"video": job.video, "level": copy.name, "file": str(out), "status": "ok",
+    for level in copy_levels(cfg):
+        out = copy_file(cfg.out_dir, level, job.faces_file)
+        key = _key(faces.params_hash, level, cfg.context, cfg.pad)
+        row = {"video": job.video, "level": level.name, "file": str(out), "status": "ok",
                "reason": None, "source": job.faces_file}  # fmt: skip
         rows.append(row)
         if read_params_hash(out) != key:
-            todo.append((copy, out, key, row))
+            todo.append((level, out, key, row))
     if not todo:
         return rows
     try:
@@ -301,8 +244,8 @@ def _run(job: _Job) -> list[dict]:
         for _, _, _, row in todo:
             row.update(status="failed", reason=str(exc).splitlines()[0][:300])
         return rows
-    for copy, out, key, _ in todo:
-        save_video_faces(replace(copies[copy.name], params_hash=key), out)
+    for level, out, key, _ in todo:
+        save_video_faces(replace(copies[level.name], params_hash=key), out)
     return rows
 
 
@@ -327,9 +270,9 @@ def run_copies(
     rows: list[dict] = []
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sets = {c.name: [{"crf": lv.crf, "scale": lv.scale} for lv in c.levels] for c in copy_sets(cfg)}
-    write_json({"copies": sets, "context": cfg.context, "pad": cfg.pad}, out_dir / "levels.json")
-    if jobs and sets:
+    levels = {lv.name: {"crf": lv.crf, "scale": lv.scale} for lv in copy_levels(cfg)}
+    write_json({"levels": levels, "context": cfg.context, "pad": cfg.pad}, out_dir / "levels.json")
+    if jobs and levels:
         init = (cfg, crop_size, crop_format, jpeg_quality)
         if cfg.workers > 1:
             with process_pool(cfg.workers, _init, init, context=None) as pool:

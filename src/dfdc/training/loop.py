@@ -35,7 +35,7 @@ from dfdc.core.provenance import sha256_file, training_data
 from dfdc.core.runtime import Runtime, make_runtime
 from dfdc.crops.datasets import CropItem
 from dfdc.crops.losses import smoothed_bce
-from dfdc.faces.copy_levels import copy_sets, copy_tables
+from dfdc.faces.copy_levels import copy_levels, copy_tables
 from dfdc.kinds import Task, TrainContext, get_kind
 from dfdc.kinds.checkpoint import (
     config_hash,
@@ -245,9 +245,9 @@ def _copies(params: Params, run: RunConfig, crops: pd.DataFrame) -> dict[str, di
     cfg = getattr(run, "compress", None)
     train: list[str] = []
     if cfg is not None and cfg.p > 0:
-        train = list(cfg.levels) or [c.name for c in copy_sets(params.compress, "train")]
+        train = list(cfg.levels) or [lv.name for lv in copy_levels(params.compress, "train")]
     val = list(cfg.validate) if cfg is not None and cfg.validate else []
-    val = val or [c.name for c in copy_sets(params.compress, "validate")]
+    val = val or [lv.name for lv in copy_levels(params.compress, "validate")]
     return {
         "train_copies": {n: tables[n] for n in train if n in tables},
         "val_copies": {n: tables[n] for n in val if n in tables},

@@ -24,10 +24,6 @@ class CompressConfig:
     # The c40-like validation copies: the CRF whose re-encodes of FF++ c23 originals match
     # FF++ c40's size (docs/robustness.md says how it was matched).
     validate_crf: tuple[int, ...] = ranged((38,), 0, 51)
-    # turns: each sampled frame copied at one training level, the levels taking turns frame by
-    # frame, in one copy named "mixed" (a quarter of the encodes with four levels); every_level:
-    # every frame at every training level, a copy a level. Validation levels: every frame.
-    train_copies: Literal["turns", "every_level"] = "turns"
     context: int = ranged(4, 1, 250)  # frames encoded up to and including each cropped frame
     # Pixels of frame encoded on each side of a frame's crops (then rounded up to whole 16 px
     # macroblocks); -1: the whole frame, as a re-encode of the clip would (4-18x the pixels).
