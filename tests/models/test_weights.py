@@ -61,6 +61,16 @@ def test_conversion_is_cached_and_recorded(lite0, tmp_path):
     assert scratch.pretrained_weights == {}
 
 
+def test_converting_leaves_the_global_generator_alone(tmp_path):
+    """A training run that converts the weights (a fresh clone's first fold) must draw the same
+    random numbers as one that finds them converted: the conversion's throwaway model may not
+    advance torch's global generator."""
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    package_weights("tf_efficientnet_lite0", tmp_path)  # converts: the cache is empty
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_mismatched_weights_and_unknown_backbones_are_one_line(tmp_path):
     a = OrderedDict(w=torch.zeros(3, 3), b=torch.zeros(3))
     with pytest.raises(WeightsError, match=r"tensor b \(3,\) does not fit y \(4,\)"):

@@ -71,6 +71,7 @@ def package_weights(backbone: str, cache_dir: str | Path) -> PretrainedWeights:
     """The timm-format ImageNet weights of ``backbone`` from its installed package, converted
     on first use into ``cache_dir`` and reused while the package's file is the same."""
     import timm
+    import torch
 
     arch = backbone.split(".", 1)[0]
     if arch not in PACKAGED:
@@ -94,7 +95,11 @@ def package_weights(backbone: str, cache_dir: str | Path) -> PretrainedWeights:
     version = importlib.metadata.version(dist)
     if not out.exists():
         state = load_torch_file(src)
-        target = timm.create_model(arch, pretrained=False).state_dict()
+        # The target's random init must not draw from the global generator: a fold that
+        # converted the weights would then train from another seed than one that found them
+        # converted (a cache must never change a result).
+        with torch.random.fork_rng(devices=[]):
+            target = timm.create_model(arch, pretrained=False).state_dict()
         converted = convert_in_order(state, target, f"{src.name} ({dist} {version})")
         save_torch_file(converted, out)
         log.info("converted %s (%s %s) -> %s", src.name, dist, version, out)
