@@ -438,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dfdc {args.command}: interrupted by {signal.Signals(signum).name}: stopped"
               + ("; finished work is kept, rerun to resume" if resumes else ""),
               file=sys.stderr)  # fmt: skip
+        # Work still pending dies with the stop: asyncio would log each pending task's error
+        # (a notebook's dead kernel) with its traceback as the interpreter collects it.
+        logging.getLogger("asyncio").disabled = True
         return 128 + signum
     # Commands return an exit status, or nothing (a return value such as a table is not one).
     return code if isinstance(code, int) else 0
