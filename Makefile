@@ -22,7 +22,7 @@ install: $(STAMP) $(if $(shell command -v npm),$(PLOTS_PAGE))
 # files, so every stage would compile torch again; compileall -j 0 does it once on every core
 # (a few files some packages ship do not compile, and are left to import as they are).
 UV_PIP = $(BIN)/uv pip install -q --python $(BIN)/python --index-strategy unsafe-best-match \
-  $(shell $(BIN)/python scripts/uv_sources.py)
+  $(shell $(PYTHON) scripts/uv_sources.py)
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml scripts/uv_sources.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt uv
