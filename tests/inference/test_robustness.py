@@ -114,6 +114,23 @@ def test_same_seed_same_bytes_other_seed_other_noise(clip, tmp_path):
     assert (tmp_path / "n1.mp4").read_bytes() != (tmp_path / "n2.mp4").read_bytes()
 
 
+def test_the_noise_frame_is_the_frame_plus_level_times_its_generators_noise():
+    """The in-place noise (one float32 buffer) gives exactly ``img + level * N(0, 1)``, clipped,
+    from the generator of (seed, frame index): the copies it wrote before stay valid."""
+    from dfdc.core.video import VideoInfo
+    from dfdc.robustness.distort import DISTORTIONS
+
+    img = np.random.default_rng(0).integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    info = VideoInfo(readable=True, width=64, height=36, fps=30.0, frame_count=10)
+    plan = DISTORTIONS["noise"].plan(15, info, np.random.default_rng(5), 18)
+    seed = int(np.random.default_rng(5).integers(2**32))
+    for i in (0, 7):
+        noise = np.random.default_rng([seed, i]).standard_normal(img.shape, np.float32)
+        expected = np.clip(img.astype(np.float32) + 15 * noise, 0, 255).astype(np.uint8)
+        assert np.array_equal(plan.frame(img, i), expected)
+    assert not np.array_equal(plan.frame(img, 0), img)
+
+
 def test_a_distortion_that_cannot_apply_says_why(tmp_path):
     slow = _clip(tmp_path / "slow.mp4", n=10, fps=10, audio=False)
     with pytest.raises(NotApplicable, match="10 fps"):
