@@ -22,6 +22,15 @@ each side (x264's motion search and deblocking see the face's surroundings), its
 allows, so blocks fall where a whole-frame encode puts them. One size serves the whole video (the
 largest region it needs), so every window goes into the same stream. At 480p that is about a
 fifth of the frame's pixels; at DFDC's 1080p, a twentieth (``pad: -1`` encodes whole frames).
+
+That still decodes every window again, after the faces stage decoded the same frames: at
+DFDC's size the copies cost 1.5x the faces stage. So the training levels are by default
+encoded from the crops themselves (``source: crops``, :func:`copy_crops`): no video is decoded,
+each track's crops go into one stream at their size in the frame, and a copy costs about a
+fifth of the faces stage. Their artifacts are a little heavier at the same CRF (each crop is
+predicted from the track's previous sampled crop, not the frame before it). The validation
+levels still come from the video: they stand for a real re-encode, and the c40-like figures
+are measured on them.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from dfdc.faces.copy_levels import CopyLevel, copy_levels, copy_tables
 from dfdc.faces.frames import decode_sampled
 from dfdc.faces.store import (
     VideoFaces,
+    decode_crop,
     encode_crop,
     load_video_faces,
     read_params_hash,
@@ -56,11 +66,13 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CopyLevel",
+    "copy_crops",
     "copy_levels",
     "copy_tables",
     "copy_video",
     "crop_regions",
     "frame_windows",
+    "made_from",
     "run_copies",
 ]  # fmt: skip  (CopyLevel, copy_levels, copy_tables: dfdc.faces.copy_levels, re-exported)
 
@@ -186,15 +198,81 @@ def copy_video(
                 crop = decoded[position[int(frame)]].crop(local, crop_size)
                 crops.append(encode_crop(crop, crop_format, jpeg_quality))
             status = {"status": "ok", "level": level.name, "crf": level.crf, "scale": level.scale,
-                      "frames_encoded": len(stream), "region": list(region),
+                      "made_from": "video", "frames_encoded": len(stream), "region": list(region),
                       "copy_bytes": path.stat().st_size}  # fmt: skip
             out[level.name] = replace(faces, status=status, crops=crops)
     return out
 
 
-def _key(faces_hash: str, level: CopyLevel, context: int, pad: int) -> str:
-    return config_digest({"faces": faces_hash, "crf": level.crf, "scale": level.scale,
-                          "context": context, "pad": pad, "version": COPY_VERSION})  # fmt: skip
+def _track_side(boxes: np.ndarray, scale: float) -> int:
+    """One frame size for a track's stream: its crops' median side in the frame's pixels,
+    times ``scale``, even and at least two macroblocks (x264 needs one size a stream)."""
+    return max(2 * MACROBLOCK, _even(float(np.median(boxes[:, 2] - boxes[:, 0])) * scale))
+
+
+def _resize(img: np.ndarray, side: int) -> np.ndarray:
+    if img.shape[0] == side:
+        return img
+    how = cv2.INTER_AREA if side < img.shape[0] else cv2.INTER_CUBIC
+    return cv2.resize(img, (side, side), interpolation=how)
+
+
+def copy_crops(
+    faces: VideoFaces,
+    levels: list[CopyLevel],
+    crop_format: str,
+    jpeg_quality: int,
+    fps: float = 25.0,
+) -> dict[str, VideoFaces]:
+    """``faces`` (a video's crops) re-encoded from the crops themselves, no video decoded:
+    each track's crops in frame order as one x264 stream a level, each crop at its square's
+    size in the frame (times the level's scale, so x264's blocks cover the face as they do in a
+    re-encode of the video), then back to the crop's size. A crop is then predicted from the
+    track's previous sampled crop, not the frame before it, and x264 sees the crop's margin but
+    nothing outside it; the same rows and order as ``faces``."""
+    crops = [decode_crop(c) for c in faces.crops]
+    out: dict[str, VideoFaces] = {}
+    if not crops:
+        return {lv.name: replace(faces, crops=[]) for lv in levels}
+    size = crops[0].shape[0]
+    tracks = [np.flatnonzero(faces.track == t) for t in np.unique(faces.track)]
+    tracks = [rows[np.argsort(faces.frame[rows], kind="stable")] for rows in tracks]
+    with tempfile.TemporaryDirectory(prefix="dfdc-copy-") as tmp:
+        for level in levels:
+            made: list[bytes] = [b""] * len(crops)
+            encoded = 0
+            for k, rows in enumerate(tracks):
+                side = _track_side(faces.crop_box[rows], level.scale)
+                path = Path(tmp) / f"{level.name}-{k}.mp4"
+                _encode([_resize(crops[i], side) for i in rows], (side, side), level.crf, fps, path)
+                encoded += path.stat().st_size
+                with av.open(str(path)) as container:
+                    frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+                if len(frames) != len(rows):
+                    raise VideoError(f"{faces.video}: the {level.name} copy lost crops")
+                for i, frame in zip(rows, frames, strict=True):
+                    made[i] = encode_crop(_resize(frame, size), crop_format, jpeg_quality)
+            status = {"status": "ok", "level": level.name, "crf": level.crf, "scale": level.scale,
+                      "made_from": "crops", "frames_encoded": len(crops),
+                      "copy_bytes": encoded}  # fmt: skip
+            out[level.name] = replace(faces, status=status, crops=made)
+    return out
+
+
+def _key(faces_hash: str, level: CopyLevel, cfg: CompressConfig, made_from: str) -> str:
+    fields = {"faces": faces_hash, "crf": level.crf, "scale": level.scale}
+    if made_from == "video":  # the keys copies from the video have always had
+        fields.update(context=cfg.context, pad=cfg.pad, version=COPY_VERSION)
+    else:
+        fields.update(made_from=made_from)
+    return config_digest(fields)
+
+
+def made_from(cfg: CompressConfig) -> dict[CopyLevel, str]:
+    """Each level's source: a validation level from the video always (it stands for a real
+    re-encode, what the c40-like figures measure); a training level from ``cfg.source``."""
+    validate = set(copy_levels(cfg, "validate"))
+    return {lv: "video" if lv in validate else cfg.source for lv in copy_levels(cfg)}
 
 
 def copy_file(out_dir: str | Path, level: CopyLevel, faces_file: str | Path) -> Path:
@@ -224,28 +302,32 @@ def _run(job: _Job) -> list[dict]:
     cfg: CompressConfig = _settings["cfg"]
     size, fmt, quality = _settings["crop"]
     faces = load_video_faces(job.faces_file)
-    rows, todo = [], []
-    for level in copy_levels(cfg):
+    rows, todo = [], {"video": [], "crops": []}
+    for level, source in made_from(cfg).items():
         out = copy_file(cfg.out_dir, level, job.faces_file)
-        key = _key(faces.params_hash, level, cfg.context, cfg.pad)
+        key = _key(faces.params_hash, level, cfg, source)
         row = {"video": job.video, "level": level.name, "file": str(out), "status": "ok",
                "reason": None, "source": job.faces_file}  # fmt: skip
         rows.append(row)
         if read_params_hash(out) != key:
-            todo.append((level, out, key, row))
-    if not todo:
-        return rows
-    try:
-        copies = copy_video(
-            job.path, faces, [t[0] for t in todo], size, fmt, quality, cfg.context, job.fps,
-            cfg.pad,
-        )  # fmt: skip
-    except Exception as exc:  # one broken video never ends a long run
-        for _, _, _, row in todo:
-            row.update(status="failed", reason=str(exc).splitlines()[0][:300])
-        return rows
-    for level, out, key, _ in todo:
-        save_video_faces(replace(copies[level.name], params_hash=key), out)
+            todo[source].append((level, out, key, row))
+    for source, jobs in todo.items():
+        if not jobs:
+            continue
+        levels = [t[0] for t in jobs]
+        try:
+            if source == "video":
+                copies = copy_video(
+                    job.path, faces, levels, size, fmt, quality, cfg.context, job.fps, cfg.pad
+                )
+            else:
+                copies = copy_crops(faces, levels, fmt, quality, job.fps)
+        except Exception as exc:  # one broken video never ends a long run
+            for _, _, _, row in jobs:
+                row.update(status="failed", reason=str(exc).splitlines()[0][:300])
+            continue
+        for level, out, key, _ in jobs:
+            save_video_faces(replace(copies[level.name], params_hash=key), out)
     return rows
 
 
@@ -270,7 +352,10 @@ def run_copies(
     rows: list[dict] = []
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    levels = {lv.name: {"crf": lv.crf, "scale": lv.scale} for lv in copy_levels(cfg)}
+    levels = {
+        lv.name: {"crf": lv.crf, "scale": lv.scale, "made_from": src}
+        for lv, src in made_from(cfg).items()
+    }
     write_json({"levels": levels, "context": cfg.context, "pad": cfg.pad}, out_dir / "levels.json")
     if jobs and levels:
         init = (cfg, crop_size, crop_format, jpeg_quality)

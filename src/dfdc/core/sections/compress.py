@@ -12,12 +12,17 @@ __all__ = ["CompressConfig"]
 
 @dataclass(frozen=True)
 class CompressConfig:
-    """The compress stage: every video's crops re-cut from x264 re-encodes of the video, one
-    copy a level (a CRF, or a downscale then ``downscale_crf``), pixel-aligned with the crops.
-    ``when: auto`` makes them for a real data source only (the sample's make repro is not
-    slowed by them)."""
+    """The compress stage: every video's crops re-cut from x264 re-encodes (of its crops or of
+    the video: ``source``), one copy a level (a CRF, or a downscale then ``downscale_crf``),
+    pixel-aligned with the crops. ``when: auto`` makes them for a real data source only (the
+    sample's make repro is not slowed by them)."""
 
     when: Literal["auto", "always", "never"] = "auto"
+    # Where a training level's copy is encoded from: crops (each track's stored crops, no
+    # video decoded: about a fifth of the faces stage's time a video) or video (the frames
+    # around each crop, re-decoded: about 1.5x the faces stage). Validation levels always come
+    # from the video: they stand for a real re-encode (docs/robustness.md).
+    source: Literal["crops", "video"] = "crops"
     train_crf: tuple[int, ...] = ranged((28, 33, 42), 0, 51)
     train_downscale: tuple[float, ...] = ranged((0.5,), 0.05, 1)
     downscale_crf: int = ranged(28, 0, 51)
