@@ -13,9 +13,11 @@ real`` resolves it), in a fresh work folder (``--work``: a temporary one unless 
 - faces: ``run_faces`` (worker pool start excluded), against the decode floor (every frame
   decoded and thrown away, one process per core: ``benchmarks/faces.py``'s);
 - masks: ``build_masks`` over the fakes;
-- compress: ``run_copies`` with the params' ``compress`` (crops' regions), and again with whole
-  frames (``pad: -1``, the copies before regions), against the encoder floor: the same number of
-  frames of the same size encoded at each level from frames already in memory;
+- compress: ``run_copies`` with the params' ``compress`` (the training levels from the crops,
+  the validation levels from the video), again with every level from the video (``source:
+  video``, the copies before) and with the training levels alone (``validate_crf: []``: no
+  c40-like copies), against the encoder floor: x264 alone on the same pictures at the same
+  sizes and CRFs, from memory;
 - embedding: a frame model's pooled features of every crop of a video (one pass of the sequence
   run's embedding, per fold and per copy level it trains on);
 - scoring: ``dfdc predict``'s path (decode, faces, every member, the blend) with the fitted
@@ -48,6 +50,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -63,8 +66,8 @@ from dfdc.crops.datasets import crop_items, epoch_plan, fake_originals
 from dfdc.crops.transforms import eval_transform
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
-from dfdc.faces.copies import copy_levels, frame_windows, run_copies
-from dfdc.faces.store import load_video_faces
+from dfdc.faces.copies import copy_levels, frame_windows, made_from, run_copies
+from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.inference.predict import bundle_from_params
 from dfdc.kinds.backbones import build_model
 from dfdc.kinds.embeddings import Embedder, embed_crops
@@ -89,27 +92,41 @@ def pick(root: Path, limit: int) -> list:
 
 
 def encoder_floor(copies: pd.DataFrame, index: pd.DataFrame, cfg) -> float:
-    """Seconds a video to encode what the copies encode (each made copy's frames at its
-    region's size and CRF), from frames already decoded: the x264 work alone, one process."""
+    """Seconds a video to encode what the copies encode, from pictures already in memory: a
+    copy from the video, its frames at its region's size and CRF; a copy from the crops, each
+    track's stream at its side. The x264 work alone, one process."""
     meta = index.set_index("name")
     total = 0.0
     made = copies[copies["status"] == "ok"]  # a failed copy has no file, nor a cost
     for video, rows in made.groupby("video"):
         source = load_video_faces(rows["source"].iloc[0])
-        order = frame_windows(source.frame, cfg.context)
-        frames = [f.image for f in iter_frames(meta.loc[video, "path"], order)]
+        frames = None
         for file in rows["file"]:
-            status = load_video_faces(file).status
-            w, h = status["region"]
-            n = status["frames_encoded"]
-            shrink = [np.ascontiguousarray(frames[i % len(frames)][:h, :w]) for i in range(n)]
-            t0 = time.perf_counter()
-            with av.open(f"{tempfile.gettempdir()}/dfdc-floor.mp4", "w", format="mp4") as out:
-                stream = add_streaming_h264(out, (w, h), 25.0, status["crf"])
-                for img in shrink:
-                    encode_rgb(out, stream, img)
-                out.mux(stream.encode())
-            total += time.perf_counter() - t0
+            status = load_video_faces(file, crops=False).status
+            if status.get("made_from") == "crops":  # each track's crops, as copy_crops orders
+                tracks = [np.flatnonzero(source.track == t) for t in np.unique(source.track)]
+                streams = [
+                    [cv2.resize(decode_crop(source.crops[i]), (side, side)) for i in
+                     t[np.argsort(source.frame[t], kind="stable")]]
+                    for t, (side, _) in zip(tracks, status["streams"], strict=True)
+                ]  # fmt: skip
+            else:
+                if frames is None:
+                    order = frame_windows(source.frame, cfg.context)
+                    frames = [f.image for f in iter_frames(meta.loc[video, "path"], order)]
+                w, h = status["region"]
+                n = status["frames_encoded"]
+                streams = [[frames[i % len(frames)][:h, :w] for i in range(n)]]
+            for pictures in streams:
+                pictures = [np.ascontiguousarray(p) for p in pictures]
+                h, w = pictures[0].shape[:2]
+                t0 = time.perf_counter()
+                with av.open(f"{tempfile.gettempdir()}/dfdc-floor.mp4", "w", format="mp4") as out:
+                    stream = add_streaming_h264(out, (w, h), 25.0, status["crf"])
+                    for img in pictures:
+                        encode_rgb(out, stream, img)
+                    out.mux(stream.encode())
+                total += time.perf_counter() - t0
     return total / max(1, made["video"].nunique())
 
 
@@ -174,7 +191,8 @@ def before_after(index: pd.DataFrame, params: Params, work: Path, workspace: Pat
             table_path=str(work / when / "faces.parquet"),
             status_path=str(work / when / "faces_status.parquet"))  # fmt: skip
         cfg = dataclasses.replace(params.compress, workers=1, out_dir=str(work / when / "copies"),
-                                  table_path=str(work / when / "copies.parquet"))  # fmt: skip
+                                  table_path=str(work / when / "copies.parquet"),
+                                  source="video")  # fmt: skip
         with decoding_everything() if when == "before" else contextlib.nullcontext():
             timing: dict = {}
             faces = run_faces(index, faces_cfg, device="cpu", timing=timing)
@@ -237,13 +255,21 @@ def main(argv: list[str] | None = None) -> int:
         crop = (params.faces.crop_size, params.faces.crop_format, params.faces.jpeg_quality)
         cfg = params.compress
         s, copies = _timed(run_copies, index, faces, cfg, *crop)
-        whole = dataclasses.replace(cfg, pad=-1, out_dir=str(work / "whole"),
-                                    table_path=str(work / "whole.parquet"))  # fmt: skip
-        s_whole, _ = _timed(run_copies, index, faces, whole, *crop)
+        sources = made_from(cfg)
+        variants = {  # the same copies made another way, in their own folders
+            "from_video": dataclasses.replace(cfg, source="video"),  # every level decoded
+            "training_only": dataclasses.replace(cfg, validate_crf=()),  # no c40-like copies
+        }
+        seconds = {}
+        for name, variant in variants.items():
+            variant = dataclasses.replace(variant, out_dir=str(work / name),
+                                          table_path=str(work / f"{name}.parquet"))  # fmt: skip
+            seconds[name], _ = _timed(run_copies, index, faces, variant, *crop)
         floor = encoder_floor(copies, index, cfg)
-        levels = len(copy_levels(cfg))
-        rows["compress"] = {"s_per_video": s / n, "workers": cfg.workers, "levels": levels,
-                            "whole_frames_s_per_video": s_whole / n,
+        rows["compress"] = {"s_per_video": s / n, "workers": cfg.workers,
+                            "levels": ", ".join(f"{lv.name} from {src}"
+                                                for lv, src in sources.items()),
+                            **{f"{k}_s_per_video": v / n for k, v in seconds.items()},
                             "floor": "x264 alone, one process",
                             "floor_s_per_video": floor}  # fmt: skip
         s, dim = embedding(params, faces)

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 
 from dfdc.core.config import CompressConfig
-from dfdc.faces.copies import CopyLevel, copy_levels, copy_tables, copy_video, run_copies
+from dfdc.faces.copies import (
+    CopyLevel,
+    copy_crops,
+    copy_levels,
+    copy_tables,
+    copy_video,
+    made_from,
+    run_copies,
+)
 from dfdc.faces.store import decode_crop, load_video_faces
 from tests.conftest import tiny_params, tiny_sequence_run
 
@@ -79,6 +87,53 @@ def test_copies_resume_and_a_broken_video_is_recorded(copies, tmp_path):
     failed = result[result["status"] == "failed"]
     assert set(failed["video"]) == {index.loc[0, "name"]} and failed["reason"].str.len().gt(0).all()
     assert (result[result["video"] != index.loc[0, "name"]]["status"] == "ok").all()
+    # Only the level made from the video is lost: the training levels come from its crops.
+    assert set(failed["level"]) == {lv.name for lv, src in made_from(cfg).items() if src == "video"}
+
+
+def test_training_levels_come_from_the_crops_and_validation_levels_from_the_video():
+    cfg = CompressConfig(train_crf=(28, 38), train_downscale=(0.5,), validate_crf=(38,))
+    assert {lv.name: src for lv, src in made_from(cfg).items()} == {
+        "crf28": "crops", "crf38": "video", "x0.5_crf28": "crops"
+    }  # fmt: skip
+    video = dataclasses.replace(cfg, source="video")
+    assert set(made_from(video).values()) == {"video"}
+
+
+def test_a_copy_from_the_crops_is_aligned_and_as_heavy_as_its_level(tiny_stage):
+    """No video is read: the crops are re-encoded at their size in the frame and come back at
+    the crop's size, row for row; CRF 18 stays close to the crop, CRF 45 does not, a downscale
+    blurs, and each copy is closer to its own crop than to its track's next one."""
+    faces = pd.read_parquet(tiny_stage / "faces.parquet")
+    vf = load_video_faces(faces["file"].iloc[0])
+    out = copy_crops(vf, [CopyLevel(18), CopyLevel(45), CopyLevel(18, 0.5)], "jpg", 95)
+    near, heavy, small = out["crf18"], out["crf45"], out["x0.5_crf18"]
+    for copy in (near, heavy, small):
+        assert np.array_equal(copy.frame, vf.frame) and np.array_equal(copy.track, vf.track)
+        assert len(copy.crops) == len(vf.crops)
+        assert decode_crop(copy.crops[0]).shape == decode_crop(vf.crops[0]).shape
+        assert copy.status["made_from"] == "crops" and copy.status["copy_bytes"] > 0
+    d18, d45, dsmall = (
+        np.mean([_diff(a, b) for a, b in zip(vf.crops, c.crops, strict=True)])
+        for c in (near, heavy, small)
+    )  # fmt: skip
+    assert d18 < 6 < d45 and d18 < dsmall, (d18, d45, dsmall)
+    same_track = vf.track[1:] == vf.track[:-1]
+    own = [_diff(a, b) for a, b, s in zip(vf.crops, near.crops, same_track, strict=False) if s]
+    nxt = [_diff(a, b) for a, b, s in zip(vf.crops[1:], near.crops, same_track, strict=False) if s]
+    assert np.mean(own) < np.mean(nxt)
+
+
+def test_changing_the_source_remakes_the_training_levels_only(copies, tmp_path):
+    cfg, index, faces, _ = copies
+    out = dataclasses.replace(cfg, out_dir=str(tmp_path / "c"), table_path=str(tmp_path / "t.pq"))
+    table = run_copies(index.head(1), faces, out, crop_size=224)
+    stamps = {r.level: Path(r.file).stat().st_mtime_ns for r in table.itertuples()}
+    again = run_copies(index.head(1), faces, dataclasses.replace(out, source="video"), 224)
+    for r in again.itertuples():
+        remade = Path(r.file).stat().st_mtime_ns != stamps[r.level]
+        assert remade == (r.level != "crf18"), r.level  # crf18: the validation level
+        assert load_video_faces(r.file).status["made_from"] == "video"
 
 
 def test_copy_tables_keep_the_rows_and_point_at_the_copies(copies):

@@ -240,9 +240,10 @@ def copy_crops(
     with tempfile.TemporaryDirectory(prefix="dfdc-copy-") as tmp:
         for level in levels:
             made: list[bytes] = [b""] * len(crops)
-            encoded = 0
+            encoded, streams = 0, []
             for k, rows in enumerate(tracks):
                 side = _track_side(faces.crop_box[rows], level.scale)
+                streams.append([side, len(rows)])
                 path = Path(tmp) / f"{level.name}-{k}.mp4"
                 _encode([_resize(crops[i], side) for i in rows], (side, side), level.crf, fps, path)
                 encoded += path.stat().st_size
@@ -254,7 +255,7 @@ def copy_crops(
                     made[i] = encode_crop(_resize(frame, size), crop_format, jpeg_quality)
             status = {"status": "ok", "level": level.name, "crf": level.crf, "scale": level.scale,
                       "made_from": "crops", "frames_encoded": len(crops),
-                      "copy_bytes": encoded}  # fmt: skip
+                      "streams": streams, "copy_bytes": encoded}  # fmt: skip
             out[level.name] = replace(faces, status=status, crops=made)
     return out
 
