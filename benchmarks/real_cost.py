@@ -13,11 +13,10 @@ real`` resolves it), in a fresh work folder (``--work``: a temporary one unless 
 - faces: ``run_faces`` (worker pool start excluded), against the decode floor (every frame
   decoded and thrown away, one process per core: ``benchmarks/faces.py``'s);
 - masks: ``build_masks`` over the fakes;
-- compress: ``run_copies`` with the params' ``compress`` (the training levels from the crops,
-  the validation levels from the video), again with every level from the video (``source:
-  video``, the copies before) and with the training levels alone (``validate_crf: []``: no
-  c40-like copies), against the encoder floor: x264 alone on the same pictures at the same
-  sizes and CRFs, from memory;
+- compress: ``run_copies`` with the params' ``compress`` (every level from the video), again
+  with the training levels from the crops (``source: crops``), and with those alone
+  (``validate_crf: []``: no c40-like copies, no video decoded), against the encoder floor:
+  x264 alone on the same pictures at the same sizes and CRFs, from memory;
 - embedding: a frame model's pooled features of every crop of a video (one pass of the sequence
   run's embedding, per fold and per copy level it trains on);
 - scoring: ``dfdc predict``'s path (decode, faces, every member, the blend) with the fitted
@@ -257,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         s, copies = _timed(run_copies, index, faces, cfg, *crop)
         sources = made_from(cfg)
         variants = {  # the same copies made another way, in their own folders
-            "from_video": dataclasses.replace(cfg, source="video"),  # every level decoded
-            "training_only": dataclasses.replace(cfg, validate_crf=()),  # no c40-like copies
+            "from_crops": dataclasses.replace(cfg, source="crops"),  # training levels
+            "from_crops_training_only": dataclasses.replace(cfg, source="crops", validate_crf=()),
         }
         seconds = {}
         for name, variant in variants.items():

@@ -87,17 +87,21 @@ def test_copies_resume_and_a_broken_video_is_recorded(copies, tmp_path):
     failed = result[result["status"] == "failed"]
     assert set(failed["video"]) == {index.loc[0, "name"]} and failed["reason"].str.len().gt(0).all()
     assert (result[result["video"] != index.loc[0, "name"]]["status"] == "ok").all()
-    # Only the level made from the video is lost: the training levels come from its crops.
-    assert set(failed["level"]) == {lv.name for lv, src in made_from(cfg).items() if src == "video"}
+    assert set(failed["level"]) == {"crf45", "crf18", "x0.5_crf18"}  # all from the video
+    # From the crops, only the level made from the video is lost.
+    crops = dataclasses.replace(out, source="crops", out_dir=str(tmp_path / "k"))
+    result = run_copies(bad, faces, crops, crop_size=224)
+    failed = result[result["status"] == "failed"]
+    assert set(failed["video"]) == {index.loc[0, "name"]} and set(failed["level"]) == {"crf18"}
 
 
 def test_training_levels_come_from_the_crops_and_validation_levels_from_the_video():
     cfg = CompressConfig(train_crf=(28, 38), train_downscale=(0.5,), validate_crf=(38,))
-    assert {lv.name: src for lv, src in made_from(cfg).items()} == {
+    assert set(made_from(cfg).values()) == {"video"}  # the default
+    crops = dataclasses.replace(cfg, source="crops")
+    assert {lv.name: src for lv, src in made_from(crops).items()} == {
         "crf28": "crops", "crf38": "video", "x0.5_crf28": "crops"
     }  # fmt: skip
-    video = dataclasses.replace(cfg, source="video")
-    assert set(made_from(video).values()) == {"video"}
 
 
 def test_a_copy_from_the_crops_is_aligned_and_as_heavy_as_its_level(tiny_stage):
@@ -129,11 +133,12 @@ def test_changing_the_source_remakes_the_training_levels_only(copies, tmp_path):
     out = dataclasses.replace(cfg, out_dir=str(tmp_path / "c"), table_path=str(tmp_path / "t.pq"))
     table = run_copies(index.head(1), faces, out, crop_size=224)
     stamps = {r.level: Path(r.file).stat().st_mtime_ns for r in table.itertuples()}
-    again = run_copies(index.head(1), faces, dataclasses.replace(out, source="video"), 224)
+    again = run_copies(index.head(1), faces, dataclasses.replace(out, source="crops"), 224)
     for r in again.itertuples():
         remade = Path(r.file).stat().st_mtime_ns != stamps[r.level]
         assert remade == (r.level != "crf18"), r.level  # crf18: the validation level
-        assert load_video_faces(r.file).status["made_from"] == "video"
+        made = load_video_faces(r.file).status["made_from"]
+        assert made == ("video" if r.level == "crf18" else "crops"), r.level
 
 
 def test_copy_tables_keep_the_rows_and_point_at_the_copies(copies):

@@ -18,11 +18,12 @@ class CompressConfig:
     sample's make repro is not slowed by them)."""
 
     when: Literal["auto", "always", "never"] = "auto"
-    # Where a training level's copy is encoded from: crops (each track's stored crops, no
-    # video decoded: about a fifth of the faces stage's time a video) or video (the frames
-    # around each crop, re-decoded: about 1.5x the faces stage). Validation levels always come
-    # from the video: they stand for a real re-encode (docs/robustness.md).
-    source: Literal["crops", "video"] = "crops"
+    # Where a training level's copy is encoded from: video (the frames around each crop,
+    # decoded again: about 1.5x the faces stage at 1080p) or crops (each track's stored crops,
+    # no video decoded: a fifth of the faces stage, and the out-of-fold c40-like figures
+    # dropped: docs/robustness.md). Validation levels always come from the video: they stand
+    # for a real re-encode.
+    source: Literal["video", "crops"] = "video"
     train_crf: tuple[int, ...] = ranged((28, 33, 42), 0, 51)
     train_downscale: tuple[float, ...] = ranged((0.5,), 0.05, 1)
     downscale_crf: int = ranged(28, 0, 51)
