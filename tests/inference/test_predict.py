@@ -121,21 +121,3 @@ def test_an_ensemble_fitted_for_fewer_frames_samples_that_many(tiny_stage, train
         assert pred.status == "ok"
         counts[n] = len(set(pred.frames))
     assert counts[3] == 3 < counts[0]
-
-
-def test_scoring_many_decodes_ahead_and_answers_as_one_at_a_time(tiny_stage, trained, tmp_path):
-    """score_all decodes the next video in a thread while this one is scored: the answers are
-    the ones :meth:`score` gives alone, in order, and an unreadable video in the middle is its
-    own row, not the end of the run."""
-    params, out = trained
-    bundle = load_bundle("unused", "cpu", models=out)
-    paths = list(pd.read_parquet(tiny_stage / "videos.parquet")["path"].head(3))
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"not a video")
-    paths.insert(1, str(broken))
-    alone = [bundle.score(p) for p in paths]
-    ahead = bundle.score_all(paths, params.faces)
-    assert [p.status for p in ahead] == [p.status for p in alone]
-    assert ahead[1].status == "unreadable" and ahead[1].reason == alone[1].reason
-    assert [p.prob for p in ahead] == [p.prob for p in alone]
-    assert [p.frame_probs for p in ahead] == [p.frame_probs for p in alone]

@@ -26,14 +26,7 @@ from dfdc.faces.track import Track, TrackBox, build_tracks, iou
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "STORE_VERSION",
-    "Decoded",
-    "decode_video",
-    "extract_video",
-    "faces_params_hash",
-    "video_faces_path",
-]
+__all__ = ["STORE_VERSION", "extract_video", "faces_params_hash", "video_faces_path"]
 
 # Keys that change what is stored for a video; workers and paths do not.
 _HASH_EXCLUDE = {
@@ -58,29 +51,6 @@ def _detect_positions(n: int, every: int) -> list[int]:
     return pos
 
 
-Decoded = tuple[list[SampledFrame], list[int], bool]
-
-
-def decode_video(
-    path: Path, cfg: FacesConfig, reuse: VideoFaces | None = None, threads: int = 0
-) -> Decoded:
-    """What :func:`extract_video` decodes, apart so it can run ahead of the rest (a scorer
-    decodes the next video in a thread while the models run on this one): the sampled frames,
-    the positions detected on, and whether ``reuse``'s frames were taken. Raises
-    :class:`VideoError`."""
-    n_frames = frame_count(path)
-    reusing = reuse is not None and len(reuse.frame) > 0
-    if reusing:
-        indices = np.unique(reuse.frame)
-        indices = indices[indices < n_frames]
-    else:
-        indices = even_indices(n_frames, cfg.frames)
-    det_pos = [] if reusing else _detect_positions(len(indices), cfg.detect_every)
-    detect = {int(indices[p]) for p in det_pos}
-    frames = decode_sampled(path, indices, detect, cfg.detect_max_side, threads)
-    return frames, det_pos, reusing
-
-
 def extract_video(
     path: str | Path,
     cfg: FacesConfig,
@@ -89,13 +59,11 @@ def extract_video(
     threads: int = 0,
     name: str | None = None,
     keep_frames: dict | None = None,
-    decoded: Decoded | VideoError | None = None,
 ) -> VideoFaces:
     """Sample, detect, track and crop one video. Never raises for a bad video: the returned
     status says what happened (``ok``, ``no_face``, ``unreadable``). ``keep_frames``: filled
     with frame index -> the shrunken RGB copy of each detection frame (what a report draws on,
-    so it need not decode the video again). ``decoded``: :func:`decode_video`'s result (or
-    its error) for the same arguments, when it was decoded ahead."""
+    so it need not decode the video again)."""
     path = Path(path)
     t0 = time.perf_counter()
     name = name or path.name
@@ -107,15 +75,21 @@ def extract_video(
         faces_params_hash(cfg),
     )  # fmt: skip
     try:
-        if isinstance(decoded, VideoError):
-            raise decoded
-        frames, det_pos, reusing = decoded or decode_video(path, cfg, reuse, threads)
+        n_frames = frame_count(path)
+        if reuse is not None and len(reuse.frame):
+            indices = np.unique(reuse.frame)
+            indices = indices[indices < n_frames]
+        else:
+            reuse = None
+            indices = even_indices(n_frames, cfg.frames)
+        det_pos = [] if reuse is not None else _detect_positions(len(indices), cfg.detect_every)
+        frames = decode_sampled(
+            path, indices, {int(indices[p]) for p in det_pos}, cfg.detect_max_side, threads
+        )
     except VideoError as exc:
         status.update(status="unreadable", reason=str(exc).split(": ", 1)[-1])
         status["seconds"] = time.perf_counter() - t0
         return empty
-    if not reusing:
-        reuse = None
     status["frames_tried"] = len(frames)
     by_index = {f.index: f for f in frames}
     if keep_frames is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,9 +21,8 @@ import numpy as np
 from dfdc.core.config import FacesConfig, Params
 from dfdc.core.layout import find_checkpoints, fold_name, fold_of, member_name
 from dfdc.core.provenance import describe_training_data, sample_only, sha256_file
-from dfdc.core.video import VideoError
 from dfdc.faces.detect import Detector
-from dfdc.faces.pipeline import Decoded, decode_video, extract_video
+from dfdc.faces.pipeline import extract_video
 from dfdc.inference.aggregate import video_score
 from dfdc.inference.ensemble import Ensemble
 
@@ -136,26 +134,13 @@ class Predictor:
         runs once over the crops (``share=False``: once per model, the reference)."""
         return self.engine.crop_probs(vf.crops, vf.track, vf.frame, share)
 
-    def decode(self, path: str | Path) -> Decoded | VideoError:
-        """The frames :meth:`predict_video` needs (or why they cannot be read): safe to run in
-        another thread, so the next video decodes while this one is scored."""
-        try:
-            return decode_video(Path(path), self.faces_cfg)
-        except VideoError as exc:
-            return exc
-
-    def predict_video(
-        self, path: str | Path, decoded: Decoded | VideoError | None = None
-    ) -> VideoPrediction:
+    def predict_video(self, path: str | Path) -> VideoPrediction:
         """Never raises for a bad video: an unreadable one, or one with no face, scores 0.5.
         ``prob`` is the plain mean of the models' video scores; an :class:`Ensemble` turns
-        the per-model scores into the submitted probability. ``decoded``: :meth:`decode`'s
-        result for ``path``, when it ran ahead."""
+        the per-model scores into the submitted probability."""
         path = Path(path)
         self.last_frames = {}  # detection frames of this video: index -> (small RGB, width)
-        vf = extract_video(
-            path, self.faces_cfg, self.detector, keep_frames=self.last_frames, decoded=decoded
-        )
+        vf = extract_video(path, self.faces_cfg, self.detector, keep_frames=self.last_frames)
         status = vf.status["status"]
         if status != "ok":
             return VideoPrediction(path.name, 0.5, status, vf.status.get("reason"))
@@ -200,11 +185,9 @@ class InferenceBundle:
         """Whether every model was trained on the generated sample only (pages warn of it)."""
         return sample_only([m.trained_on for m in self.predictor.models])
 
-    def score(
-        self, path: str | Path, decoded: Decoded | VideoError | None = None
-    ) -> VideoPrediction:
+    def score(self, path: str | Path) -> VideoPrediction:
         """The video's prediction, ``prob`` under the ensemble when there is one."""
-        pred = self.predictor.predict_video(path, decoded)
+        pred = self.predictor.predict_video(path)
         if pred.status == "ok" and self.ensemble is not None:
             pred.prob = self.ensemble.prob(pred.member_scores)
             pred.frame_scores = _rounded(self.ensemble.frame_scores(pred.frame_probs))
@@ -213,21 +196,15 @@ class InferenceBundle:
     def score_all(
         self, paths: list[str | Path], faces: FacesConfig | None = None, on_result=None
     ) -> list[VideoPrediction]:
-        """Every video's prediction, in order: here, one after the other (the next video
-        decoding in a thread while this one's faces and models run: FFmpeg and the engines
-        release the GIL), or with ``faces.executor: ray`` on ``faces.workers`` Ray actors, each
-        with its own copy of this bundle (the predictions then come back without their crops)."""
+        """Every video's prediction, in order: here, one after the other, or with
+        ``faces.executor: ray`` on ``faces.workers`` Ray actors, each with its own copy of
+        this bundle (the predictions then come back without their crops)."""
         if faces is None or faces.executor != "ray" or len(paths) <= 1:
             out = []
-            with ThreadPoolExecutor(1, thread_name_prefix="dfdc-decode") as ahead:
-                pending = ahead.submit(self.predictor.decode, paths[0]) if paths else None
-                for i, path in enumerate(paths):
-                    decoded = pending.result()
-                    if i + 1 < len(paths):
-                        pending = ahead.submit(self.predictor.decode, paths[i + 1])
-                    out.append(self.score(path, decoded))
-                    if on_result is not None:
-                        on_result(out[-1])
+            for path in paths:
+                out.append(self.score(path))
+                if on_result is not None:
+                    on_result(out[-1])
             return out
         from dfdc.core.executor import RayActors, ray_session
 
