@@ -284,8 +284,10 @@ def distortion_rng(seed: int, video: str, name: str, level: float) -> np.random.
 
 
 def _frames(src: Path, plan: Plan) -> Iterator[np.ndarray]:
+    """The distorted frames, decoded with FFmpeg's threads: beside x264's own threads that
+    made a copy about a fifth faster on 2 cores, with the same bytes."""
     out = 0
-    for f in iter_frames(src, threads=False):
+    for f in iter_frames(src):
         if plan.keep(f.index):
             img = plan.frame(f.image, out)
             if img.shape[1::-1] != plan.size:
