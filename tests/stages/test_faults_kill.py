@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -40,13 +41,18 @@ GONE_WITHIN_S = 5.0  # SIGKILL of a parent is immediate; the rest is the kernel'
 
 @pytest.fixture(scope="module")
 def workspace(tiny_raw, tmp_path_factory) -> Path:
-    """A clone of the project whose data stage's outputs are the tiny sample (8 videos, the
-    test split's included: a run is still extracting when its first file lands, through three
-    stopped runs), with 2 face workers and every frame of its 16-frame clips."""
+    """A clone of the project whose data stage's outputs are the tiny sample with its test
+    videos copied under 6 more names each (20 videos: a run is still extracting when its
+    first file lands, through three stopped runs, on a fast CPU too; with the sample's 8 the
+    third run once finished first), with 2 face workers and every frame of its 16-frame
+    clips."""
     ws = tmp_path_factory.mktemp("kill") / "ws"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(ws)], check=True)
     raw = ws / "data" / "raw"
     shutil.copytree(tiny_raw, raw)
+    for video in sorted((raw / "test_videos").glob("*.mp4")):
+        for letter in "abcdef":
+            shutil.copy(video, video.with_name(f"{video.stem}{letter}.mp4"))
     index = build_index(collect_entries(raw / "train", raw / "test_videos"), workers=1)
     write_parquet(index, ws / "data" / "interim" / "videos.parquet")
     params = yaml.safe_load((ws / "params.yaml").read_text())
@@ -139,7 +145,8 @@ def _stop(run: Run, sig: signal.Signals, faces: Path) -> dict[Path, int]:
 
 def test_a_stopped_run_leaves_nothing_behind_and_the_rerun_resumes(workspace):
     faces = workspace / "data" / "interim" / "faces"
-    total = 8
+    total = len(pd.read_parquet(workspace / "data" / "interim" / "videos.parquet"))
+    assert total == 20
     kept: dict[Path, int] = {}
     runs: list[Run] = []
     try:
