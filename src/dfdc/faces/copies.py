@@ -24,13 +24,13 @@ largest region it needs), so every window goes into the same stream. At 480p tha
 fifth of the frame's pixels; at DFDC's 1080p, a twentieth (``pad: -1`` encodes whole frames).
 
 That still decodes every window again, after the faces stage decoded the same frames: at
-DFDC's size the copies cost 1.5x the faces stage. ``source: crops`` (:func:`copy_crops`)
+DFDC's size the copies cost 1.8x the faces stage. ``source: crops`` (:func:`copy_crops`)
 encodes the training levels from the stored crops instead: no video is decoded, each track's
-crops go into one stream at their size in the frame, and a copy costs about a fifth of the faces
-stage. Their artifacts differ: each crop is predicted from the track's previous sampled crop,
-not the frame before it, so it is a little further from its crop at the same CRF, and a
-`make real` trained on them scored lower on the c40-like copies (docs/robustness.md), so it is
-not the default. The validation levels always come from the video: they stand for a real
+crops go into one stream at their size in the frame, and they cost 0.3-0.4x the faces stage.
+Their artifacts differ: each crop is predicted from the track's previous sampled crop, not the
+frame before it, so it is a little further from its crop at the same CRF, and a `make real`
+trained on them scored lower on the c40-like copies (docs/robustness.md), so it is not the
+default. The validation levels always come from the video: they stand for a real
 re-encode, and the c40-like figures are measured on them.
 """
 

@@ -19,10 +19,10 @@ class CompressConfig:
 
     when: Literal["auto", "always", "never"] = "auto"
     # Where a training level's copy is encoded from: video (the frames around each crop,
-    # decoded again: about 1.5x the faces stage at 1080p) or crops (each track's stored crops,
-    # no video decoded: a fifth of the faces stage, and the out-of-fold c40-like figures
-    # dropped: docs/robustness.md). Validation levels always come from the video: they stand
-    # for a real re-encode.
+    # decoded again: 1.8-2.3x the faces stage) or crops (each track's stored crops, no video
+    # decoded: 0.3-0.4x the faces stage, and the out-of-fold c40-like figures dropped:
+    # docs/robustness.md). Validation levels always come from the video: they stand for a
+    # real re-encode.
     source: Literal["video", "crops"] = "video"
     train_crf: tuple[int, ...] = ranged((28, 33, 42), 0, 51)
     train_downscale: tuple[float, ...] = ranged((0.5,), 0.05, 1)
