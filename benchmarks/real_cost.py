@@ -65,7 +65,7 @@ from dfdc.crops.datasets import crop_items, epoch_plan, fake_originals
 from dfdc.crops.transforms import eval_transform
 from dfdc.dataset.index import build_index, collect_entries
 from dfdc.faces.batch import run_faces
-from dfdc.faces.copies import copy_levels, frame_windows, made_from, run_copies
+from dfdc.faces.copies import copy_levels, frame_windows, made_from, run_copies, track_rows
 from dfdc.faces.store import decode_crop, load_video_faces
 from dfdc.inference.predict import bundle_from_params
 from dfdc.kinds.backbones import build_model
@@ -103,12 +103,10 @@ def encoder_floor(copies: pd.DataFrame, index: pd.DataFrame, cfg) -> float:
         for file in rows["file"]:
             status = load_video_faces(file, crops=False).status
             if status.get("made_from") == "crops":  # each track's crops, as copy_crops orders
-                tracks = [np.flatnonzero(source.track == t) for t in np.unique(source.track)]
                 streams = [
-                    [cv2.resize(decode_crop(source.crops[i]), (side, side)) for i in
-                     t[np.argsort(source.frame[t], kind="stable")]]
-                    for t, (side, _) in zip(tracks, status["streams"], strict=True)
-                ]  # fmt: skip
+                    [cv2.resize(decode_crop(source.crops[i]), (side, side)) for i in rows]
+                    for rows, (side, _) in zip(track_rows(source), status["streams"], strict=True)
+                ]
             else:
                 if frames is None:
                     order = frame_windows(source.frame, cfg.context)

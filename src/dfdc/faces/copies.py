@@ -75,6 +75,7 @@ __all__ = [
     "frame_windows",
     "made_from",
     "run_copies",
+    "track_rows",
 ]  # fmt: skip  (CopyLevel, copy_levels, copy_tables: dfdc.faces.copy_levels, re-exported)
 
 # Bumped when what a copy's file holds changes, so old copies are redone, not misread.
@@ -218,6 +219,12 @@ def _resize(img: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(img, (side, side), interpolation=how)
 
 
+def track_rows(faces: VideoFaces) -> list[np.ndarray]:
+    """Each track's row indices in frame order: the order :func:`copy_crops` encodes them."""
+    rows = [np.flatnonzero(faces.track == t) for t in np.unique(faces.track)]
+    return [r[np.argsort(faces.frame[r], kind="stable")] for r in rows]
+
+
 def copy_crops(
     faces: VideoFaces,
     levels: list[CopyLevel],
@@ -233,11 +240,8 @@ def copy_crops(
     nothing outside it; the same rows and order as ``faces``."""
     crops = [decode_crop(c) for c in faces.crops]
     out: dict[str, VideoFaces] = {}
-    if not crops:
-        return {lv.name: replace(faces, crops=[]) for lv in levels}
-    size = crops[0].shape[0]
-    tracks = [np.flatnonzero(faces.track == t) for t in np.unique(faces.track)]
-    tracks = [rows[np.argsort(faces.frame[rows], kind="stable")] for rows in tracks]
+    size = crops[0].shape[0]  # a faces file holds at least one crop (the stage's table rows)
+    tracks = track_rows(faces)
     with tempfile.TemporaryDirectory(prefix="dfdc-copy-") as tmp:
         for level in levels:
             made: list[bytes] = [b""] * len(crops)
@@ -248,8 +252,7 @@ def copy_crops(
                 path = Path(tmp) / f"{level.name}-{k}.mp4"
                 _encode([_resize(crops[i], side) for i in rows], (side, side), level.crf, fps, path)
                 encoded += path.stat().st_size
-                with av.open(str(path)) as container:
-                    frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+                frames = [f.image for f in iter_frames(path)]
                 if len(frames) != len(rows):
                     raise VideoError(f"{faces.video}: the {level.name} copy lost crops")
                 for i, frame in zip(rows, frames, strict=True):
